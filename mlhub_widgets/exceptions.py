@@ -1,0 +1,105 @@
+"""The exception hierarchy of mlhub_widgets.
+
+Everything the library raises on purpose derives from :class:`MLHubException`. HTTP failures
+carry the status code, the method, the URL (with the API key masked) and the server's message.
+
+::
+
+    MLHubException
+    ├── APIKeyNotFound          no key could be resolved, or a profile is unusable
+    ├── ProfileError            the profiles file is unreadable or malformed (also APIKeyNotFound)
+    ├── MLHubResponseError      the server answered something that is not what the API promises
+    ├── MLHubHTTPError          any HTTP status >= 400 after retries
+    │   ├── AuthenticationError 401: missing or wrong API key
+    │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
+    └── DownloadError           a download finished with failed assets (see err_report.csv)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .redact import redact_text, redact_url
+
+
+class MLHubException(Exception):
+    """Base class of every error raised on purpose by mlhub_widgets."""
+
+
+class APIKeyNotFound(MLHubException):
+    """No API key could be resolved from arguments, the environment or a profile."""
+
+
+class ProfileError(APIKeyNotFound):
+    """The profiles file, or a profile in it, is missing, unreadable or malformed."""
+
+
+class MLHubResponseError(MLHubException):
+    """The server sent a body that is not what the API promises (e.g. HTML instead of JSON)."""
+
+    def __init__(self, message: str, *, url: str | None = None, status_code: int | None = None):
+        self.url = redact_url(url) if url else None
+        self.status_code = status_code
+        super().__init__(redact_text(message))
+
+
+class MLHubHTTPError(MLHubException):
+    """The API answered with an HTTP error status (after any retries).
+
+    Attributes:
+        status_code: the HTTP status.
+        method: the request method.
+        url: the request URL with the ``key`` parameter masked.
+        detail: the server's own message (``detail`` of a JSON error body), if any.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        url: str,
+        detail: str | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.method = method.upper()
+        self.url = redact_url(url)
+        self.detail = redact_text(detail) if detail else None
+        if message is None:
+            message = f"{self.status_code} error for {self.method} {self.url}"
+            if self.detail:
+                message += f": {self.detail}"
+        super().__init__(redact_text(message))
+
+
+class AuthenticationError(MLHubHTTPError):
+    """401: the endpoint needs an API key and none, or a wrong one, was sent."""
+
+
+class EntityDoesNotExist(MLHubHTTPError):
+    """404: the requested dataset, collection, item, model, catalogue or archive does not exist."""
+
+
+class DownloadError(MLHubException):
+    """A download ended with assets that could not be fetched.
+
+    The job is resumable: running the same download again retries only what is missing.
+    """
+
+    def __init__(self, message: str, *, failed: int = 0, report: Path | None = None) -> None:
+        self.failed = failed
+        self.report = report
+        super().__init__(redact_text(message))
+
+
+__all__ = [
+    "APIKeyNotFound",
+    "AuthenticationError",
+    "DownloadError",
+    "EntityDoesNotExist",
+    "MLHubException",
+    "MLHubHTTPError",
+    "MLHubResponseError",
+    "ProfileError",
+]
