@@ -6,11 +6,12 @@ goes through :func:`redact_url` or :func:`redact_text` first.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-_KEY_IN_TEXT = re.compile(r"(?i)([?&;]key=)[^&#\s'\"]*")
+_KEY_IN_TEXT = re.compile(r"(?i)(\bkey=)[^&#\s'\"]*")
 
 
 def redact_url(url: str) -> str:
@@ -41,3 +42,25 @@ def mask_key(key: str | None) -> str:
     if not key:
         return "(none)"
     return "****" + key[-6:] if len(key) > 12 else "****"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks ``key=...`` in a record's rendered message.
+
+    Installed on ``urllib3.connectionpool``, whose debug lines contain full request URLs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Mask API keys in the request lines third-party HTTP libraries log (idempotent)."""
+    for name in ("urllib3.connectionpool",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -39,9 +39,10 @@ from .exceptions import (
     MLHubHTTPError,
     MLHubResponseError,
 )
-from .redact import redact_text, redact_url
+from .redact import install_log_redaction, redact_text, redact_url
 
 log = logging.getLogger(__name__)
+install_log_redaction()
 
 DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
 ANONYMOUS_PROFILE = "__anonymous__"
@@ -228,6 +229,7 @@ class Session(requests.Session):
 
     def _error_for(self, response: requests.Response, method: str, url: str) -> MLHubHTTPError:
         detail = _detail(response)
+        detail = self.redact(detail) if detail else None
         status = response.status_code
         if status == 401:
             why = "No API key was sent" if self.anonymous else "The API key was rejected"

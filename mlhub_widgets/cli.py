@@ -1,0 +1,197 @@
+"""The ``mlhub`` command line.
+
+Each area of the package registers its subcommands in its own ``_add_*`` function below; the
+command implementations live in the modules they belong to. Exit status: 0 success, 1 the
+operation failed (e.g. some assets failed), 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from . import profiles
+from ._version import __version__
+from .exceptions import MLHubException, ProfileError
+from .redact import mask_key
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Bad arguments detected after parsing (exit status 2)."""
+
+
+def _err(message: str) -> None:
+    print(f"mlhub: error: {message}", file=sys.stderr)
+
+
+def add_session_options(parser: argparse.ArgumentParser) -> None:
+    """``--profile``, ``--api-key`` and ``--root-url`` for commands that talk to the API."""
+    group = parser.add_argument_group("connection")
+    group.add_argument("--profile", help="profile in the profiles file (default: MLHUB_PROFILE)")
+    group.add_argument("--api-key", help="API key (default: MLHUB_API_KEY or the profile)")
+    group.add_argument("--root-url", help="API root URL (default: MLHUB_ROOT_URL or profile)")
+
+
+def session_kwargs(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ``get_session`` keyword arguments given on the command line."""
+    return {
+        "api_key": getattr(args, "api_key", None),
+        "profile": getattr(args, "profile", None),
+        "root_url": getattr(args, "root_url", None),
+    }
+
+
+# ---------------------------------------------------------------------------- profiles
+def _cmd_configure(args: argparse.Namespace) -> int:
+    path = profiles.profiles_path()
+    name = args.profile or profiles.DEFAULT_PROFILE
+    key = args.api_key
+    if not key:
+        if sys.stdin.isatty():
+            key = getpass.getpass("API Key: ")
+        else:
+            key = sys.stdin.readline()
+    key = (key or "").strip()
+    if not key:
+        raise UsageError("no API key given")
+    existing = {p.name: p for p in profiles.list_profiles(path)}
+    if name in existing and not args.force:
+        old = mask_key(existing[name].api_key)
+        if sys.stdin.isatty():
+            answer = input(f"Overwrite existing API key {old} of profile '{name}'? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Aborted; profile unchanged.", file=sys.stderr)
+                return 1
+    written = profiles.save_profile(name, key, args.root_url, path)
+    print(f"Wrote profile '{name}' to {written}")
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    path = profiles.profiles_path()
+    found = profiles.list_profiles(path)
+    if not found:
+        print(f"No profiles in {path} (create one with: mlhub configure)")
+        return 0
+    width = max(len(p.name) for p in found)
+    for p in found:
+        root = p.root_url or "(default root URL)"
+        print(f"{p.name:<{width}}  {mask_key(p.api_key)}  {root}")
+    return 0
+
+
+def _add_profile_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "configure",
+        help="save an API key to a profile",
+        description="Save an API key (and optionally a root URL) to a profile in "
+        "$MLHUB_HOME/profiles (mode 0600). Without --api-key the key is read from a hidden "
+        "prompt, or from the first line of standard input when it is not a terminal.",
+    )
+    p.add_argument("--profile", help="profile name (default: default)")
+    p.add_argument("--api-key", help="the key (prefer the prompt: keeps it out of shell history)")
+    p.add_argument("--root-url", help="API root URL to store with the profile")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key without asking")
+    p.set_defaults(handler=_cmd_configure)
+
+    p = sub.add_parser("profiles", help="list profiles with masked keys")
+    p.set_defaults(handler=_cmd_profiles)
+
+
+# ---------------------------------------------------------------------------- hub
+def _add_hub_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "hub",
+        help="run the bundled MLHub-compatible hub",
+        description="Serve the bundled sample data (or --data DIR) as an MLHub-compatible API "
+        "on loopback, until Ctrl-C.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="API port (default: a free port)")
+    p.add_argument("--storage-port", type=int, default=0, help="storage port (default: free)")
+    p.add_argument("--data", help="data directory to serve (default: bundled sample)")
+    p.add_argument("--require-key", help="answer 401 unless this key is sent")
+    p.set_defaults(handler=_cmd_hub)
+
+
+def _cmd_hub(args: argparse.Namespace) -> int:
+    from . import hub
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    argv += ["--storage-port", str(args.storage_port)]
+    if args.data:
+        argv += ["--data", args.data]
+    if args.require_key:
+        argv += ["--require-key", args.require_key]
+    return hub.main(argv)
+
+
+# ---------------------------------------------------------------------------- discovery
+def _add_discovery_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """datasets, collections, items, models, info (see mlhub_widgets.discovery)."""
+
+
+# ---------------------------------------------------------------------------- download
+def _add_download_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """download, archive (see mlhub_widgets.download)."""
+
+
+# ---------------------------------------------------------------------------- demo
+def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """demo (the explorer on the bundled hub)."""
+
+
+# ---------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``mlhub`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="mlhub",
+        description="Find and download Earth-observation ML training data (Radiant MLHub API).",
+    )
+    parser.add_argument("--version", action="version", version=f"mlhub_widgets {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_profile_commands(sub)
+    _add_hub_commands(sub)
+    _add_discovery_commands(sub)
+    _add_download_commands(sub)
+    _add_demo_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mlhub`` command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or bad usage (2)
+        return int(exc.code or 0)
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except (UsageError, ValueError, TypeError, ProfileError) as exc:
+        _err(str(exc))
+        return 2
+    except MLHubException as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
