@@ -144,6 +144,22 @@ def _add_download_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
 # ---------------------------------------------------------------------------- demo
 def _add_demo_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """demo (the explorer on the bundled hub)."""
+    p = sub.add_parser(
+        "demo",
+        help="open the explorer in Voila against the bundled hub",
+        description="Start the bundled hub on 127.0.0.1 and serve notebooks/01-explorer.ipynb "
+        "with Voila, printing both URLs. Ctrl-C stops both.",
+    )
+    p.add_argument("--port", type=int, default=8866, help="Voila port (default 8866)")
+    p.add_argument("--data", help="data directory for the hub (default: bundled sample)")
+    p.add_argument("--no-voila", action="store_true", help="only run the hub")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(port=args.port, data_dir=args.data, voila=not args.no_voila)
 
 
 # ---------------------------------------------------------------------------- main
