@@ -1,0 +1,97 @@
+"""Command line of the hub: ``mlhub hub`` / ``python -m mlhub_widgets.hub``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Sequence
+
+from .faults import FaultConfig
+
+__all__ = ["add_arguments", "build_parser", "main", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the hub's options to ``parser`` (for a ``hub`` subcommand of a larger CLI)."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=0, help="API port (default: any free port)")
+    parser.add_argument(
+        "--storage-port", type=int, default=0, help="storage port (default: any free port)"
+    )
+    parser.add_argument(
+        "--data", default=None, metavar="DIR", help="data directory (default: the bundled sample)"
+    )
+    parser.add_argument(
+        "--require-key",
+        default=None,
+        metavar="KEY",
+        help="answer 401 to protected routes without it",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay added to every response"
+    )
+    parser.add_argument(
+        "--connect-latency-ms",
+        type=float,
+        default=0.0,
+        help="extra delay on the first request of each connection",
+    )
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="fraction of asset requests answered 5xx/429"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random faults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The stand-alone parser of ``python -m mlhub_widgets.hub``."""
+    parser = argparse.ArgumentParser(
+        prog="mlhub hub",
+        description="Serve an MLHub-compatible API and blob store on loopback until Ctrl-C.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Start a hub from parsed ``args``, print its URLs, and serve until ``stop`` or Ctrl-C."""
+    from .server import Hub
+
+    faults = FaultConfig(
+        latency_ms=args.latency_ms,
+        connect_latency_ms=args.connect_latency_ms,
+        error_rate=args.error_rate,
+        seed=args.seed,
+    )
+    hub = Hub(
+        args.data,
+        host=args.host,
+        port=args.port,
+        storage_port=args.storage_port,
+        require_key=args.require_key,
+        faults=faults,
+    )
+    hub.start()
+    stop = stop or threading.Event()
+    try:
+        print(f"MLHub API:  {hub.url}", flush=True)
+        print(f"storage:    {hub.storage_url}", flush=True)
+        ids = hub.dataset_ids()
+        print(f"datasets ({len(ids)}): {', '.join(ids)}", flush=True)
+        if args.require_key:
+            print("API key required on items, catalog and archive routes", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mlhub hub [--host H] [--port N] [--storage-port N] [--data DIR] [--require-key KEY]``."""
+    return run(build_parser().parse_args(list(argv) if argv is not None else None))
