@@ -20,3 +20,16 @@ def hub() -> Iterator[Hub]:
     """
     with serve() as running:
         yield running
+
+
+# -- isolation from the developer's own configuration ---------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlhub_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the real ~/.mlhub or inherits MLHUB_* settings."""
+    for var in ("MLHUB_API_KEY", "MLHUB_PROFILE", "MLHUB_ROOT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLHUB_HOME", str(tmp_path_factory.mktemp("mlhub-home")))
