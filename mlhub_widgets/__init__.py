@@ -6,6 +6,10 @@ thin Jupyter widget views on top (:mod:`mlhub_widgets.widgets`) and an ``mlhub``
 
 from __future__ import annotations
 
+import importlib
+import logging
+from typing import Any
+
 from ._version import __version__
 from .exceptions import (
     APIKeyNotFound,
@@ -19,17 +23,61 @@ from .exceptions import (
 )
 from .session import ANONYMOUS_PROFILE, Session, get_session
 
+# A library never configures logging; this only stops Python's last-resort handler from
+# printing our warnings (e.g. from background threads) when the application has no handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "ANONYMOUS_PROFILE",
     "APIKeyNotFound",
     "AuthenticationError",
+    "Collection",
+    "Dataset",
     "DownloadError",
+    "DownloadJob",
     "EntityDoesNotExist",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "MLModel",
     "ProfileError",
     "Session",
     "__version__",
+    "collections",
+    "datasets",
+    "download_archive",
+    "download_dataset",
+    "explorer",
     "get_session",
+    "items",
+    "models",
+    "plan_download",
+    "tags",
 ]
+
+# Discovery (pandas/geopandas) and the object layer are imported on first use, so that
+# ``import mlhub_widgets`` and the ``mlhub`` command stay fast. ``models`` is the
+# :mod:`mlhub_widgets.models` module, which is callable: ``mlhub_widgets.models()`` is
+# :func:`mlhub_widgets.discovery.models` and ``mlhub_widgets.models.Dataset`` the class.
+_DISCOVERY_EXPORTS = frozenset({"collections", "datasets", "items", "tags"})
+_MODEL_EXPORTS = {"Collection": "Collection", "Dataset": "Dataset", "MLModel": "MLModel"}
+_DOWNLOAD_EXPORTS = frozenset(
+    {"DownloadJob", "download_archive", "download_dataset", "plan_download"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy export: ``import mlhub_widgets`` must not import ipywidgets (an optional extra).
+    if name in _DISCOVERY_EXPORTS:
+        return getattr(importlib.import_module(".discovery", __name__), name)
+    if name == "models" or name in _MODEL_EXPORTS:
+        # import_module, not ``from . import models``: that would recurse into __getattr__
+        module = importlib.import_module(".models", __name__)
+        return module if name == "models" else getattr(module, _MODEL_EXPORTS[name])
+    if name in _DOWNLOAD_EXPORTS:
+        return getattr(importlib.import_module(".download", __name__), name)
+    if name == "explorer":
+        from .widgets import explorer
+
+        return explorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,135 @@
+"""Small pieces shared by the panels: theme-aware CSS, the status line, formatting."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import ipywidgets as W
+
+from ..state import ExplorerState
+
+#: Width of the description column of labelled inputs, so the inputs of a panel line up.
+LABEL_STYLE = {"description_width": "120px"}
+
+#: Styles for the explorer. Only JupyterLab CSS variables (with neutral fallbacks) are used for
+#: colours, so the panels follow the light and dark themes of JupyterLab, Notebook 7, Voila and
+#: VS Code; nothing paints a white background.
+CSS = """
+<style>
+.mlhub-status { min-height: 1.5em; line-height: 1.4; }
+.mlhub-msg { padding: 2px 6px; border-radius: 3px; display: inline-block; white-space: normal; }
+.mlhub-msg-error { color: var(--jp-error-color1, #c62828);
+  border-left: 3px solid var(--jp-error-color1, #c62828); }
+.mlhub-msg-busy { color: var(--jp-ui-font-color2, #616161); }
+.mlhub-msg-ok { color: var(--jp-success-color1, #2e7d32); }
+.mlhub-msg-warn { color: var(--jp-warn-color1, #e65100); }
+.mlhub-help { color: var(--jp-ui-font-color2, #616161); font-size: 0.92em; }
+.mlhub-summary { border-bottom: 1px solid var(--jp-border-color2, #bdbdbd); padding: 2px 0 6px 0;
+  margin-bottom: 4px; }
+.mlhub-kv { border-collapse: collapse; }
+.mlhub-kv td, .mlhub-kv th { padding: 1px 10px 1px 0; text-align: left; vertical-align: top; }
+.mlhub-kv th { color: var(--jp-ui-font-color2, #616161); font-weight: normal; }
+.mlhub-table-wrap { border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px; }
+.mlhub-results .mlhub-cell { padding: 2px 6px; overflow: hidden; text-overflow: ellipsis;
+  font-size: 0.92em; line-height: 1.35; }
+.mlhub-results .mlhub-row-odd { background: var(--jp-layout-color2, rgba(127,127,127,0.08)); }
+.mlhub-results .mlhub-row-selected, .mlhub-results .mlhub-row-selected .mlhub-cell {
+  background: var(--jp-brand-color3, rgba(33,150,243,0.18)); }
+.mlhub-chip { display: inline-block; padding: 0 5px; margin: 1px 2px 1px 0; border-radius: 8px;
+  border: 1px solid var(--jp-border-color2, #bdbdbd); font-size: 0.85em; }
+.mlhub-results .widget-button.mlhub-title-button { text-align: left; justify-content: flex-start;
+  white-space: normal; height: auto; min-height: 28px; line-height: 1.25; padding: 3px 6px; }
+.mlhub-sort-button { font-weight: bold; justify-content: flex-start; }
+.mlhub-detail { line-height: 1.45; }
+.mlhub-detail h3 { margin: 4px 0; }
+.mlhub-detail .mlhub-desc { max-height: 9em; overflow: auto; }
+.mlhub-tabular { font-variant-numeric: tabular-nums; }
+.mlhub-collection-box { border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px;
+  padding: 4px 8px; margin: 0 8px 8px 0; }
+.mlhub-collection-box .widget-checkbox { width: auto; }
+</style>
+"""
+
+
+def css_widget() -> W.HTML:
+    """An invisible HTML widget carrying the explorer's CSS (include it once per view)."""
+    widget = W.HTML(CSS, layout=W.Layout(display="none"))
+    widget.add_class("mlhub-css")
+    return widget
+
+
+def esc(value: object) -> str:
+    """HTML-escape any value (None → empty)."""
+    return "" if value is None else html.escape(str(value))
+
+
+def msg_html(kind: str, text: str) -> str:
+    """A message span; ``kind`` is error, busy, ok or warn."""
+    icon = {
+        "error": "⚠ ",
+        "busy": '<i class="fa fa-spinner fa-spin" aria-hidden="true"></i> ',
+        "ok": "✓ ",
+        "warn": "⚠ ",
+    }.get(kind, "")
+    role = ' role="alert"' if kind == "error" else ""
+    return f'<span class="mlhub-msg mlhub-msg-{kind}"{role}>{icon}{esc(text)}</span>'
+
+
+class StatusLine(W.HTML):  # type: ignore[misc]
+    """Shows the busy state, the error, or the notice of some areas of an :class:`ExplorerState`.
+
+    Errors win over busy labels, which win over notices. Updated from any thread.
+    """
+
+    def __init__(self, state: ExplorerState, areas: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_class("mlhub-status")
+        self._state = state
+        self._areas = tuple(areas)
+        self._text = ""
+        state.observe(self._render, names=["busy", "errors", "notices"])
+        self._render()
+
+    def _render(self, _change: object = None) -> None:
+        st = self._state
+        parts = [msg_html("error", st.errors[a]) for a in self._areas if st.errors.get(a)]
+        if not parts:
+            parts = [msg_html("busy", st.busy[a]) for a in self._areas if st.busy.get(a)]
+        if not parts:
+            parts = [msg_html("ok", st.notices[a]) for a in self._areas if st.notices.get(a)]
+        text = "<br>".join(parts)
+        if text != self._text:
+            self._text = text
+            self.value = text
+
+
+def human_bytes(n: float | None) -> str:
+    """``1536`` → ``"1.5 KB"`` (decimal units, like download managers)."""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def human_duration(seconds: float | None) -> str:
+    """``75`` → ``"1:15"``; ``None`` → ``"–"``."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def close_tree(widget: W.Widget) -> None:
+    """Close a widget and, for boxes, every widget inside it (frees the front-end models)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()

@@ -1,0 +1,174 @@
+"""The explorer: every panel around one :class:`~mlhub_widgets.state.ExplorerState`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import ipywidgets as W
+
+from ..state import ExplorerState, Filters
+from ._common import css_widget, esc, human_bytes
+from .content_filter import ContentFilterPanel
+from .date_range import DateRangePanel
+from .download_panel import DownloadPanel
+from .login import LoginPanel
+from .map_filter import MapFilterPanel
+from .search import SearchPanel
+
+# Library loggers must not print from worker threads (ipykernel 7 routes thread output badly);
+# without any handler, Python's last-resort handler would write WARNINGs to stderr.
+logging.getLogger("mlhub_widgets").addHandler(logging.NullHandler())
+
+TAB_TITLES = ("1 · Connect", "2 · Dataset", "3 · Area", "4 · Dates", "5 · Content", "6 · Download")
+
+
+class Explorer(W.VBox):  # type: ignore[misc]
+    """The dataset explorer widget returned by :func:`explorer`.
+
+    Attributes:
+        state: the shared :class:`~mlhub_widgets.state.ExplorerState`.
+        login, search, map, dates, content, download: the panels.
+        tabs: the :class:`ipywidgets.Tab` holding them.
+
+    ``filters``, ``dataset`` and ``job`` read and set the state from code; the panels follow.
+    """
+
+    def __init__(
+        self,
+        state: ExplorerState | None = None,
+        *,
+        demo: bool = False,
+        basemap: str | None = "default",
+    ) -> None:
+        self.state = state if state is not None else ExplorerState()
+        st = self.state
+        self.login = LoginPanel(st, demo=demo)
+        self.search = SearchPanel(st)
+        self.map = MapFilterPanel(st, basemap=basemap)
+        self.dates = DateRangePanel(st)
+        self.content = ContentFilterPanel(st)
+        self.download = DownloadPanel(st)
+        self.tabs = W.Tab(
+            [self.login, self.search, self.map, self.dates, self.content, self.download],
+            titles=TAB_TITLES,
+        )
+        self.tabs.add_class("mlhub-tabs")
+        self.summary = W.HTML()
+        self.summary.add_class("mlhub-summary")
+        super().__init__([css_widget(), self.summary, self.tabs])
+        self.add_class("mlhub-explorer")
+        st.observe(
+            self._render_summary,
+            names=["connection", "dataset_id", "detail", "filters", "job_state", "progress"],
+        )
+        st.observe(self._on_session, names="session")
+        self._render_summary()
+
+    # -- code access ---------------------------------------------------------------------------
+    @property
+    def filters(self) -> Filters:
+        """The current :class:`~mlhub_widgets.state.Filters` (settable; a dict works too)."""
+        value: Filters = self.state.filters
+        return value
+
+    @filters.setter
+    def filters(self, value: Filters | dict[str, Any]) -> None:
+        self.state.set_trait("filters", value)
+
+    @property
+    def dataset(self) -> str | None:
+        """The selected dataset id (settable)."""
+        value: str | None = self.state.dataset_id
+        return value
+
+    @dataset.setter
+    def dataset(self, dataset_id: str | None) -> None:
+        self.state.select_dataset(dataset_id)
+
+    @property
+    def job(self) -> Any:
+        """The current :class:`~mlhub_widgets.download.DownloadJob` (settable: the panel follows
+        a job started from code)."""
+        return self.state.job
+
+    @job.setter
+    def job(self, job: Any) -> None:
+        self.state.job = job
+
+    # -- rendering -----------------------------------------------------------------------------
+    def _on_session(self, change: dict[str, Any]) -> None:
+        if change["old"] is None and change["new"] is not None and self.tabs.selected_index == 0:
+            self.tabs.selected_index = 1
+
+    def _render_summary(self, _change: object = None) -> None:
+        st = self.state
+        conn = esc(st.connection) if st.connection else "not connected"
+        ds = "no dataset selected"
+        if st.dataset_id:
+            title = st.detail.get("title") if st.detail else None
+            ds = f"<b>{esc(title or st.dataset_id)}</b>"
+        job = ""
+        p = st.progress
+        if st.job_state not in ("idle",) and p is not None:
+            job = (
+                f" · download {esc(st.job_state)} {p.fraction * 100:.0f} % "
+                f"({human_bytes(p.bytes_done)})"
+            )
+        self.summary.value = (
+            f'<div><b>MLHub explorer</b> · <span class="mlhub-help">{conn}</span></div>'
+            f"<div>{ds} · {esc(st.filters.describe())}{job}</div>"
+        )
+
+
+def explorer(
+    session: Any = None,
+    *,
+    dataset: str | None = None,
+    output_dir: str = ".",
+    demo: bool = False,
+    basemap: str | None = "default",
+) -> Explorer:
+    """Open the dataset explorer: log in, find a dataset, filter it, download it.
+
+    Args:
+        session: an :class:`~mlhub_widgets.Session` to use. Without one the explorer connects
+            with the configured key/profile/``MLHUB_ROOT_URL`` (or, with ``demo=True``, to the
+            bundled demo hub started in this kernel); problems show in the Connect tab.
+        dataset: a dataset id to select once connected.
+        output_dir: where downloads go (``MLHUB_OUTPUT_DIR`` overrides the default ``"."``).
+        demo: use the bundled demo hub (offline, no key).
+        basemap: ``"osm"``, ``None``/``"none"`` or a tile URL template (default:
+            ``MLHUB_BASEMAP`` or ``"osm"``); country outlines are always drawn.
+
+    Returns:
+        The :class:`Explorer` widget (display it, or let the notebook display it). Its
+        ``state``, ``filters``, ``dataset`` and ``job`` can be used from code.
+    """
+    if output_dir == ".":
+        output_dir = os.environ.get("MLHUB_OUTPUT_DIR", ".")
+    state = ExplorerState(session=session, output_dir=output_dir)
+    ex = Explorer(state, demo=demo, basemap=basemap)
+    if dataset:
+        _select_when_connected(state, dataset)
+    if session is not None:
+        state.load_tags()
+        state.search()
+        ex.tabs.selected_index = 1
+    else:
+        state.connect(demo=demo)
+    return ex
+
+
+def _select_when_connected(state: ExplorerState, dataset_id: str) -> None:
+    if state.session is not None:
+        state.select_dataset(dataset_id)
+        return
+
+    def on_session(change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            state.unobserve(on_session, names="session")
+            state.select_dataset(dataset_id)
+
+    state.observe(on_session, names="session")

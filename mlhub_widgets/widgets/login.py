@@ -1,0 +1,181 @@
+"""LoginPanel: API key, profiles, root URL or the bundled demo hub, and "Test connection"."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ipywidgets as W
+
+from ..session import DEFAULT_ROOT_URL, ROOT_URL_ENV
+from ..state import ExplorerState
+from ._common import LABEL_STYLE, StatusLine, css_widget, esc
+
+NO_PROFILE = ""
+
+
+class LoginPanel(W.VBox):  # type: ignore[misc]
+    """Connect to an MLHub API: key or profile, root URL or the bundled demo hub.
+
+    "Test connection" runs in the background and shows who answered (server and number of
+    datasets) or exactly what went wrong (401 message, unreachable host, wrong URL); on success
+    the session becomes :attr:`ExplorerState.session`, used by every other panel.
+
+    Args:
+        state: the shared state (a new one if omitted).
+        demo: preselect "Bundled demo hub".
+    """
+
+    def __init__(self, state: ExplorerState | None = None, *, demo: bool = False) -> None:
+        self.state = state if state is not None else ExplorerState()
+        st = self.state
+        configured = os.environ.get(ROOT_URL_ENV) or DEFAULT_ROOT_URL
+
+        self.server = W.Dropdown(
+            options=[
+                ("the API at the root URL below", "url"),
+                ("the bundled demo hub (offline, in this kernel, no key)", "demo"),
+            ],
+            value="demo" if demo else "url",
+            description="Server",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.root_url = W.Text(
+            value=configured,
+            description="Root URL",
+            placeholder="https://…/mlhub/v1/",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.profile = W.Dropdown(
+            options=[("(none: use the key below or the environment)", NO_PROFILE)],
+            value=NO_PROFILE,
+            description="Profile",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.api_key = W.Password(
+            description="API key",
+            placeholder="empty: profile, MLHUB_API_KEY or anonymous",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.connect_button = W.Button(
+            description="Test connection",
+            button_style="primary",
+            icon="plug",
+            tooltip="Connect with these settings and show who answered",
+        )
+        self.profile_name = W.Text(
+            description="Save as profile",
+            placeholder="profile name, e.g. default",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(400px, 100%)"),
+        )
+        self.save_button = W.Button(
+            description="Save profile",
+            icon="save",
+            tooltip="Save the API key and root URL above as a profile in the profiles file",
+        )
+        self.connection = W.HTML()
+        self.status = StatusLine(st, ["login"])
+        self.profile_status = StatusLine(st, ["profiles"])
+        self.help = W.HTML(
+            '<span class="mlhub-help">Keys and profiles are the ones of <code>mlhub configure'
+            "</code> (profiles file <code>$MLHUB_HOME/profiles</code>). The bundled demo hub "
+            "needs neither.</span>"
+        )
+
+        for widget, cls in [
+            (self.server, "mlhub-server"),
+            (self.root_url, "mlhub-root-url"),
+            (self.profile, "mlhub-profile"),
+            (self.api_key, "mlhub-api-key"),
+            (self.connect_button, "mlhub-connect"),
+            (self.profile_name, "mlhub-profile-name"),
+            (self.save_button, "mlhub-save-profile"),
+            (self.connection, "mlhub-connection"),
+            (self.status, "mlhub-login-status"),
+            (self.profile_status, "mlhub-profile-status"),
+        ]:
+            widget.add_class(cls)
+
+        super().__init__(
+            [
+                css_widget(),
+                self.server,
+                self.root_url,
+                self.profile,
+                self.api_key,
+                self.connect_button,
+                self.status,
+                self.connection,
+                W.HBox(
+                    [self.profile_name, self.save_button, self.profile_status],
+                    layout=W.Layout(align_items="center", flex_flow="row wrap"),
+                ),
+                self.help,
+            ]
+        )
+        self.add_class("mlhub-login")
+        self.add_class("mlhub-panel")
+
+        self.connect_button.on_click(self._on_connect)
+        self.save_button.on_click(self._on_save)
+        self.server.observe(self._on_server, names="value")
+        self.profile.observe(self._on_profile, names="value")
+        st.observe(self._render_profiles, names="profiles")
+        st.observe(self._render_connection, names=["connection", "session"])
+        st.observe(self._render_busy, names="busy")
+        self._on_server()
+        self._render_profiles()
+        self._render_connection()
+        st.refresh_profiles()
+
+    # -- intent ------------------------------------------------------------------------------
+    def _on_connect(self, _button: object = None) -> None:
+        demo = self.server.value == "demo"
+        self.state.connect(
+            api_key=self.api_key.value or None,
+            profile=self.profile.value or None,
+            root_url=None if demo else (self.root_url.value.strip() or None),
+            demo=demo,
+        )
+
+    def _on_save(self, _button: object = None) -> None:
+        root = None if self.server.value == "demo" else (self.root_url.value.strip() or None)
+        self.state.save_profile(self.profile_name.value, self.api_key.value, root)
+
+    def _on_server(self, _change: object = None) -> None:
+        self.root_url.disabled = self.server.value == "demo"
+
+    def _on_profile(self, change: dict[str, Any]) -> None:
+        root = self.state.profile_urls.get(change["new"]) if change["new"] else None
+        if root:
+            self.root_url.value = root
+            self.server.value = "url"
+
+    # -- rendering -----------------------------------------------------------------------------
+    def _render_profiles(self, _change: object = None) -> None:
+        names = list(self.state.profiles)
+        options = [("(none: use the key below or the environment)", NO_PROFILE)]
+        options += [(name, name) for name in names]
+        current = self.profile.value if self.profile.value in names else NO_PROFILE
+        if list(self.profile.options) != options:
+            with self.profile.hold_trait_notifications():
+                self.profile.options = options
+                self.profile.value = current
+
+    def _render_connection(self, _change: object = None) -> None:
+        text = self.state.connection
+        self.connection.value = (
+            f'<span class="mlhub-msg mlhub-msg-ok">✓ {esc(text)}</span>'
+            if text
+            else '<span class="mlhub-help">Not connected.</span>'
+        )
+
+    def _render_busy(self, _change: object = None) -> None:
+        busy = self.state.is_busy("login")
+        self.connect_button.disabled = busy
+        self.save_button.disabled = self.state.is_busy("profiles")
