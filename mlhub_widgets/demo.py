@@ -7,6 +7,7 @@ exactly as to a remote API.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,13 +27,20 @@ def find_explorer_notebook() -> Path:
         candidate = base / "notebooks" / "01-explorer.ipynb"
         if candidate.is_file():
             return candidate
-    import nbformat
-
     folder = Path(tempfile.mkdtemp(prefix="mlhub-demo-"))
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell(EXPLORER_CELL))
+    cell: dict[str, object] = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": "explorer",
+        "metadata": {},
+        "outputs": [],
+        "source": EXPLORER_CELL,
+    }
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = {"cells": [cell], "metadata": {"kernelspec": kernel}, "nbformat": 4}
+    notebook["nbformat_minor"] = 5
     path = folder / "01-explorer.ipynb"
-    nbformat.write(nb, path)
+    path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
     return path
 
 
