@@ -2,8 +2,15 @@
 """Benchmark the bundled hub: small-asset req/s, large-file MB/s, start-up and tarball times.
 
     .venv/bin/python benchmarks/bench_hub.py                 # everything, ~1 minute
-    .venv/bin/python benchmarks/bench_hub.py --only small    # small | large | startup
-    .venv/bin/python benchmarks/bench_hub.py --huge          # also the 1M-asset start-up
+    .venv/bin/python benchmarks/bench_hub.py --only small    # small | large | catalog
+    .venv/bin/python benchmarks/bench_hub.py --only catalog --huge   # 10k, 100k and 1M assets
+
+``catalog`` (alias ``startup``) times, for synthetic datasets of 10k/100k(/1M) assets, a hub
+process's start-up, first and second ``/items`` pages, catalogue tarball build + download (hub
+CPU too), first ``/search`` and the hub's RSS; then restarts the hub on the same ports to show
+the tarball served from the on-disk cache. To time a *client* without the hub's one-off work,
+warm the hub first: ``hub.warm()`` / ``hub.catalog_blob(dataset_id)`` in process, or
+``python -m mlhub_widgets.hub --warm`` (builds everything before printing the URLs).
 
 The hub runs in its own process (``python -m mlhub_widgets.hub``), as it does for a downloader
 under test, so the load generator does not share its interpreter. Load comes from ``wrk`` when
@@ -234,42 +241,107 @@ def loopback_ceiling(nbytes: int = 1 << 30) -> float:
     return got / took / 1e9
 
 
-def bench_startup(n_assets: int, per_item: int = 5) -> None:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process in MB (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = re.search(r"VmRSS:\s+(\d+) kB", status)
+    hwm = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return (int(rss.group(1)) / 1024 if rss else 0.0, int(hwm.group(1)) / 1024 if hwm else 0.0)
+
+
+def bench_catalog(n_assets: int, per_item: int = 5) -> None:
+    """Catalogue tarball build, first items page, search and RSS of a hub process.
+
+    The hub runs in its own process on fixed ports with its catalogue cache in ``_work``; it is
+    started twice, the second time to show the cached tarball after a restart.
+    """
+    import requests
+
     name = f"bench_start_{n_assets}"
     data = WORK / f"startup_{n_assets}"
     n_items = n_assets // per_item
     t0 = time.perf_counter()
-    make_synthetic_dataset(data, name, n_items, per_item, checksums=False)
+    if not (data / name / "mlhub-dataset.json").is_file():
+        make_synthetic_dataset(data, name, n_items, per_item, checksums=False)
     made = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    hub = Hub(data).start()
-    started = time.perf_counter() - t0
+    hub = Hub(data, cache_dir=False).start()
     try:
-        import requests
-
-        t0 = time.perf_counter()
-        r = requests.get(hub.url + f"catalog/{name}", timeout=600)
-        tar_s = time.perf_counter() - t0
-        assert r.status_code == 200
-        t0 = time.perf_counter()
-        page = requests.get(hub.url + f"collections/{name}_source/items", params={"limit": 100},
-                            timeout=600)  # fmt: skip
-        items_s = time.perf_counter() - t0
-        assert page.json()["context"]["matched"] == n_items
+        t0, c0 = time.perf_counter(), time.process_time()
+        blob = hub.catalog_blob(name)
+        print(
+            f"{n_assets:,} assets: catalogue tarball ({blob.size / 1e6:.1f} MB) built in process "
+            f"in {time.perf_counter() - t0:.2f}s wall, {time.process_time() - c0:.2f}s CPU"
+        )
     finally:
         hub.stop()
-    print(
-        f"{n_assets:,} assets ({n_items:,} items): write dataset {made:.1f}s, hub start-up "
-        f"{started * 1000:.0f} ms, catalog tarball {len(r.content) / 1e6:.1f} MB built+served in "
-        f"{tar_s:.1f}s, first items page {items_s:.1f}s"
-    )
+    cache = WORK / "catalog-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    ports = [f"--port={free_port()}", f"--storage-port={free_port()}", f"--cache-dir={cache}"]
+    cid = f"{name}_source"
+    for run in ("cold", "restarted"):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlhub_widgets.hub", "--data", str(data), *ports],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.stdout is not None
+        api = proc.stdout.readline().split()[-1]
+        proc.stdout.readline()
+        started = time.perf_counter() - t0
+        try:
+            s = requests.Session()
+            t0 = time.perf_counter()
+            page = s.get(f"{api}collections/{cid}/items", params={"limit": 100}, timeout=600)
+            first_page = time.perf_counter() - t0
+            assert page.json()["context"]["matched"] == n_items
+            nxt = next(x["href"] for x in page.json()["links"] if x["rel"] == "next")
+            t0 = time.perf_counter()
+            s.get(nxt, timeout=600).raise_for_status()
+            second_page = time.perf_counter() - t0
+            cpu0 = cpu_seconds(proc.pid)
+            t0 = time.perf_counter()
+            tar = s.get(f"{api}catalog/{name}", timeout=600)
+            tar_s = time.perf_counter() - t0
+            tar_cpu = cpu_seconds(proc.pid) - cpu0
+            assert tar.status_code == 200
+            t0 = time.perf_counter()
+            found = s.get(
+                f"{api}search", params={"bbox": "0,0,10,10", "limit": 100}, timeout=600
+            ).json()
+            search_s = time.perf_counter() - t0
+            rss, peak = memory_mb(proc.pid)
+        finally:
+            stop_hub(proc)
+        if run == "cold":
+            print(
+                f"{n_assets:,} assets ({n_items:,} items, items.jsonl "
+                f"{(data / name / cid / 'items.jsonl').stat().st_size / 1e6:.0f} MB; written in "
+                f"{made:.1f}s): hub start-up {started * 1000:.0f} ms; first items page (100) "
+                f"{first_page * 1000:.0f} ms, second {second_page * 1000:.0f} ms; catalog "
+                f"tarball {len(tar.content) / 1e6:.1f} MB built+served in {tar_s:.2f}s "
+                f"(hub CPU {tar_cpu:.2f}s); first search (bbox, {found['numberMatched']:,} "
+                f"matched) {search_s:.2f}s; hub RSS {rss:.0f} MB (peak {peak:.0f} MB)"
+            )
+        else:
+            print(
+                f"{n_assets:,} assets, hub restarted on the same ports: catalog tarball served "
+                f"from the cache in {tar_s:.2f}s; first items page {first_page * 1000:.0f} ms"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--only", choices=("small", "large", "startup"))
+    parser.add_argument("--only", choices=("small", "large", "startup", "catalog"))
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--huge", action="store_true", help="also 1M assets at start-up")
+    parser.add_argument("--huge", action="store_true", help="also 1M assets (catalog/startup)")
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
@@ -293,9 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             bench_large(storage, "bench_big", 20, proc.pid)
         finally:
             stop_hub(proc)
-    if args.only in (None, "startup"):
+    if args.only in (None, "startup", "catalog"):
         for n in (10_000, 100_000, *((1_000_000,) if args.huge else ())):
-            bench_startup(n)
+            bench_catalog(n)
     return 0
 
 

@@ -50,7 +50,13 @@ def test_landing_page(hub: Hub) -> None:
     body = get(hub, "").json()
     recorded = fixture("root.json", hub)
     assert body["id"] == recorded["id"] == "stac-fastapi"
-    assert body["conformsTo"] == recorded["conformsTo"]
+    # The recorded classes first, then those of what the hub adds (STAC API 1.0 item search).
+    assert body["conformsTo"][: len(recorded["conformsTo"])] == recorded["conformsTo"]
+    assert "https://api.stacspec.org/v1.0.0/item-search" in body["conformsTo"]
+    assert get(hub, "conformance").json() == {"conformsTo": body["conformsTo"]}
+    searches = [link for link in body["links"] if link["rel"] == "search"]
+    assert sorted(link["method"] for link in searches) == ["GET", "POST"]
+    assert {link["href"] for link in searches} == {hub.url + "search"}
     children = [link["href"] for link in body["links"] if link["rel"] == "child"]
     assert len(children) == 105  # 103 recorded collections + the demo's two
     assert {link["href"] for link in recorded["links"] if link["rel"] == "child"} <= set(children)

@@ -108,7 +108,7 @@ def test_malformed_requests(hub: Hub, raw: bytes, status: bytes) -> None:
 def test_request_body_is_consumed(hub: Hub) -> None:
     sock = connect(hub.url)
     sock.sendall(
-        b"POST /mlhub/v1/search HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+        b"POST /mlhub/v1/datasets HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
         b"GET /mlhub/v1/models HTTP/1.1\r\n\r\n"
     )
     answers = read_responses(sock, 2)

@@ -11,7 +11,20 @@ store that the API redirected downloads to::
         hub.storage_url   # "http://127.0.0.1:41235/"
         hub.faults = FaultConfig(error_rate=0.05, seed=1)
 
-From a shell: ``python -m mlhub_widgets.hub --port 8000`` (see :func:`main`).
+Besides the MLHub endpoints the API origin answers STAC API Item Search, ``GET``/``POST
+{hub.url}search`` over every collection (see :mod:`.search`), and ``{hub.url}conformance``. The
+storage origin also serves each dataset's catalogue as a static STAC catalogue,
+``{hub.storage_url}catalogs/{dataset_id}/catalog.json`` (:meth:`Hub.static_catalog_url`, see
+:mod:`.static`).
+
+Large synthetic datasets (``sample.make_synthetic_dataset``) are served lazily: items pages read
+only their lines of ``items.jsonl``; catalogue tarballs are built on first request (~1 s CPU per
+100,000 assets) and kept in an on-disk cache (:mod:`.catalog`). To time a client without the
+hub's one-off work, warm the hub first::
+
+    hub.warm()                        # or hub.catalog_blob("my_dataset") for one tarball
+
+From a shell: ``python -m mlhub_widgets.hub --port 8000 [--warm]`` (see :func:`main`).
 """
 
 from __future__ import annotations

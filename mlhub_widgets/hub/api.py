@@ -9,41 +9,52 @@ items, 303 redirects to the storage origin for catalogue and archive downloads, 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
-import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+import numpy as np
+
 from .http import Request, Response
-from .store import API_PLACEHOLDER, JSON, parse_time
+from .items import ItemSource
+from .search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    HTTPError,
+    MatchCache,
+    SearchQuery,
+    match_source,
+    parse_bbox,
+    parse_interval,
+    query_from_get,
+    query_from_post,
+)
+from .store import API_PLACEHOLDER, JSON
 from .synth import Body
 
 if TYPE_CHECKING:
     from .server import Hub
 
-__all__ = ["NO_KEY_DETAIL", "ApiRoutes"]
+__all__ = ["CONFORMANCE", "NO_KEY_DETAIL", "ApiRoutes", "HTTPError"]
 
 NO_KEY_DETAIL = "Must provide API key or Bearer token to access this route."
-MAX_LIMIT = 10_000
-DEFAULT_LIMIT = 10
 GZIP_MIN = 1400
+#: Conformance classes the hub implements, added to the recorded landing page's list.
+CONFORMANCE = (
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+)
 _JSON_CT = ("Content-Type", "application/json")
 
 
 def json_bytes(obj: Any) -> bytes:
     """Compact JSON, as FastAPI writes it."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-class HTTPError(Exception):
-    """Raised by route code to answer ``{"detail": detail}`` with ``status``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 class _Static:
@@ -63,8 +74,8 @@ class ApiRoutes:
         self.hub = hub
         self.store = hub.store
         self._static: dict[str, _Static] = {}
-        self._item_text: dict[tuple[str, int], str] = {}
-        self._filtered: dict[tuple[str, str, str], list[int]] = {}
+        self._filtered: dict[tuple[str, str, str], np.ndarray[Any, np.dtype[np.int64]]] = {}
+        self._searches = MatchCache()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -114,9 +125,9 @@ class ApiRoutes:
 
     def handle(self, req: Request, sub: str) -> Response | Awaitable[Response]:
         """Answer ``req``; ``sub`` is the path below the API root (no leading slash)."""
-        if req.method not in ("GET", "HEAD"):
-            return self.error(req, 405, "Method Not Allowed")
         parts = [p for p in sub.split("/") if p] if sub else []
+        if req.method not in ("GET", "HEAD") and not (req.method == "POST" and parts == ["search"]):
+            return self.error(req, 405, "Method Not Allowed")
         try:
             return self._route(req, parts)
         except HTTPError as exc:
@@ -127,9 +138,11 @@ class ApiRoutes:
             return self._static_json(req, "/", self._landing)
         head, n = parts[0], len(parts)
         if head == "conformance" and n == 1:
-            return self._static_json(
-                req, "conformance", lambda: {"conformsTo": self.store.landing.get("conformsTo", [])}
-            )
+            return self._static_json(req, "conformance", lambda: {"conformsTo": self._conforms()})
+        if head == "search" and n == 1:
+            if not self._authorized(req):
+                raise HTTPError(401, NO_KEY_DETAIL)
+            return self._search(req)
         if head == "datasets":
             if n == 1:
                 return self._datasets(req)
@@ -177,8 +190,8 @@ class ApiRoutes:
                 "title": "mlhub_widgets bundled hub",
                 "description": "MLHub-compatible API served by mlhub_widgets",
                 "stac_version": "1.0.0",
-                "conformsTo": [],
             }
+        base["conformsTo"] = self._conforms()
         root = API_PLACEHOLDER
         links: list[JSON] = [
             {"rel": "self", "type": "application/json", "href": root},
@@ -190,6 +203,20 @@ class ApiRoutes:
                 "title": "STAC/WFS3 conformance classes implemented by this server",
                 "href": f"{root}conformance",
             },
+            {
+                "rel": "search",
+                "type": "application/geo+json",
+                "title": "STAC search",
+                "href": f"{root}search",
+                "method": "GET",
+            },
+            {
+                "rel": "search",
+                "type": "application/geo+json",
+                "title": "STAC search",
+                "href": f"{root}search",
+                "method": "POST",
+            },
         ]
         links += [
             {"rel": "child", "type": "application/json", "href": f"{root}collections/{cid}"}
@@ -197,6 +224,10 @@ class ApiRoutes:
         ]
         base["links"] = links
         return base
+
+    def _conforms(self) -> list[str]:
+        recorded = [str(c) for c in self.store.landing.get("conformsTo") or []]
+        return recorded + [c for c in CONFORMANCE if c not in recorded]
 
     def _collections(self) -> JSON:
         root = API_PLACEHOLDER
@@ -234,25 +265,31 @@ class ApiRoutes:
                 return self._static_json(req, f"m/{model_id}", lambda found=model: found)
         raise HTTPError(404, f"Model {model_id} does not exist.")
 
-    def _item_json(self, cid: str, idx: int) -> str:
-        key = (cid, idx)
-        text = self._item_text.get(key)
-        if text is None:
-            item = self.store.items(cid).items[idx]
-            text = self.rewrite(json.dumps(item, separators=(",", ":")))
-            if len(self._item_text) > 200_000:
-                self._item_text.clear()
-            self._item_text[key] = text
-        return text
+    def _offload(self, req: Request, work: Callable[[], Response]) -> Awaitable[Response]:
+        """Run ``work`` in the hub's thread pool (indexing must not block the event loop)."""
 
-    def _item(self, req: Request, cid: str, item_id: str) -> Response:
-        col = self.store.items(cid)
-        idx = col.index.get(item_id)
-        if idx is None:
-            raise HTTPError(404, f"Item {item_id} in Collection {cid} does not exist.")
-        return self._json(req, 200, self._item_json(cid, idx).encode())
+        async def run() -> Response:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, work)
+            except HTTPError as exc:
+                return self.error(req, exc.status, exc.detail)
 
-    def _items(self, req: Request, cid: str) -> Response:
+        return run()
+
+    def _item(self, req: Request, cid: str, item_id: str) -> Response | Awaitable[Response]:
+        def work() -> Response:
+            source = self.store.items(cid)
+            idx = source.position(item_id)
+            if idx is None:
+                raise HTTPError(404, f"Item {item_id} in Collection {cid} does not exist.")
+            ((_, text),) = source.api_page([idx])
+            return self._json(req, 200, self.rewrite(text).encode())
+
+        if self.store.items_loaded(cid) and self.store.items(cid).ready(item_id=item_id):
+            return work()
+        return self._offload(req, work)
+
+    def _items(self, req: Request, cid: str) -> Response | Awaitable[Response]:
         q = req.query
         try:
             limit = int(q.get("limit", [str(DEFAULT_LIMIT)])[-1])
@@ -263,20 +300,44 @@ class ApiRoutes:
         limit = min(limit, MAX_LIMIT)
         bbox_s = q.get("bbox", [""])[-1]
         dt_s = q.get("datetime", [""])[-1]
-        matched = self._matching(cid, bbox_s, dt_s)
-        col = self.store.items(cid)
+        if bbox_s:
+            parse_bbox(bbox_s)
+        if dt_s:
+            parse_interval(dt_s)
         token = q.get("token", [""])[-1]
+        ref = token.partition(":")[2] if token else None
+
+        def work() -> Response:
+            return self._items_page(req, cid, limit, bbox_s, dt_s, token)
+
+        if self.store.items_loaded(cid) and self.store.items(cid).ready(
+            arrays=bool(bbox_s or dt_s), item_id=ref
+        ):
+            return work()
+        return self._offload(req, work)
+
+    def _items_page(
+        self, req: Request, cid: str, limit: int, bbox_s: str, dt_s: str, token: str
+    ) -> Response:
+        source = self.store.items(cid)
+        matched = self._matching(source, bbox_s, dt_s)
+        total = len(source) if matched is None else len(matched)
         start = 0
         if token:
             kind, _, ref = token.partition(":")
-            pos = {i: p for p, i in enumerate(matched)}.get(col.index.get(ref, -1))
-            if kind not in ("next", "prev") or pos is None:
+            pos = source.position(ref) if kind in ("next", "prev") else None
+            if pos is not None and matched is not None:
+                at = int(np.searchsorted(matched, pos))
+                pos = at if at < len(matched) and int(matched[at]) == pos else None
+            if pos is None:
                 raise HTTPError(400, f"Invalid pagination token {token}")
             start = pos + 1 if kind == "next" else max(0, pos - limit)
-        page = matched[start : start + limit]
+        stop = min(total, start + limit)
+        positions = range(start, stop) if matched is None else [int(i) for i in matched[start:stop]]
+        page = source.api_page(positions)
         root = self.hub.url
         base = f"{root}collections/{cid}"
-        keep: list[tuple[str, str]] = [("limit", str(limit))] if "limit" in q else []
+        keep: list[tuple[str, str]] = [("limit", str(limit))] if "limit" in req.query else []
         if bbox_s:
             keep.append(("bbox", bbox_s))
         if dt_s:
@@ -287,10 +348,8 @@ class ApiRoutes:
             {"rel": "root", "type": "application/json", "href": root},
             {"rel": "self", "type": "application/json", "href": base},
         ]
-        if start + limit < len(matched) and page:
-            nxt = urlencode(
-                [*keep, ("token", f"next:{col.items[page[-1]]['id']}")], quote_via=quote
-            )
+        if stop < total and page:
+            nxt = urlencode([*keep, ("token", f"next:{page[-1][0]}")], quote_via=quote)
             links.append(
                 {
                     "rel": "next",
@@ -300,7 +359,7 @@ class ApiRoutes:
                 }
             )
         if start > 0 and page:
-            prv = urlencode([*keep, ("token", f"prev:{col.items[page[0]]['id']}")], quote_via=quote)
+            prv = urlencode([*keep, ("token", f"prev:{page[0][0]}")], quote_via=quote)
             links.append(
                 {
                     "rel": "previous",
@@ -309,41 +368,120 @@ class ApiRoutes:
                     "href": f"{base}/items?{prv}",
                 }
             )
-        context = json.dumps({"limit": limit, "matched": len(matched), "returned": len(page)})
-        text = '{{"type":"FeatureCollection","context":{},"features":[{}],"links":{}}}'.format(
-            context,
-            ",".join(self._item_json(cid, i) for i in page),
-            json.dumps(links),
+        context = json.dumps({"limit": limit, "matched": total, "returned": len(page)})
+        features = self.rewrite(",".join(text for _, text in page))
+        links_s = json.dumps(links)
+        text = (
+            f'{{"type":"FeatureCollection","context":{context},'
+            f'"features":[{features}],"links":{links_s}}}'
         )
         return self._json(req, 200, text.encode())
 
-    def _matching(self, cid: str, bbox_s: str, dt_s: str) -> list[int]:
-        key = (cid, bbox_s, dt_s)
+    def _matching(
+        self, source: ItemSource, bbox_s: str, dt_s: str
+    ) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """Positions of the items passing the ``/items`` filters (None: all of them)."""
+        if not bbox_s and not dt_s:
+            return None
+        key = (source.collection_id, bbox_s, dt_s)
         hit = self._filtered.get(key)
         if hit is not None:
             return hit
-        col = self.store.items(cid)
-        idx = list(range(len(col.items)))
-        if bbox_s:
-            box = _parse_bbox(bbox_s)
-            idx = [
-                i
-                for i in idx
-                if (b := col.bboxes[i]) is not None
-                and b[0] <= box[2]
-                and b[2] >= box[0]
-                and b[1] <= box[3]
-                and b[3] >= box[1]
-            ]
-        if dt_s:
-            lo, hi = _parse_interval(dt_s)
-            idx = [
-                i for i in idx if (t := col.intervals[i]) is not None and t[0] <= hi and t[1] >= lo
-            ]
+        arrays = source.arrays()
+        mask = np.ones(len(source), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if bbox_s:
+                x0, y0, x1, y1 = parse_bbox(bbox_s)
+                b = arrays.bbox
+                mask &= (b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0)
+            if dt_s:
+                lo, hi = parse_interval(dt_s)
+                t = arrays.interval
+                mask &= (t[:, 0] <= hi) & (t[:, 1] >= lo)
+        idx = np.flatnonzero(mask).astype(np.int64)
         if len(self._filtered) > 256:
             self._filtered.clear()
         self._filtered[key] = idx
         return idx
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _search(self, req: Request) -> Awaitable[Response]:
+        if req.method == "POST":
+            query = query_from_post(req.body)
+        else:
+            query = query_from_get(req.query)
+        query.start()  # validate the token before any work
+        return self._offload(req, lambda: self._search_page(req, query))
+
+    def search_collections(self, wanted: list[str] | None) -> list[str]:
+        """The collections a search covers, in result order."""
+        if wanted is not None:
+            return list(dict.fromkeys(wanted))
+        ids = dict.fromkeys(self.store.collections)
+        ids.update(dict.fromkeys(self.store.collection_dataset))
+        return list(ids)
+
+    def _search_page(self, req: Request, q: SearchQuery) -> Response:
+        matched = self._searches.get(q.key)
+        if matched is None:
+            matched = []
+            for cid in self.search_collections(q.collections):
+                positions = match_source(self.store.items(cid), q)
+                if len(positions):
+                    matched.append((cid, positions))
+            self._searches.put(q.key, matched)
+        total = sum(len(p) for _, p in matched)
+        start = q.start()
+        stop = min(total, start + q.limit)
+        texts: list[str] = []
+        offset = 0
+        for cid, positions in matched:
+            lo, hi = max(start - offset, 0), min(stop - offset, len(positions))
+            if lo < hi:
+                page = self.store.items(cid).api_page([int(i) for i in positions[lo:hi]])
+                texts += [text for _, text in page]
+            offset += len(positions)
+        root = self.hub.url
+        links: list[JSON] = [
+            {"rel": "root", "type": "application/json", "href": root},
+            {"rel": "self", "type": "application/geo+json", "href": f"{root}search"},
+        ]
+        if stop < total:
+            links.append(self._search_link(q, "next", f"next:{stop}"))
+        if start > 0 and texts:
+            links.append(self._search_link(q, "previous", f"prev:{max(0, start - q.limit)}"))
+        body = (
+            '{{"type":"FeatureCollection","numberMatched":{n},"numberReturned":{k},'
+            '"context":{{"limit":{lim},"matched":{n},"returned":{k}}},'
+            '"features":[{f}],"links":{links}}}'
+        ).format(
+            n=total,
+            k=len(texts),
+            lim=q.limit,
+            f=self.rewrite(",".join(texts)),
+            links=json.dumps(links),
+        )
+        return self._json(req, 200, body.encode())
+
+    def _search_link(self, q: SearchQuery, rel: str, token: str) -> JSON:
+        href = f"{self.hub.url}search"
+        if q.method == "POST":
+            return {
+                "rel": rel,
+                "type": "application/geo+json",
+                "method": "POST",
+                "href": href,
+                "body": {**q.echo_body, "token": token},
+                "merge": False,
+            }
+        query = urlencode([*q.echo_pairs, ("token", token)], quote_via=quote)
+        return {
+            "rel": rel,
+            "type": "application/geo+json",
+            "method": "GET",
+            "href": f"{href}?{query}",
+        }
 
     def _catalog(self, req: Request, ds_id: str, *, info: bool) -> Response | Awaitable[Response]:
         ds = self.store.datasets.get(ds_id)
@@ -421,41 +559,3 @@ def _matches(rec: JSON, tags: list[str], texts: list[str]) -> bool:
         if v
     ).lower()
     return any(t in haystack for t in texts)
-
-
-def _parse_bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise HTTPError(400, f"Invalid bbox {text}") from None
-    if len(vals) == 6:
-        vals = [vals[0], vals[1], vals[3], vals[4]]
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-        raise HTTPError(400, f"Invalid bbox {text}")
-    if vals[0] > vals[2] or vals[1] > vals[3]:
-        raise HTTPError(400, f"Invalid bbox {text}")
-    return (vals[0], vals[1], vals[2], vals[3])
-
-
-def _parse_interval(text: str) -> tuple[float, float]:
-    try:
-        if "/" in text:
-            a, b = text.split("/", 1)
-            lo = float("-inf") if a in ("", "..") else _instant(a, end=False)
-            hi = float("inf") if b in ("", "..") else _instant(b, end=True)
-        else:
-            lo = _instant(text, end=False)
-            hi = _instant(text, end=True)
-    except ValueError:
-        raise HTTPError(400, f"Invalid datetime {text}") from None
-    if lo > hi:
-        raise HTTPError(400, f"Invalid datetime {text}")
-    return lo, hi
-
-
-def _instant(text: str, *, end: bool) -> float:
-    t = text.strip()
-    if len(t) == 10:  # a bare date stands for the whole day
-        start = parse_time(t + "T00:00:00Z")
-        return start + 86_399.999 if end else start
-    return parse_time(t)

@@ -41,6 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--error-rate", type=float, default=0.0, help="fraction of asset requests answered 5xx/429"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random faults")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="where built catalogue tarballs are kept across restarts "
+        "(default: $MLHUB_HUB_CACHE or a folder in the temp dir)",
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="keep built catalogue tarballs in memory only"
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="build every catalogue tarball and item index before printing the URLs",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +85,13 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         storage_port=args.storage_port,
         require_key=args.require_key,
         faults=faults,
+        cache_dir=False if getattr(args, "no_cache", False) else getattr(args, "cache_dir", None),
     )
     hub.start()
     stop = stop or threading.Event()
     try:
+        if getattr(args, "warm", False):
+            hub.warm()
         print(f"MLHub API:  {hub.url}", flush=True)
         print(f"storage:    {hub.storage_url}", flush=True)
         ids = hub.dataset_ids()

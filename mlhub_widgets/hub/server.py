@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
 import threading
 import time
@@ -17,9 +18,11 @@ from urllib.parse import urlsplit
 
 from . import synth
 from .api import ApiRoutes, json_bytes
+from .catalog import CatalogCache, build_catalog, default_cache_dir
 from .faults import NO_FAULT, FaultConfig, FaultDecision, FaultState
-from .http import Handler, HTTPProtocol, Request, Response
-from .storage import Blob, StorageRoutes, blob_of
+from .http import FileBody, Handler, HTTPProtocol, Request, Response
+from .static import StaticCatalogs
+from .storage import Blob, StorageRoutes, blob_of, blob_with_md5
 from .store import BLOB_ROOT, FILES_PLACEHOLDER, RECORDED_ROOTS, Store, record_mtime
 from .synth import Body
 
@@ -61,6 +64,12 @@ class Hub:
         require_key: if set, items, catalogue and archive routes need ``?key=`` or
             ``Authorization: Bearer`` with this value (401 otherwise).
         faults: initial :class:`FaultConfig` (none by default).
+        cache_dir: where built catalogue tarballs are kept across restarts (keyed by the hub's
+            URLs and the dataset's files); ``None``: ``$MLHUB_HUB_CACHE`` or a folder in the
+            temp dir; ``False``: keep them in memory only.
+
+    Benchmarks should build what they need before timing a client: :meth:`warm` (or
+    :meth:`catalog_blob` per dataset) builds the catalogue tarballs and indexes the items.
     """
 
     def __init__(
@@ -72,8 +81,14 @@ class Hub:
         storage_port: int = 0,
         require_key: str | None = None,
         faults: FaultConfig | None = None,
+        cache_dir: Path | str | Literal[False] | None = None,
     ) -> None:
         self.store = Store(data_dir)
+        self._cache = (
+            None
+            if cache_dir is False
+            else CatalogCache(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        )
         self.host = host
         self._port = port
         self._storage_port = storage_port
@@ -97,6 +112,7 @@ class Hub:
         self._lock = threading.Lock()
         self.api = ApiRoutes(self)
         self.storage = StorageRoutes(self)
+        self.static = StaticCatalogs(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -107,7 +123,7 @@ class Hub:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._executor = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="mlhub-hub")
+        self._executor = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="mlhub-hub")
         loop.set_default_executor(self._executor)
 
         def run() -> None:
@@ -157,8 +173,10 @@ class Hub:
         return self
 
     def _warm_up(self) -> None:
-        """Index the generated assets in the background, so the first asset request is fast."""
+        """Index items files and generated assets in the background, so first requests are fast."""
         try:
+            for cid in self.store.jsonl_collections():
+                self.store.items(cid)
             self.store.known_blob_paths()
         except Exception:  # pragma: no cover - reported again on first use
             log.exception("indexing the hub's assets failed")
@@ -229,7 +247,10 @@ class Hub:
         self._fault_state.reset()
 
     def counters(self) -> dict[tuple[str, str], int]:
-        """Requests so far by ``(kind, method)``; kind in api/catalog/archive/asset/other."""
+        """Requests so far by ``(kind, method)``.
+
+        Kinds: api/catalog/archive/asset/static (static catalogue documents)/other.
+        """
         return self._counters.copy()
 
     def count(self, kind: str | None = None, method: str | None = None) -> int:
@@ -309,7 +330,11 @@ class Hub:
         return self._catalogs.get(ds_id)
 
     def catalog_blob(self, ds_id: str) -> Blob:
-        """Build (once) and return the catalogue tarball of ``ds_id`` for this hub's URLs."""
+        """Build (once) and return the catalogue tarball of ``ds_id`` for this hub's URLs.
+
+        This is the way to pre-build ("warm") a catalogue before timing a client: the first
+        call builds it (or finds it in the on-disk cache), later calls and requests reuse it.
+        """
         hit = self._catalogs.get(ds_id)
         if hit is not None:
             return hit
@@ -320,12 +345,60 @@ class Hub:
             if hit is not None:
                 return hit
             t0 = time.perf_counter()
-            data = self.store.build_catalog(ds_id, self.rewrite)
-            mtime = record_mtime(self.store.datasets[ds_id])
-            blob = blob_of(data, "application/octet-stream", mtime)
+            ds = self.store.datasets[ds_id]
+            mtime = record_mtime(ds)
+            how = "built"
+            blob: Blob | None = None
+            if self._cache is not None:
+                path = self._cache.path_for(ds, self.url, self.storage_url)
+                found = self._cache.lookup(path)
+                if found is None:
+                    try:
+                        found = self._cache.store(
+                            path, lambda fh: build_catalog(self.store, ds, self.rewrite, fh)
+                        )
+                    except OSError as exc:
+                        log.warning("catalogue cache %s unusable: %s", self._cache.directory, exc)
+                else:
+                    how = "found cached"
+                if found is not None:
+                    size, md5 = found
+                    blob = blob_with_md5(
+                        FileBody(path, size), "application/octet-stream", mtime, md5
+                    )
+            if blob is None:
+                buf = io.BytesIO()
+                build_catalog(self.store, ds, self.rewrite, buf)
+                blob = blob_of(buf.getvalue(), "application/octet-stream", mtime)
             self._catalogs[ds_id] = blob
-            log.info("built catalog %s (%d B) in %.2fs", ds_id, len(data), time.perf_counter() - t0)
+            log.info(
+                "%s catalog %s (%d B) in %.2fs", how, ds_id, blob.size, time.perf_counter() - t0
+            )
             return blob
+
+    def warm(self, *ds_ids: str, catalogs: bool = True, items: bool = True) -> None:
+        """Do up front what the first requests for ``ds_ids`` (default: all) would do.
+
+        Builds the catalogue tarballs (:meth:`catalog_blob`) and opens the collections' items
+        with their id index, so a benchmark times only the client. Needs a started hub.
+        """
+        for ds_id in ds_ids or tuple(self.store.datasets):
+            ds = self.store.datasets[ds_id]
+            if catalogs and ds.has_catalog:
+                self.catalog_blob(ds_id)
+            if items:
+                for cid in ds.collection_ids:
+                    self.store.items(cid).ids()
+
+    def static_catalog_url(self, ds_id: str) -> str:
+        """URL of the root of the static STAC catalogue of ``ds_id`` (see :mod:`.static`).
+
+        ``{storage_url}catalogs/{ds_id}/catalog.json``: relative links to the collections and
+        items, asset hrefs absolute on the storage origin.
+        """
+        if ds_id not in self.store.datasets or not self.store.datasets[ds_id].has_catalog:
+            raise KeyError(f"dataset {ds_id} has no catalogue")
+        return self.static.url(ds_id)
 
     async def catalog_blob_async(self, ds_id: str) -> Blob:
         """:meth:`catalog_blob` without blocking the event loop."""
@@ -472,6 +545,7 @@ def serve(
     storage_port: int = 0,
     require_key: str | None = None,
     faults: FaultConfig | None = None,
+    cache_dir: Path | str | Literal[False] | None = None,
 ) -> Iterator[Hub]:
     """Run a :class:`Hub` for the duration of a ``with`` block.
 
@@ -485,6 +559,7 @@ def serve(
         storage_port=storage_port,
         require_key=require_key,
         faults=faults,
+        cache_dir=cache_dir,
     )
     hub.start()
     try:

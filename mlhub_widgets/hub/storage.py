@@ -2,7 +2,9 @@
 
 Serves catalogue tarballs (``mlhub/catalogs/<dataset>.tar.gz``, built per hub), collection
 archives (``mlhub/archives/<collection>.tar.gz``), real files of data-directory datasets
-(``files/<dataset>/<path>``) and generated assets (any other known ``mlhub/...`` path).
+(``files/<dataset>/<path>``), generated assets (any other known ``mlhub/...`` path) and the
+static STAC catalogues of the datasets (``catalogs/<dataset>/catalog.json`` and the documents it
+links to, see :mod:`.static`).
 
 Every blob carries ``Content-Length``, ``Content-Type``, ``Accept-Ranges: bytes``, a quoted
 ``ETag``, ``Last-Modified`` and, for bodies up to 4 MiB, ``Content-MD5`` (base64 MD5, as Azure
@@ -14,6 +16,7 @@ sends for single-shot uploads). ``Range`` (``a-b``, ``a-``, ``-n``) answers 206 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import threading
@@ -30,7 +33,7 @@ from .synth import Body
 if TYPE_CHECKING:
     from .server import Hub
 
-__all__ = ["Blob", "StorageRoutes", "parse_range"]
+__all__ = ["Blob", "StorageRoutes", "blob_of", "blob_with_md5", "parse_range"]
 
 #: Last-Modified of generated assets at version 0; each change adds one hour.
 GENERATED_EPOCH = 1_662_998_400  # 2022-09-12T16:00:00Z
@@ -75,9 +78,15 @@ class Blob:
 
 def blob_of(data: bytes, content_type: str, last_modified: float) -> Blob:
     """A materialised blob whose ETag and Content-MD5 derive from its bytes."""
-    digest = hashlib.md5(data).digest()
+    return blob_with_md5(Body.of(data), content_type, last_modified, hashlib.md5(data).digest())
+
+
+def blob_with_md5(
+    body: Body | FileBody, content_type: str, last_modified: float, digest: bytes
+) -> Blob:
+    """A blob whose ETag and Content-MD5 derive from ``digest``, the MD5 of its bytes."""
     etag = '"0x8D' + digest.hex()[:13].upper() + '"'
-    return Blob(Body.of(data), content_type, etag, last_modified, base64.b64encode(digest).decode())
+    return Blob(body, content_type, etag, last_modified, base64.b64encode(digest).decode())
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
@@ -134,6 +143,8 @@ class StorageRoutes:
             return "archive"
         if path.startswith(("mlhub/", "files/")):
             return "asset"
+        if path.startswith("catalogs/"):
+            return "static"
         return "other"
 
     def asset_blob(self, path: str) -> Blob | None:
@@ -211,6 +222,8 @@ class StorageRoutes:
         """Answer ``req`` for storage ``path`` (no leading slash)."""
         if req.method not in ("GET", "HEAD"):
             return _plain(405, "Method Not Allowed")
+        if path.startswith("catalogs/"):
+            return self._static(req, path)
         if path.startswith("mlhub/catalogs/") and path.endswith(".tar.gz"):
             ds_id = path[len("mlhub/catalogs/") : -len(".tar.gz")]
             ds = self.store.datasets.get(ds_id)
@@ -234,6 +247,23 @@ class StorageRoutes:
         if blob is None:
             return _plain(404, "The specified blob does not exist.")
         return self.serve(req, path, blob)
+
+    def _static(self, req: Request, path: str) -> Response | Awaitable[Response]:
+        """A document of a static STAC catalogue (off the event loop unless it is quick)."""
+        if self.hub.static.cheap(path):
+            blob = self.hub.static.blob(path)
+            if blob is None:
+                return _plain(404, "The specified blob does not exist.")
+            return self.serve(req, path, blob)
+
+        async def later() -> Response:
+            loop = asyncio.get_running_loop()
+            blob = await loop.run_in_executor(None, self.hub.static.blob, path)
+            if blob is None:
+                return _plain(404, "The specified blob does not exist.")
+            return self.serve(req, path, blob)
+
+        return later()
 
     def serve(self, req: Request, path: str, blob: Blob) -> Response:
         """A 200/206/304/416 response for ``blob`` honouring Range, If-Range, If-None-Match."""
