@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Benchmark dataset downloads: mlhub_widgets vs radiant_mlhub 0.5.5 on the bundled hub.
+
+    .venv/bin/python benchmarks/bench_download.py --quick          # smoke run, ~1 minute
+    .venv/bin/python benchmarks/bench_download.py                  # the README table
+    .venv/bin/python benchmarks/bench_download.py --with-1m        # + 1M-asset peak RSS
+    .venv/bin/python benchmarks/bench_download.py --peer-100k      # + the peer at 100k (slow)
+    .venv/bin/python benchmarks/bench_download.py --only small10k,noop100k
+
+The hub runs in its own process (the downloader under test never shares its interpreter), and
+every download runs in a fresh child process, so wall time includes interpreter start and
+imports and peak RSS is the child's own. The peer runs from ``.venv-peer`` (created with
+``python3.11 -m venv .venv-peer && .venv-peer/bin/pip install radiant-mlhub==0.5.5`` when
+missing) with ``MLHUB_ROOT_URL`` pointing at the hub. Data and downloads go to
+``benchmarks/_work/`` (git-ignored). Every full download is verified (file count and sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "_work"
+PEER_VENV = ROOT / ".venv-peer"
+PEER_PY = PEER_VENV / "bin" / "python"
+KEY = "bench-key"
+
+# ---------------------------------------------------------------------------------------------
+# child processes
+
+HUB_CHILD = r"""
+import json, sys
+from mlhub_widgets.hub import Hub, FaultConfig
+hub = Hub(sys.argv[1]).start()
+print(json.dumps({"api": hub.url, "storage": hub.storage_url}), flush=True)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    if cmd["op"] == "counters":
+        out = {f"{k}/{m}": n for (k, m), n in hub.counters().items()}
+        out["keys_seen_storage"] = hub.keys_seen("storage")
+    elif cmd["op"] == "reset":
+        hub.reset_counters(); out = {}
+    elif cmd["op"] == "faults":
+        hub.faults = FaultConfig(**cmd["faults"]); out = {}
+    elif cmd["op"] == "warm":
+        from mlhub_widgets.session import get_session
+        out = get_session(root_url=hub.url, api_key="x").get_json(f"catalog/{cmd['id']}/info")
+    else:
+        break
+    print(json.dumps(out), flush=True)
+hub.stop()
+"""
+
+OURS_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+args = json.loads(sys.argv[1])
+from mlhub_widgets.download import AssetStarted, download_dataset
+first = []
+def on_event(e):
+    if not first and isinstance(e, AssetStarted):
+        first.append(time.perf_counter() - t0)
+s = download_dataset(args.pop("dataset_id"), args.pop("out"), progress=on_event, **args)
+wall = time.perf_counter() - t0
+def peak_rss_mb():
+    # VmHWM: this process's own high-water mark (ru_maxrss also counts the parent's RSS at fork)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = peak_rss_mb()
+print(json.dumps({"wall": wall, "first_asset": first[0] if first else None, "rss_mb": rss,
+                  "downloaded": s.assets_downloaded, "skipped": s.assets_skipped,
+                  "selected": s.assets_selected, "bytes": s.bytes_downloaded,
+                  "failed": s.assets_failed}))
+"""
+
+PEER_CHILD = r"""
+import json, logging, os, resource, sys, time
+t0 = time.perf_counter()
+args = json.loads(sys.argv[1])
+from radiant_mlhub import Dataset
+logging.disable(logging.CRITICAL)
+ds = Dataset.fetch_by_id(args.pop("dataset_id"))
+ds.download(output_dir=args.pop("out"), **args)
+wall = time.perf_counter() - t0
+def peak_rss_mb():
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"wall": wall, "rss_mb": peak_rss_mb()}))
+"""
+
+
+class HubProc:
+    """The hub in a child process, driven over stdin/stdout (counters, faults)."""
+
+    def __init__(self, data: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HUB_CHILD, str(data)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        urls = json.loads(self._readline())
+        self.url: str = urls["api"]
+        self.storage: str = urls["storage"]
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the hub process died")
+        return line
+
+    def call(self, op: str, **kw: Any) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._readline())
+
+    def asset_requests(self) -> int:
+        counters = self.call("counters")
+        return sum(n for k, n in counters.items() if k.startswith("asset/"))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_ours(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, Any]:
+    args = {"dataset_id": dataset_id, "out": str(out), "root_url": hub.url, "api_key": KEY, **kw}
+    res = subprocess.run(
+        [sys.executable, "-c", OURS_CHILD, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"ours failed:\n{res.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ensure_peer() -> bool:
+    if PEER_PY.exists():
+        return True
+    print("creating .venv-peer with radiant-mlhub==0.5.5 ...", file=sys.stderr)
+    try:
+        subprocess.run(["python3.11", "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(PEER_VENV / "bin" / "pip"), "install", "-q", "radiant-mlhub==0.5.5"], check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"cannot set up the peer: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def run_peer(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, Any]:
+    env = {**os.environ, "MLHUB_ROOT_URL": hub.url, "MLHUB_API_KEY": KEY}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("MLHUB_CI", None)
+    args = {"dataset_id": dataset_id, "out": str(out), **kw}
+    res = subprocess.run(
+        [str(PEER_PY), "-c", PEER_CHILD, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=WORK,
+        env=env,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"peer failed:\n{res.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def make_data(data: Path, specs: dict[str, tuple[Any, ...]]) -> None:
+    from mlhub_widgets.hub.sample import make_synthetic_dataset
+
+    for ds_id, (n_items, per_item, lo, hi, kinds) in specs.items():
+        marker = data / ds_id / f".made-{n_items}-{per_item}-{lo}-{hi}"
+        if marker.exists():
+            continue
+        t = time.perf_counter()
+        make_synthetic_dataset(data, ds_id, n_items, per_item, lo, hi, kinds=kinds)
+        marker.touch()
+        print(f"  generated {ds_id} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+
+
+def verify(out: Path, dataset_id: str, expected_files: int) -> None:
+    """Count asset files (not catalogue JSON, index, report) under ``out/dataset_id``."""
+    root = out / dataset_id
+    n = 0
+    for _dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith("asset_") and not name.endswith((".part", ".meta")):
+                n += 1
+    if n != expected_files:
+        raise AssertionError(f"{root}: {n} asset files, expected {expected_files}")
+
+
+def fresh(name: str) -> Path:
+    path = WORK / "runs" / name
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def delete_half(out: Path, dataset_id: str) -> int:
+    n = 0
+    for i, path in enumerate(sorted((out / dataset_id).rglob("asset_*"))):
+        if i % 2 == 0:
+            path.unlink()
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+
+Row = dict[str, Any]
+
+
+def _row(
+    case: str, client: str, r: dict[str, Any], n_assets: int, nbytes: int, **extra: Any
+) -> Row:
+    wall = r["wall"]
+    return {
+        "case": case,
+        "client": client,
+        "wall_s": wall,
+        "assets_per_s": n_assets / wall if wall else 0.0,
+        "mb_per_s": nbytes / 1e6 / wall if wall else 0.0,
+        "rss_mb": r.get("rss_mb"),
+        **extra,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--with-1m", action="store_true", help="also the 1M-asset RSS case")
+    parser.add_argument("--peer-100k", action="store_true", help="also run the peer at 100k")
+    parser.add_argument("--no-peer", action="store_true", help="only our engine")
+    parser.add_argument("--only", help="comma-separated case names")
+    args = parser.parse_args()
+
+    q = args.quick
+    n_small = 1_000 if q else 10_000
+    n_big = 5_000 if q else 100_000
+    n_large, large_size = (4, 8 << 20) if q else (20, 50 << 20)
+    n_wan = 200 if q else 1_000
+    cases = {"small10k", "noop100k", "half100k", "rss100k", "large", "wan1k", "bbox100k"}
+    if args.with_1m:
+        cases.add("rss1m")
+    if args.only:
+        cases = set(args.only.split(","))
+    peer = not args.no_peer and ensure_peer()
+
+    data = WORK / "data"
+    specs: dict[str, tuple[Any, ...]] = {
+        "bench_small": (n_small // 2, 2, 1024, 4096, ("tif", "geojson")),
+        "bench_big": (n_big // 2, 2, 1024, 4096, ("tif", "geojson")),
+        "bench_large": (n_large, 1, large_size, large_size, ("bin",)),
+        "bench_wan": (n_wan // 2, 2, 1024, 4096, ("tif", "geojson")),
+    }
+    if "rss1m" in cases:
+        specs["bench_1m"] = (500_000, 2, 1024, 2048, ("tif", "geojson"))
+    print("preparing data ...", file=sys.stderr)
+    make_data(data, specs)
+    hub = HubProc(data)
+    rows: list[Row] = []
+
+    def report(row: Row) -> None:
+        rows.append(row)
+        base = {"case", "client", "wall_s", "assets_per_s", "mb_per_s", "rss_mb"}
+        extra = {k: v for k, v in row.items() if k not in base}
+        print(
+            f"{row['case']:<10} {row['client']:<6} {row['wall_s']:8.2f}s "
+            f"{row['assets_per_s']:9.0f} assets/s {row['mb_per_s']:8.1f} MB/s "
+            f"rss {row['rss_mb'] or 0:6.0f} MB  {json.dumps(extra) if extra else ''}",
+            flush=True,
+        )
+
+    def warm(ds_id: str) -> None:
+        hub.call("warm", id=ds_id)  # the hub builds the catalogue tarball once, untimed
+
+    try:
+        if "small10k" in cases:
+            warm("bench_small")
+            out = fresh("small_ours")
+            hub.call("reset")
+            r = run_ours(hub, "bench_small", out)
+            verify(out, "bench_small", n_small)
+            report(
+                _row(
+                    "small10k",
+                    "ours",
+                    r,
+                    r["downloaded"],
+                    r["bytes"],
+                    requests=hub.asset_requests(),
+                )
+            )
+            if peer:
+                out = fresh("small_peer")
+                p = run_peer(hub, "bench_small", out)
+                verify(out, "bench_small", n_small)
+                report(_row("small10k", "peer", p, n_small, r["bytes"]))
+                print(f"  ratio assets/s ours/peer: {p['wall'] / r['wall']:.1f}x", flush=True)
+
+        big_out = WORK / "runs" / "big_ours"
+        if cases & {"noop100k", "half100k", "rss100k"}:
+            warm("bench_big")
+            big_out = fresh("big_ours")
+            r = run_ours(hub, "bench_big", big_out)
+            verify(big_out, "bench_big", n_big)
+            report(_row("full100k", "ours", r, r["downloaded"], r["bytes"]))
+            if "rss100k" in cases:
+                print(f"  peak RSS at {n_big:,} assets: {r['rss_mb']:.0f} MB", flush=True)
+        if "noop100k" in cases:
+            hub.call("reset")
+            r = run_ours(hub, "bench_big", big_out)
+            report(_row("noop100k", "ours", r, r["skipped"], 0, requests=hub.asset_requests()))
+        if "half100k" in cases:
+            deleted = delete_half(big_out, "bench_big")
+            hub.call("reset")
+            r = run_ours(hub, "bench_big", big_out)
+            verify(big_out, "bench_big", n_big)
+            report(
+                _row(
+                    "half100k",
+                    "ours",
+                    r,
+                    r["downloaded"],
+                    r["bytes"],
+                    deleted=deleted,
+                    requests=hub.asset_requests(),
+                )
+            )
+        if peer and args.peer_100k and cases & {"noop100k", "half100k", "rss100k"}:
+            out = fresh("big_peer")
+            p = run_peer(hub, "bench_big", out)
+            verify(out, "bench_big", n_big)
+            report(_row("full100k", "peer", p, n_big, 0))
+            p = run_peer(hub, "bench_big", out)
+            report(_row("noop100k", "peer", p, n_big, 0))
+            delete_half(out, "bench_big")
+            p = run_peer(hub, "bench_big", out)
+            report(_row("half100k", "peer", p, n_big // 2, 0))
+
+        if "rss1m" in cases:
+            warm("bench_1m")
+            out = fresh("1m_ours")
+            r = run_ours(hub, "bench_1m", out)
+            verify(out, "bench_1m", 1_000_000)
+            report(_row("rss1m", "ours", r, r["downloaded"], r["bytes"]))
+            shutil.rmtree(out)
+
+        if "large" in cases:
+            warm("bench_large")
+            out = fresh("large_ours")
+            r = run_ours(hub, "bench_large", out)
+            verify(out, "bench_large", n_large)
+            report(_row("large", "ours", r, r["downloaded"], r["bytes"]))
+            if peer:
+                out = fresh("large_peer")
+                p = run_peer(hub, "bench_large", out)
+                verify(out, "bench_large", n_large)
+                report(_row("large", "peer", p, n_large, r["bytes"]))
+
+        if "wan1k" in cases:
+            warm("bench_wan")
+            hub.call("faults", faults={"latency_ms": 20, "connect_latency_ms": 60})
+            try:
+                out = fresh("wan_ours")
+                r = run_ours(hub, "bench_wan", out)
+                verify(out, "bench_wan", n_wan)
+                report(_row("wan1k", "ours", r, r["downloaded"], r["bytes"]))
+                if peer:
+                    out = fresh("wan_peer")
+                    p = run_peer(hub, "bench_wan", out)
+                    verify(out, "bench_wan", n_wan)
+                    report(_row("wan1k", "peer", p, n_wan, r["bytes"]))
+            finally:
+                hub.call("faults", faults={})
+
+        if "bbox100k" in cases:
+            warm("bench_big")
+            # a band 10% of the grid's width: selected items are spread over the whole tarball
+            bbox = [-20.0, -35.0, -13.0, 40.0]
+            out = fresh("bbox_ours")
+            hub.call("reset")
+            r = run_ours(hub, "bench_big", out, bbox=bbox)
+            report(
+                _row(
+                    "bbox100k",
+                    "ours",
+                    r,
+                    r["downloaded"],
+                    r["bytes"],
+                    first_asset_s=round(r["first_asset"], 2),
+                    selected=r["selected"],
+                )
+            )
+            if peer and args.peer_100k:
+                out = fresh("bbox_peer")
+                p = run_peer(hub, "bench_big", out, bbox=bbox)
+                report(_row("bbox100k", "peer", p, r["selected"], 0))
+    finally:
+        hub.close()
+    (WORK / "last_results.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
