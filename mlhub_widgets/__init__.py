@@ -51,6 +51,7 @@ __all__ = [
     "get_session",
     "items",
     "models",
+    "open_source",
     "plan_download",
     "tags",
 ]
@@ -76,6 +77,8 @@ def __getattr__(name: str) -> Any:
         return module if name == "models" else getattr(module, _MODEL_EXPORTS[name])
     if name in _DOWNLOAD_EXPORTS:
         return getattr(importlib.import_module(".download", __name__), name)
+    if name == "open_source":
+        return importlib.import_module(".sources", __name__).open_source
     if name == "explorer":
         from .widgets import explorer
 

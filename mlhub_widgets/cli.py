@@ -38,6 +38,32 @@ def add_session_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--root-url", help="API root URL (default: MLHUB_ROOT_URL or profile)")
 
 
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    """``--source`` / ``--source-kind``: a STAC catalogue or STAC API instead of the MLHub API."""
+    group = parser.add_argument_group("other STAC sources")
+    group.add_argument(
+        "--source",
+        metavar="URL_OR_PATH",
+        help="a static STAC catalogue (folder, catalog.json path or URL) or a STAC API URL "
+        "instead of the MLHub API",
+    )
+    group.add_argument(
+        "--source-kind",
+        choices=("static", "stac-api", "mlhub"),
+        help="what --source is (default: detected)",
+    )
+
+
+def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"source": Source}`` when ``--source`` was given, else ``{}``."""
+    where = getattr(args, "source", None)
+    if not where:
+        return {}
+    from .sources import open_source
+
+    return {"source": open_source(where, kind=getattr(args, "source_kind", None))}
+
+
 def session_kwargs(args: argparse.Namespace) -> dict[str, str | None]:
     """The ``get_session`` keyword arguments given on the command line."""
     return {
@@ -170,12 +196,14 @@ def _add_discovery_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     )
     fmt(p)
     add_session_options(p)
+    add_source_option(p)
     p.set_defaults(handler=_discovery("cli_datasets"))
 
     p = sub.add_parser("collections", help="list collections (of one dataset)")
     p.add_argument("--dataset", metavar="ID_OR_DOI", help="only this dataset's collections")
     fmt(p)
     add_session_options(p)
+    add_source_option(p)
     p.set_defaults(handler=_discovery("cli_collections"))
 
     p = sub.add_parser("items", help="list the items of a collection")
@@ -193,6 +221,7 @@ def _add_discovery_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     group.add_argument("--all", action="store_true", help="every item")
     fmt(p)
     add_session_options(p)
+    add_source_option(p)
     p.set_defaults(handler=_discovery("cli_items"))
 
     p = sub.add_parser("models", help="list ML models")
@@ -238,6 +267,7 @@ def _add_download_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_session_options(p)
+    add_source_option(p)
     p.set_defaults(handler=_cmd_download)
 
     p = sub.add_parser(
@@ -292,7 +322,7 @@ def _download_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _session_args(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(session_kwargs(args))
+    return {**session_kwargs(args), **source_kwargs(args)}
 
 
 def _cmd_download(args: argparse.Namespace) -> int:

@@ -33,7 +33,13 @@ from .exceptions import EntityDoesNotExist
 from .session import Session
 
 if TYPE_CHECKING:
+    import os
+    from typing import TypeAlias
+
     from .models import Dataset
+    from .sources import Source
+
+    SourceLike: TypeAlias = Source | str | os.PathLike[str]
 
 __all__ = [
     "COLLECTION_COLUMNS",
@@ -288,10 +294,18 @@ def datasets_frame(records: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
     return frame
 
 
+def _source(source: SourceLike) -> Source:
+    """A :class:`~mlhub_widgets.sources.Source` from a source, URL or path."""
+    from .sources import open_source
+
+    return open_source(source)
+
+
 def datasets(
     tags: str | Iterable[str] | None = None,
     text: str | Iterable[str] | None = None,
     *,
+    source: SourceLike | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
@@ -303,6 +317,10 @@ def datasets(
         tags: a tag or list of tags; a dataset must have **all** of them (exact match).
         text: a phrase or list of phrases; a dataset must contain **any** of them (in its
             title or description). Both filters are applied by the server.
+        source: a :class:`~mlhub_widgets.sources.Source` (or a URL/path for
+            :func:`~mlhub_widgets.open_source`) instead of the MLHub API session. For a STAC
+            catalogue or API, ``tags`` also match collection/catalogue keywords and both filters
+            are applied locally.
 
     Returns:
         Columns ``id, title, tags (list), doi, citation, registry_url, license,
@@ -312,6 +330,10 @@ def datasets(
     Raises:
         TypeError: a tag or phrase is not a string.
     """
+    if source is not None:
+        src = _source(source)
+        records = src.search_datasets(client.str_list(tags, "tag"), client.str_list(text, "text"))
+        return datasets_frame(records)
     records = client.list_datasets(
         tags=tags, text=text, session=session, api_key=api_key, profile=profile, root_url=root_url
     )
@@ -320,6 +342,7 @@ def datasets(
 
 def tags(
     *,
+    source: SourceLike | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
@@ -327,12 +350,21 @@ def tags(
 ) -> pd.DataFrame:
     """Every dataset tag with the number of datasets carrying it.
 
+    With a ``source`` whose datasets have no tags (STAC catalogues and APIs), their keywords
+    are counted instead.
+
     Returns:
         Columns ``tag``, ``datasets``; sorted by count (descending), then tag.
     """
-    records = client.list_datasets(
-        session=session, api_key=api_key, profile=profile, root_url=root_url
-    )
+    if source is not None:
+        src = _source(source)
+        records = src.list_datasets()
+        if not src.has_tags:
+            records = [{"tags": r.get("keywords") or ()} for r in records]
+    else:
+        records = client.list_datasets(
+            session=session, api_key=api_key, profile=profile, root_url=root_url
+        )
     counts: Counter[str] = Counter()
     for r in records:
         counts.update({t for t in r.get("tags") or () if isinstance(t, str)})
@@ -453,6 +485,7 @@ def resolve_dataset(
 def collections(
     dataset: str | Dataset | None = None,
     *,
+    source: SourceLike | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
@@ -464,12 +497,24 @@ def collections(
         dataset: a dataset id, DOI or :class:`~mlhub_widgets.models.Dataset`; restricts the
             rows to that dataset's collections, in the dataset's order (collections the dataset
             lists but the server does not know are skipped with a logged warning).
+        source: a :class:`~mlhub_widgets.sources.Source` (or a URL/path) instead of the MLHub
+            API session.
 
     Returns:
         Columns ``id, title, description, license, keywords (list), types (list of
         "source_imagery"/"labels", from the dataset records), doi, start_datetime,
         end_datetime (UTC), dataset, geometry`` (the spatial extent box, EPSG:4326).
     """
+    if source is not None:
+        src = _source(source)
+        if dataset is None:
+            src_cols, src_sets = src.list_collections(), src.list_datasets()
+        else:
+            ds_id = str(getattr(dataset, "id", dataset))
+            src_sets = [src.get_dataset(ds_id)]
+            src_cols = src.list_collections(ds_id)
+        kinds, in_dataset = _types_and_owners(src_sets)
+        return collections_frame(src_cols, kinds, in_dataset)
     if dataset is not None and session is None and not (api_key or profile or root_url):
         session = getattr(dataset, "session", None)
     s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
@@ -588,6 +633,7 @@ def items(
     limit: int | None = 100,
     page_size: int | None = None,
     progress: bool = True,
+    source: SourceLike | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
@@ -608,6 +654,9 @@ def items(
             progress bar. No request asks the server for more items than are still needed.
         page_size: items per request (default 1000).
         progress: show a progress bar when more than one page is needed.
+        source: a :class:`~mlhub_widgets.sources.Source` (or a URL/path) instead of the MLHub
+            API session: a STAC API filters on the server (``/search``), a static catalogue is
+            walked and filtered locally.
 
     Returns:
         Columns ``id, collection, datetime, start_datetime, end_datetime`` (UTC),
@@ -639,6 +688,8 @@ def items(
     accept: Callable[[JSON], bool] | None = None
     if filt.bbox is not None or filt.intersects is not None or filt.datetime is not None:
         accept = filt.item_matches
+    if source is not None:
+        return _source_items(_source(source), collection_id, filt, lim, progress)
     s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
 
     features: list[Mapping[str, Any]] = []
@@ -652,6 +703,28 @@ def items(
                 bar = _progress_bar(page, lim, filtered=accept is not None)
             if bar is not None:
                 bar.update(len(page_features))
+    finally:
+        if bar is not None:
+            bar.close()
+    return items_frame(features)
+
+
+def _source_items(
+    src: Source, collection_id: str, filt: Any, limit: int | None, progress: bool
+) -> gpd.GeoDataFrame:
+    """:func:`items` from a :class:`~mlhub_widgets.sources.Source` (streamed, then framed)."""
+    features: list[Mapping[str, Any]] = []
+    bar: Any = None
+    try:
+        for n, item in enumerate(src.iter_items(collection_id, filt, limit=limit), 1):
+            features.append(item)
+            if bar is None and progress and n == 1000:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=limit, unit="item", desc="items", leave=False)
+                bar.update(n)
+            elif bar is not None:
+                bar.update(1)
     finally:
         if bar is not None:
             bar.close()
@@ -813,16 +886,23 @@ def _cli_session(args: Any) -> Session:
     )
 
 
+def _cli_where(args: Any) -> dict[str, Any]:
+    """``{"source": …}`` for ``--source``, else ``{"session": …}``."""
+    from .cli import source_kwargs
+
+    return source_kwargs(args) or {"session": _cli_session(args)}
+
+
 def cli_datasets(args: Any) -> int:
     """``mlhub datasets``: list datasets (filtered by ``--tags``/``--text``)."""
-    frame = datasets(args.tags, args.text, session=_cli_session(args))
+    frame = datasets(args.tags, args.text, **_cli_where(args))
     print(render(frame, "datasets", args.format))
     return 0
 
 
 def cli_collections(args: Any) -> int:
     """``mlhub collections``: list collections (of ``--dataset``)."""
-    frame = collections(args.dataset, session=_cli_session(args))
+    frame = collections(args.dataset, **_cli_where(args))
     print(render(frame, "collections", args.format))
     return 0
 
@@ -847,7 +927,7 @@ def cli_items(args: Any) -> int:
         datetime=args.datetime,
         limit=limit,
         progress=sys.stderr.isatty(),
-        session=_cli_session(args),
+        **_cli_where(args),
     )
     print(render(frame, "items", args.format))
     return 0

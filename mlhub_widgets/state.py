@@ -388,6 +388,12 @@ class ExplorerState(HasTraits):
 
     # -- connection --------------------------------------------------------------------------
     session = traitlets.Any(None, allow_none=True, help="the active mlhub_widgets.Session")
+    source = traitlets.Any(
+        None,
+        allow_none=True,
+        help="the active STAC source (static catalogue or STAC API); None: the MLHub session",
+    )
+    has_tags = Bool(True, help="whether datasets have tags (False: the tag list holds keywords)")
     connection = Unicode("", help="who answered: a one-line description of the connection")
     dataset_count = Int(-1, help="datasets the server lists (-1: unknown)")
     profiles = List(Unicode(), help="profile names found in the profiles file")
@@ -608,6 +614,8 @@ class ExplorerState(HasTraits):
         def done(result: tuple[Session, int, str]) -> None:
             session, count, server = result
             with self.hold_trait_notifications():
+                self.source = None
+                self.has_tags = True
                 self.session = session
                 self.dataset_count = count
                 self.connection = self._describe(session, count, server)
@@ -618,9 +626,61 @@ class ExplorerState(HasTraits):
         what = "Starting the bundled demo hub…" if demo else "Testing the connection…"
         return self.run_in_background("login", what, work, done)
 
+    def connect_source(
+        self, url_or_path: Any, *, kind: str | None = None, then_search: bool = True
+    ) -> threading.Thread:
+        """Open a STAC catalogue (folder, file or URL) or a STAC API (or use a
+        :class:`~mlhub_widgets.sources.Source`) and use it everywhere.
+
+        ``kind`` is ``"static"``, ``"stac-api"`` or ``"mlhub"`` (detected when omitted; see
+        :func:`mlhub_widgets.open_source`). On success :attr:`source` is set, :attr:`session`
+        cleared and ``connection`` says what answered; on failure ``errors["login"]`` says why.
+        """
+
+        def work() -> tuple[Any, int]:
+            from .sources import MLHubApiSource, Source, open_source
+
+            text = url_or_path if isinstance(url_or_path, Source) else str(url_or_path).strip()
+            if not text:
+                raise ValueError("Enter the URL or path of a STAC catalogue or STAC API.")
+            try:
+                src = open_source(text, kind=kind)
+            except FileNotFoundError as exc:
+                raise ValueError(str(exc)) from None
+            if isinstance(src, MLHubApiSource):
+                raise ValueError(
+                    f"{text} is an MLHub API: choose 'MLHub API' and test the connection."
+                )
+            return src, len(src.list_datasets())
+
+        def done(result: tuple[Any, int]) -> None:
+            src, count = result
+            old = self.source
+            with self.hold_trait_notifications():
+                self.session = None
+                self.source = src
+                self.has_tags = bool(src.has_tags)
+                self.dataset_count = count
+                plural = "s" if count != 1 else ""
+                self.connection = f"Connected to the {src.describe()}: {count} dataset{plural}"
+            if old is not None and old is not src:
+                old.close()
+            if then_search:
+                self.load_tags()
+                self.search()
+
+        return self.run_in_background("login", "Opening the catalogue…", work, done)
+
+    def _where(self) -> dict[str, Any]:
+        """``{"source": …}`` or ``{"session": …}``: where discovery and downloads go."""
+        if self.source is not None:
+            return {"source": self.source}
+        return {"session": self._require_session()}
+
     def disconnect(self) -> None:
         """Forget the session (nothing else is touched)."""
         with self.hold_trait_notifications():
+            self.source = None
             self.session = None
             self.connection = ""
             self.dataset_count = -1
@@ -666,12 +726,12 @@ class ExplorerState(HasTraits):
 
     def load_tags(self) -> threading.Thread:
         """Fetch the server's tags with their dataset counts into :attr:`tags`."""
-        session = self._require_session()
+        where = self._where()
 
         def work() -> list[tuple[str, int]]:
             from . import discovery
 
-            return _jsonable_tags(discovery.tags(session=session))
+            return _jsonable_tags(discovery.tags(**where))
 
         def done(tags: list[tuple[str, int]]) -> None:
             self.tags = list(tags)
@@ -687,14 +747,14 @@ class ExplorerState(HasTraits):
                 self.search_tags = list(tags)
             if text is not None:
                 self.search_text = text
-        session = self._require_session()
+        where = self._where()
         wanted_tags = list(self.search_tags) or None
         wanted_text = self.search_text.strip() or None
 
         def work() -> Any:
             from . import discovery
 
-            return discovery.datasets(tags=wanted_tags, text=wanted_text, session=session)
+            return discovery.datasets(tags=wanted_tags, text=wanted_text, **where)
 
         def done(frame: Any) -> None:
             self.results = frame
@@ -725,19 +785,26 @@ class ExplorerState(HasTraits):
                 self._set_area("busy", area, None)
                 self.set_error(area, None)
             return
-        if self.session is None:
+        if self.session is None and self.source is None:
             self.set_error("dataset", "Not connected: test a connection in the Connect panel.")
             return
         self._load_dataset(new)
         self._load_asset_keys(new)
 
     def _load_dataset(self, dataset_id: str) -> None:
-        session = self._require_session()
+        where = self._where()
 
         def work() -> tuple[Any, Any, dict[str, Any]]:
             from . import discovery
             from .models import Dataset
 
+            src = where.get("source")
+            if src is not None:
+                dataset = Dataset.from_dict(src.get_dataset(dataset_id))
+                dataset._catalog_info = {}  # no catalogue archive: sizes are unknown
+                collections = discovery.collections(dataset_id, source=src)
+                return dataset, collections, _detail(dataset, collections)
+            session = where["session"]
             dataset = Dataset.fetch(dataset_id, session=session)
             collections = discovery.collections(dataset=dataset, session=session)
             return dataset, collections, _detail(dataset, collections)
@@ -754,14 +821,14 @@ class ExplorerState(HasTraits):
         self.run_in_background("dataset", f"Loading {dataset_id}…", work, done)
 
     def _load_asset_keys(self, dataset_id: str) -> None:
-        session = self._require_session()
+        where = self._where()
         output_dir = self.output_dir
 
         def work() -> dict[str, list[str]]:
             from .download import plan_download
 
             try:
-                plan = plan_download(dataset_id, output_dir, session=session)
+                plan = plan_download(dataset_id, output_dir, **where)
             except EntityDoesNotExist:
                 raise ValueError(_NO_CATALOGUE.format(dataset_id)) from None
             return {cid: sorted(keys) for cid, keys in plan.asset_keys.items()}
@@ -819,24 +886,24 @@ class ExplorerState(HasTraits):
     def download_problems(self) -> list[str]:
         """Why a download (or an estimate) cannot start now; empty when it can."""
         out = []
-        if self.session is None:
+        if self.session is None and self.source is None:
             out.append("Not connected.")
         if not self.dataset_id:
             out.append("No dataset selected.")
         out.extend(self.filter_problems)
         return out
 
-    def _download_args(self) -> tuple[Session, str, dict[str, Any]]:
+    def _download_args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
         problems = self.download_problems()
         if problems:
             raise ValueError(" ".join(problems))
-        session = self._require_session()
+        where = self._where()
         assert self.dataset_id is not None
-        return session, self.dataset_id, self.filters.download_kwargs()
+        return where, self.dataset_id, self.filters.download_kwargs()
 
     def estimate_download(self) -> threading.Thread:
         """Count the assets and bytes the current filters select (catalogue only, no assets)."""
-        session, dataset_id, kwargs = self._download_args()
+        where, dataset_id, kwargs = self._download_args()
         output_dir = self.output_dir
         filters = self.filters
 
@@ -844,7 +911,7 @@ class ExplorerState(HasTraits):
             from .download import plan_download
 
             try:
-                return plan_download(dataset_id, output_dir, session=session, **kwargs)
+                return plan_download(dataset_id, output_dir, **where, **kwargs)
             except EntityDoesNotExist:
                 raise ValueError(_NO_CATALOGUE.format(dataset_id)) from None
 
@@ -856,7 +923,7 @@ class ExplorerState(HasTraits):
 
     def start_download(self) -> threading.Thread:
         """Start a background download of the selection (resumable; see :attr:`job`)."""
-        session, dataset_id, kwargs = self._download_args()
+        where, dataset_id, kwargs = self._download_args()
         if self.job is not None and self.job_state in ("running", "paused", "pending"):
             raise ValueError("A download is already running: pause or cancel it first.")
         output_dir = self.output_dir
@@ -873,7 +940,7 @@ class ExplorerState(HasTraits):
             job = download_dataset(
                 dataset_id,
                 output_dir,
-                session=session,
+                **where,
                 progress=False,
                 background=True,
                 **options,

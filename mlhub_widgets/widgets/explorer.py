@@ -63,7 +63,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
             self._render_summary,
             names=["connection", "dataset_id", "detail", "filters", "job_state", "progress"],
         )
-        st.observe(self._on_session, names="session")
+        st.observe(self._on_session, names=["session", "source"])
         self._render_summary()
 
     # -- code access ---------------------------------------------------------------------------
@@ -129,6 +129,7 @@ def explorer(
     output_dir: str = ".",
     demo: bool = False,
     basemap: str | None = "default",
+    source: Any = None,
 ) -> Explorer:
     """Open the dataset explorer: log in, find a dataset, filter it, download it.
 
@@ -141,6 +142,8 @@ def explorer(
         demo: use the bundled demo hub (offline, no key).
         basemap: ``"osm"``, ``None``/``"none"`` or a tile URL template (default:
             ``MLHUB_BASEMAP`` or ``"osm"``); country outlines are always drawn.
+        source: a static STAC catalogue (folder, path or URL), a STAC API URL or a
+            :class:`~mlhub_widgets.sources.Source` to explore instead of an MLHub API.
 
     Returns:
         The :class:`Explorer` widget (display it, or let the notebook display it). Its
@@ -152,7 +155,9 @@ def explorer(
     ex = Explorer(state, demo=demo, basemap=basemap)
     if dataset:
         _select_when_connected(state, dataset)
-    if session is not None:
+    if source is not None:
+        state.connect_source(source)
+    elif session is not None:
         state.load_tags()
         state.search()
         ex.tabs.selected_index = 1
@@ -162,13 +167,13 @@ def explorer(
 
 
 def _select_when_connected(state: ExplorerState, dataset_id: str) -> None:
-    if state.session is not None:
+    if state.session is not None or state.source is not None:
         state.select_dataset(dataset_id)
         return
 
     def on_session(change: dict[str, Any]) -> None:
         if change["new"] is not None:
-            state.unobserve(on_session, names="session")
+            state.unobserve(on_session, names=["session", "source"])
             state.select_dataset(dataset_id)
 
-    state.observe(on_session, names="session")
+    state.observe(on_session, names=["session", "source"])

@@ -1,4 +1,5 @@
-"""LoginPanel: API key, profiles, root URL or the bundled demo hub, and "Test connection"."""
+"""LoginPanel: the source picker — an MLHub API (key, profiles, root URL, or the bundled demo
+hub), a STAC API URL or a static STAC catalogue (path or URL) — and "Test connection"."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from ._common import LABEL_STYLE, StatusLine, css_widget, esc
 NO_PROFILE = ""
 
 
+#: Server choices that are STAC sources (no key, no profile; a URL or path instead).
+STAC_CHOICES = ("stac-api", "static")
+
+
 class LoginPanel(W.VBox):  # type: ignore[misc]
-    """Connect to an MLHub API: key or profile, root URL or the bundled demo hub.
+    """Pick a source: an MLHub API (key or profile, root URL or the bundled demo hub), a STAC
+    API (its URL) or a static STAC catalogue (a folder, ``catalog.json`` path or URL).
 
     "Test connection" runs in the background and shows who answered (server and number of
     datasets) or exactly what went wrong (401 message, unreachable host, wrong URL); on success
@@ -35,6 +41,8 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             options=[
                 ("the API at the root URL below", "url"),
                 ("the bundled demo hub (offline, in this kernel, no key)", "demo"),
+                ("a STAC API at the URL below", "stac-api"),
+                ("a static STAC catalogue (folder, catalog.json path or URL)", "static"),
             ],
             value="demo" if demo else "url",
             description="Server",
@@ -45,6 +53,12 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             value=configured,
             description="Root URL",
             placeholder="https://…/mlhub/v1/",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.location = W.Text(
+            description="URL or path",
+            placeholder="https://…/stac/v1/  or  /data/nasa_marine_debris/catalog.json",
             style=LABEL_STYLE,
             layout=W.Layout(width="min(560px, 100%)"),
         )
@@ -90,6 +104,7 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         for widget, cls in [
             (self.server, "mlhub-server"),
             (self.root_url, "mlhub-root-url"),
+            (self.location, "mlhub-location"),
             (self.profile, "mlhub-profile"),
             (self.api_key, "mlhub-api-key"),
             (self.connect_button, "mlhub-connect"),
@@ -101,20 +116,22 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         ]:
             widget.add_class(cls)
 
+        self.profile_row = W.HBox(
+            [self.profile_name, self.save_button, self.profile_status],
+            layout=W.Layout(align_items="center", flex_flow="row wrap"),
+        )
         super().__init__(
             [
                 css_widget(),
                 self.server,
                 self.root_url,
+                self.location,
                 self.profile,
                 self.api_key,
                 self.connect_button,
                 self.status,
                 self.connection,
-                W.HBox(
-                    [self.profile_name, self.save_button, self.profile_status],
-                    layout=W.Layout(align_items="center", flex_flow="row wrap"),
-                ),
+                self.profile_row,
                 self.help,
             ]
         )
@@ -135,6 +152,9 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
 
     # -- intent ------------------------------------------------------------------------------
     def _on_connect(self, _button: object = None) -> None:
+        if self.server.value in STAC_CHOICES:
+            self.state.connect_source(self.location.value, kind=self.server.value)
+            return
         demo = self.server.value == "demo"
         self.state.connect(
             api_key=self.api_key.value or None,
@@ -148,7 +168,13 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.state.save_profile(self.profile_name.value, self.api_key.value, root)
 
     def _on_server(self, _change: object = None) -> None:
-        self.root_url.disabled = self.server.value == "demo"
+        choice = self.server.value
+        self.root_url.disabled = choice == "demo"
+        stac = choice in STAC_CHOICES
+        # a STAC source has no key, profile or root URL; an MLHub API has no catalogue path
+        for widget in (self.root_url, self.profile, self.api_key, self.profile_row):
+            widget.layout.display = "none" if stac else None
+        self.location.layout.display = None if stac else "none"
 
     def _on_profile(self, change: dict[str, Any]) -> None:
         root = self.state.profile_urls.get(change["new"]) if change["new"] else None

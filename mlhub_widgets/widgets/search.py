@@ -165,7 +165,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         self.clear_button.on_click(lambda _b: self._clear())
         self.tags.observe(self._on_query, names="value")
         self.text.observe(self._on_query, names="value")
-        st.observe(self._render_tags, names="tags")
+        st.observe(self._render_tags, names=["tags", "has_tags"])
         st.observe(self._render_query, names=["search_tags", "search_text"])
         st.observe(self._render_results, names="results")
         st.observe(self._render_selection, names="dataset_id")
@@ -177,7 +177,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
 
     # -- intent ------------------------------------------------------------------------------
     def _search(self) -> None:
-        if self.state.session is None:
+        if self.state.session is None and self.state.source is None:
             self.state.set_error("search", "Not connected: test a connection first.")
             return
         self.state.search(tags=list(self.tags.value), text=self.text.value)
@@ -211,6 +211,11 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
     def _render_tags(self, _change: object = None) -> None:
         tags = list(self.state.tags)
         options = [(f"{tag} ({n})", tag) for tag, n in tags]
+        # Plain STAC sources have no curated tags: the list filters by keywords instead, and
+        # disappears when the datasets have none either.
+        has_tags = self.state.has_tags
+        self.tags.description = "Tags (all)" if has_tags else "Keywords (all)"
+        self.tags.layout.display = None if has_tags or options else "none"
         self._syncing = True
         try:
             keep = tuple(v for v in self.tags.value if any(v == t for _l, t in options))

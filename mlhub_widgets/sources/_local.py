@@ -1,0 +1,176 @@
+"""A local copy of a streamed dataset, in the MLHub catalogue layout.
+
+When the download engine indexes a dataset from a :class:`~mlhub_widgets.sources.Source` (no
+tarball), it writes what streams by as a self-contained static catalogue, laid out as an unpacked
+MLHub catalogue archive::
+
+    {output_dir}/{dataset}/catalog.json
+    {output_dir}/{dataset}/{collection}/collection.json
+    {output_dir}/{dataset}/{collection}/{item}/{item}.json
+
+Structural links (root, parent, collection, self, child, item) are relative; other links and
+asset hrefs stay absolute (they point at the source). Path components go through
+:func:`mlhub_widgets.paths.safe_component`, so no id can escape the folder. Collections are
+written when their items are done and the catalogue last, so a complete ``catalog.json`` means
+a complete copy. Files are written by a helper thread behind a bounded queue (creating a folder
+per item is slow on some file systems; the walk does not wait for it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..paths import safe_component
+from .base import JSON, DatasetEntry
+
+__all__ = ["LocalCatalogWriter"]
+
+_STRUCTURAL = frozenset({"root", "parent", "collection", "self", "child", "item"})
+
+
+def _other_links(doc: Mapping[str, Any]) -> list[JSON]:
+    return [
+        dict(link)
+        for link in doc.get("links") or ()
+        if isinstance(link, Mapping) and link.get("rel") not in _STRUCTURAL
+    ]
+
+
+def _link(rel: str, href: str) -> JSON:
+    return {"rel": rel, "href": href, "type": "application/json"}
+
+
+class LocalCatalogWriter:
+    """Writes :class:`DatasetEntry` objects under ``output_dir`` (see the module docstring).
+
+    Args:
+        output_dir: the download's catalogue folder parent (``{output_dir}``).
+        dataset_id: the dataset (its folder name).
+    """
+
+    def __init__(self, output_dir: Path, dataset_id: str) -> None:
+        self.root = Path(output_dir) / safe_component(dataset_id)
+        self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(maxsize=2048)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="mlhub-catalog-copy", daemon=True)
+        self._thread.start()
+        self.catalog: JSON | None = None
+        self.children: list[str] = []
+        self._collection: tuple[str, JSON] | None = None
+        self._items: list[str] = []
+
+    @property
+    def catalog_name(self) -> str:
+        """The catalogue's path relative to ``output_dir``."""
+        return f"{self.root.name}/catalog.json"
+
+    def add(self, entry: DatasetEntry) -> None:
+        """Write (or remember, for catalogues and collections) one entry."""
+        if entry.kind == "catalog":
+            self.catalog = dict(entry.data)
+        elif entry.kind == "collection":
+            self._end_collection()
+            cid = safe_component(str(entry.data.get("id")))
+            self._collection = (cid, dict(entry.data))
+            self._items = []
+        elif entry.kind == "item":
+            self._item(entry.data)
+
+    def _item(self, item: JSON) -> None:
+        iid = safe_component(str(item.get("id")))
+        cid = self._collection[0] if self._collection is not None else None
+        if cid is None:
+            cid = safe_component(str(item.get("collection") or "items"))
+        out = {k: v for k, v in item.items() if k != "links"}
+        out["links"] = [
+            _link("root", "../../catalog.json"),
+            _link("collection", "../collection.json"),
+            _link("parent", "../collection.json"),
+            _link("self", f"{iid}.json"),
+            *_other_links(item),
+        ]
+        self._write(self.root / cid / iid / f"{iid}.json", out)
+        self._items.append(iid)
+
+    def _end_collection(self) -> None:
+        if self._collection is None:
+            return
+        cid, col = self._collection
+        out = {k: v for k, v in col.items() if k != "links"}
+        out["links"] = [
+            _link("root", "../catalog.json"),
+            _link("parent", "../catalog.json"),
+            *(_link("item", f"{iid}/{iid}.json") for iid in self._items),
+            _link("self", "collection.json"),
+            *_other_links(col),
+        ]
+        self._write(self.root / cid / "collection.json", out)
+        self.children.append(cid)
+        self._collection = None
+        self._items = []
+
+    def close(self) -> Path:
+        """Write the last collection and the catalogue; returns the catalogue's path.
+
+        Raises:
+            OSError: a file could not be written.
+        """
+        self._end_collection()
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        cat = dict(self.catalog or {"type": "Catalog", "id": self.root.name, "description": ""})
+        cat.setdefault("stac_version", "1.0.0")
+        cat["links"] = [
+            _link("root", "catalog.json"),
+            *(_link("child", f"{cid}/collection.json") for cid in self.children),
+            _link("self", "catalog.json"),
+            *_other_links(cat),
+        ]
+        path = self.root / "catalog.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")  # last and atomic: it marks a complete copy
+        tmp.write_bytes(_encode(cat))
+        os.replace(tmp, path)
+        return path
+
+    def abort(self) -> None:
+        """Stop the helper thread without writing the catalogue (no-op after :meth:`close`)."""
+        if self._thread.is_alive():
+            self._error = self._error or OSError("the local catalogue copy was abandoned")
+            self._queue.put(None)
+            self._thread.join()
+
+    def _write(self, path: Path, doc: JSON) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((path, _encode(doc)))
+
+    def _drain(self) -> None:
+        made: set[Path] = set()
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is not None:
+                continue
+            path, data = job
+            try:
+                if path.parent not in made:
+                    os.makedirs(path.parent, exist_ok=True)
+                    made.add(path.parent)
+                with open(path, "wb") as fh:
+                    fh.write(data)
+            except OSError as exc:
+                self._error = exc
+
+
+def _encode(doc: JSON) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
