@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -90,8 +90,13 @@ def _stop(proc: subprocess.Popen[Any], log: IO[str]) -> None:
 
 
 @contextmanager
-def voila(notebook: Path, env: Mapping[str, str], log_path: Path) -> Iterator[str]:
-    """Serve ``notebook`` with Voila on loopback; yields the page URL."""
+def voila(
+    notebook: Path, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Serve ``notebook`` with Voila on loopback; yields the page URL.
+
+    ``extra_args`` go to Voila's command line (e.g. ``["--theme=dark"]``).
+    """
     port = free_port()
     cmd = [
         sys.executable,
@@ -102,6 +107,7 @@ def voila(notebook: Path, env: Mapping[str, str], log_path: Path) -> Iterator[st
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
         "--show_tracebacks=True",
+        *extra_args,
     ]
     log = open(log_path, "w")  # noqa: SIM115  (closed by _stop)
     proc = subprocess.Popen(
@@ -117,3 +123,167 @@ def voila(notebook: Path, env: Mapping[str, str], log_path: Path) -> Iterator[st
         yield f"http://127.0.0.1:{port}/"
     finally:
         _stop(proc, log)
+
+
+# -- accessibility checks run in the page ---------------------------------------------------------
+
+#: ``(root) => {checked, bad}``: every visible text node (and text field) under ``root`` whose
+#: contrast against its effective background is below WCAG AA (4.5, or 3 for large text: ≥ 24 px, or
+#: ≥ 18.66 px and bold). The background is the first opaque ``background-color`` walking up the
+#: ancestors, with the translucent ones in between composited over it; ``opacity`` of the
+#: ancestors fades the text. Disabled controls are exempt (as in WCAG). Colours of any CSS
+#: syntax are read through a 1×1 canvas.
+CONTRAST_JS = r"""
+(root) => {
+  const ctx = Object.assign(document.createElement('canvas'), {width: 1, height: 1})
+    .getContext('2d', {willReadFrequently: true});
+  const cache = new Map();
+  const rgba = (c) => {
+    if (cache.has(c)) return cache.get(c);
+    let out;
+    const num = '\\s*([\\d.]+)';
+    const m = c.match(new RegExp(`^rgba?\\(${num},?${num},?${num}(?:\\s*[,/]${num}(%?))?\\s*\\)$`));
+    if (m) {
+      const a = m[4] === undefined ? 1 : parseFloat(m[4]) / (m[5] ? 100 : 1);
+      out = [+m[1], +m[2], +m[3], a];
+    } else {
+      ctx.clearRect(0, 0, 1, 1);
+      ctx.fillStyle = '#000';
+      ctx.fillStyle = c;
+      ctx.fillRect(0, 0, 1, 1);
+      const d = ctx.getImageData(0, 0, 1, 1).data;
+      out = [d[0], d[1], d[2], d[3] / 255];
+    }
+    cache.set(c, out);
+    return out;
+  };
+  const over = (top, bottom) => {
+    const a = top[3] + bottom[3] * (1 - top[3]);
+    if (a === 0) return [0, 0, 0, 0];
+    const mix = (i) => (top[i] * top[3] + bottom[i] * bottom[3] * (1 - top[3])) / a;
+    return [mix(0), mix(1), mix(2), a];
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) {
+        layers.push(c);
+        if (c[3] >= 1) break;
+      }
+    }
+    let bg = [255, 255, 255, 1];  // the canvas of the page
+    for (const layer of layers.reverse()) bg = over(layer, bg);
+    return bg;
+  };
+  const lum = (c) => {
+    const ch = c.slice(0, 3).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2];
+  };
+  const ratio = (a, b) => {
+    const [x, y] = [lum(a), lum(b)];
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  };
+  const hex = (c) => '#' + c.slice(0, 3)
+    .map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
+  const where = (el) => {
+    const hook = el.closest('[class*="mlhub-"]');
+    const own = (e) => [...e.classList].filter((c) => c.startsWith('mlhub-'));
+    const cls = (e, keep) => e.tagName.toLowerCase() + keep.map((c) => '.' + c).join('');
+    return (hook && hook !== el ? cls(hook, own(hook)) + ' … ' : '') +
+      cls(el, [...el.classList].slice(0, 3));
+  };
+  const check = (el, text, bad, seen) => {
+    if (seen.has(el)) return;
+    seen.add(el);
+    if (el.closest(':disabled, [disabled], .mod-disabled, [aria-hidden="true"]')) return;
+    if (!el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})) return;
+    const cs = getComputedStyle(el);
+    let fg = rgba(cs.color);
+    let fade = 1;
+    for (let e = el; e; e = e.parentElement) fade *= parseFloat(getComputedStyle(e).opacity);
+    const bg = background(el);
+    fg = over([fg[0], fg[1], fg[2], fg[3] * fade], bg);
+    const size = parseFloat(cs.fontSize);
+    const large = size >= 24 || (size >= 18.66 && parseInt(cs.fontWeight, 10) >= 700);
+    const need = large ? 3 : 4.5;
+    const r = ratio(fg, bg);
+    if (r < need) {
+      bad.push({where: where(el), text: text.slice(0, 50), ratio: Math.round(r * 100) / 100,
+                need, color: hex(fg), background: hex(bg)});
+    }
+  };
+  const bad = [];
+  const seen = new Set();
+  let checked = 0;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.textContent.trim();
+    if (!text || !n.parentElement) continue;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    const rect = range.getBoundingClientRect();
+    if (rect.width <= 1 || rect.height <= 1) continue;  // also the 1 px "sr-only" text
+    checked += 1;
+    const box = n.parentElement.getBoundingClientRect();
+    if (box.width <= 1 || box.height <= 1) continue;
+    check(n.parentElement, text, bad, seen);
+  }
+  const fields = 'input:not([type=checkbox]):not([type=radio]):not([type=file])' +
+    ':not([type=hidden]), select, textarea';
+  for (const el of root.querySelectorAll(fields)) {
+    if (el.getBoundingClientRect().width < 1) continue;
+    checked += 1;
+    check(el, el.value || el.placeholder || '(' + el.tagName.toLowerCase() + ')', bad, seen);
+  }
+  return {checked, bad};
+}
+"""
+
+#: ``(root) => {checked, missing}``: the ``input``, ``select``, ``textarea`` and ``button`` under
+#: ``root`` (also in tabs not shown) with no accessible name: no ``aria-labelledby`` text,
+#: ``aria-label``, ``<label for>``/wrapping label text, ``title`` or (buttons) visible text.
+#: Elements that are themselves ``display: none`` or ``type=hidden`` are not operable and skipped.
+UNLABELLED_JS = r"""
+(root) => {
+  const text = (e) => (e ? (e.innerText || e.textContent || '').trim() : '');
+  const name = (el) => {
+    const by = (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+      .map((id) => text(document.getElementById(id))).join(' ').trim();
+    if (by) return by;
+    if ((el.getAttribute('aria-label') || '').trim()) return el.getAttribute('aria-label').trim();
+    for (const label of el.labels || []) if (text(label)) return text(label);
+    if ((el.getAttribute('title') || '').trim()) return el.getAttribute('title').trim();
+    if (el.tagName === 'BUTTON' && (el.textContent || '').trim()) return el.textContent.trim();
+    if (el.tagName === 'INPUT' && ['button', 'submit', 'reset'].includes(el.type) && el.value) {
+      return el.value;
+    }
+    return '';
+  };
+  const missing = [];
+  let checked = 0;
+  for (const el of root.querySelectorAll('input, select, textarea, button')) {
+    if (el.type === 'hidden' || getComputedStyle(el).display === 'none') continue;
+    checked += 1;
+    if (name(el)) continue;
+    const hook = el.closest('[class*="mlhub-"]');
+    missing.push(el.tagName.toLowerCase() + (el.type ? '[type=' + el.type + ']' : '') +
+      (el.className ? '.' + String(el.className).trim().split(/\s+/).join('.') : '') +
+      (hook ? ' in .' + [...hook.classList].filter((c) => c.startsWith('mlhub-')).join('.') : ''));
+  }
+  return {checked, missing};
+}
+"""
+
+#: ``() => str``: a short description of ``document.activeElement`` (tag, classes, text).
+ACTIVE_JS = r"""
+() => {
+  const el = document.activeElement;
+  if (!el) return '';
+  const label = (el.getAttribute('aria-label') || el.textContent || el.value || '').trim();
+  return el.tagName.toLowerCase() + '.' + [...el.classList].join('.') + ' ' + label.slice(0, 60);
+}
+"""

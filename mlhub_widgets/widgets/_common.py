@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,16 +17,30 @@ LABEL_STYLE = {"description_width": "120px"}
 
 #: Styles for the explorer. Only JupyterLab CSS variables (with neutral fallbacks) are used for
 #: colours, so the panels follow the light and dark themes of JupyterLab, Notebook 7, Voila and
-#: VS Code; nothing paints a white background.
+#: VS Code; nothing paints a white background. Text is always a ``--jp-ui-font-color*`` on a
+#: ``--jp-layout-color*`` (or a tint of one): the state colours (error, warn, success, brand)
+#: only paint icons, borders and tints, because some of them are below 4.5:1 as text in one of
+#: the themes (``--jp-success-color1`` on white, ``--jp-error-color1`` on dark grey).
+#: ``tests/test_browser_accessibility.py`` checks the contrast of every text in both themes.
 CSS = """
 <style>
+body[data-jp-theme-light="false"] .mlhub-explorer, .theme-dark .mlhub-explorer {
+  color-scheme: dark; }
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-tab {
+  color: var(--jp-ui-font-color1, inherit); }
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-tab.lm-mod-current {
+  color: var(--jp-ui-font-color0, inherit); }
 .mlhub-status { min-height: 1.5em; line-height: 1.4; }
-.mlhub-msg { padding: 2px 6px; border-radius: 3px; display: inline-block; white-space: normal; }
-.mlhub-msg-error { color: var(--jp-error-color1, #c62828);
-  border-left: 3px solid var(--jp-error-color1, #c62828); }
-.mlhub-msg-busy { color: var(--jp-ui-font-color2, #616161); }
-.mlhub-msg-ok { color: var(--jp-success-color1, #2e7d32); }
-.mlhub-msg-warn { color: var(--jp-warn-color1, #e65100); }
+.mlhub-msg { padding: 2px 6px; border-radius: 3px; display: inline-block; white-space: normal;
+  color: var(--jp-ui-font-color1, inherit); }
+.mlhub-msg-error { border-left: 3px solid var(--jp-error-color1, #c62828);
+  background: color-mix(in srgb, var(--jp-error-color1, #c62828) 12%, transparent); }
+.mlhub-msg-warn { border-left: 3px solid var(--jp-warn-color1, #e65100);
+  background: color-mix(in srgb, var(--jp-warn-color1, #e65100) 12%, transparent); }
+.mlhub-msg-error .mlhub-msg-icon { color: var(--jp-error-color1, #c62828); }
+.mlhub-msg-warn .mlhub-msg-icon { color: var(--jp-warn-color1, #e65100); }
+.mlhub-msg-ok .mlhub-msg-icon { color: var(--jp-success-color1, #2e7d32); }
+.mlhub-msg-busy .mlhub-msg-icon { color: var(--jp-brand-color1, #1976d2); }
 .mlhub-help { color: var(--jp-ui-font-color2, #616161); font-size: 0.92em; }
 .mlhub-summary { border-bottom: 1px solid var(--jp-border-color2, #bdbdbd); padding: 2px 0 6px 0;
   margin-bottom: 4px; }
@@ -36,8 +51,13 @@ CSS = """
 .mlhub-results .mlhub-cell { padding: 2px 6px; overflow: hidden; text-overflow: ellipsis;
   font-size: 0.92em; line-height: 1.35; }
 .mlhub-results .mlhub-row-odd { background: var(--jp-layout-color2, rgba(127,127,127,0.08)); }
-.mlhub-results .mlhub-row-selected, .mlhub-results .mlhub-row-selected .mlhub-cell {
-  background: var(--jp-brand-color3, rgba(33,150,243,0.18)); }
+.mlhub-results .mlhub-row-selected, .mlhub-results .widget-button.mlhub-row-selected {
+  background: var(--jp-layout-color3, rgba(127,127,127,0.3));
+  background: color-mix(in srgb, var(--jp-brand-color1, #1976d2) 28%,
+    var(--jp-layout-color1, transparent));
+  color: var(--jp-ui-font-color0, inherit); }
+.mlhub-results .widget-button.mlhub-title-button.mlhub-row-selected { font-weight: bold;
+  box-shadow: inset 4px 0 0 var(--jp-brand-color1, #1976d2); }
 .mlhub-chip { display: inline-block; padding: 0 5px; margin: 1px 2px 1px 0; border-radius: 8px;
   border: 1px solid var(--jp-border-color2, #bdbdbd); font-size: 0.85em; }
 .mlhub-results .widget-button.mlhub-title-button { text-align: left; justify-content: flex-start;
@@ -50,6 +70,7 @@ CSS = """
 .mlhub-collection-box { border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px;
   padding: 4px 8px; margin: 0 8px 8px 0; }
 .mlhub-collection-box .widget-checkbox { width: auto; }
+.mlhub-key { border-bottom: 3px solid; padding-bottom: 1px; }
 </style>
 """
 
@@ -68,12 +89,14 @@ def esc(value: object) -> str:
 
 def msg_html(kind: str, text: str) -> str:
     """A message span; ``kind`` is error, busy, ok or warn."""
-    icon = {
-        "error": "⚠ ",
-        "busy": '<i class="fa fa-spinner fa-spin" aria-hidden="true"></i> ',
-        "ok": "✓ ",
-        "warn": "⚠ ",
-    }.get(kind, "")
+    glyph = {
+        "error": "⚠",
+        "busy": '<i class="fa fa-spinner fa-spin"></i>',
+        "ok": "✓",
+        "warn": "⚠",
+    }.get(kind)
+    # the icon repeats what the text says: decorative for screen readers
+    icon = f'<span class="mlhub-msg-icon" aria-hidden="true">{glyph}</span> ' if glyph else ""
     role = ' role="alert"' if kind == "error" else ""
     return f'<span class="mlhub-msg mlhub-msg-{kind}"{role}>{icon}{esc(text)}</span>'
 
@@ -133,3 +156,37 @@ def close_tree(widget: W.Widget) -> None:
     for child in getattr(widget, "children", ()):
         close_tree(child)
     widget.close()
+
+
+class Retired:
+    """Widgets a panel replaced, closed once they have been out of view for ``delay`` seconds.
+
+    Closing a widget right after creating it races with the front end, which is still building
+    its view (layout and style views are created asynchronously): ipywidgets 8 then throws
+    "Cannot read properties of undefined (reading 'create_view')" in the page, and the table
+    being rebuilt can lose the keyboard focus. Panels that rebuild their children quickly in
+    succession (results arriving, a dataset's keys then its collections) hand the old children
+    here instead; they are closed at a later :meth:`add` (no timer thread), so at most the
+    widgets of the last few seconds stay open.
+    """
+
+    def __init__(self, delay: float = 5.0) -> None:
+        self.delay = delay
+        self._items: list[tuple[float, W.Widget]] = []
+
+    def add(self, widgets: Iterable[W.Widget]) -> None:
+        """Retire ``widgets`` and close those retired more than ``delay`` seconds ago."""
+        now = time.monotonic()
+        keep = []
+        for when, widget in self._items:
+            if now - when >= self.delay:
+                close_tree(widget)
+            else:
+                keep.append((when, widget))
+        self._items = keep + [(now, w) for w in widgets]
+
+    def close_all(self) -> None:
+        """Close every retired widget now."""
+        for _when, widget in self._items:
+            close_tree(widget)
+        self._items = []

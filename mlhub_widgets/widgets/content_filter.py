@@ -7,7 +7,7 @@ from typing import Any
 import ipywidgets as W
 
 from ..state import ExplorerState, Filters
-from ._common import StatusLine, close_tree, css_widget, esc, msg_html
+from ._common import Retired, StatusLine, css_widget, esc, msg_html
 
 
 class ContentFilterPanel(W.VBox):  # type: ignore[misc]
@@ -24,6 +24,7 @@ class ContentFilterPanel(W.VBox):  # type: ignore[misc]
         st = self.state
         self._syncing = False
         self.boxes: dict[tuple[str, str], W.Checkbox] = {}
+        self._retired = Retired()  # replaced collection groups, closed a little later
         self.intro = W.HTML()
         self.status = StatusLine(st, ["assets"])
         self.collections = W.Box(layout=W.Layout(flex_flow="row wrap", align_items="flex-start"))
@@ -100,8 +101,7 @@ class ContentFilterPanel(W.VBox):  # type: ignore[misc]
             group.add_class("mlhub-collection-box")
             groups.append(group)
         self.collections.children = groups
-        for widget in old:
-            close_tree(widget)
+        self._retired.add(old)
         if not st.dataset_id:
             self.intro.value = '<span class="mlhub-help">Select a dataset first.</span>'
         elif keys:

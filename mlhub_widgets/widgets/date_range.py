@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import ipywidgets as W
+import traitlets
 
 from ..state import ExplorerState, Filters
 from ._common import LABEL_STYLE, css_widget, esc, msg_html
+
+
+def _partial(value: dt.date | None) -> bool:
+    """A date with a year below 1000 is one being typed: Chromium's date field turns the year
+    digits 2, 0, 2, 1 into 0002, 0020, 0202 and only then 2021."""
+    return value is not None and value.year < 1000
+
+
+class TypingDatePicker(W.DatePicker):  # type: ignore[misc]
+    """A :class:`ipywidgets.DatePicker` that leaves a date being typed alone.
+
+    The picker clamps its value into ``[min, max]`` in the kernel and sends the clamped value
+    back; for the year typed digit by digit that rewrote the field under the keyboard user's
+    fingers (0002 became the first day of the dataset). Partial dates are neither clamped nor
+    used as a filter; complete ones are clamped as before.
+    """
+
+    @traitlets.validate("value")
+    def _validate_value(self, proposal: dict[str, object]) -> object:
+        value = proposal["value"]
+        if isinstance(value, dt.date) and _partial(value):
+            return value
+        return super()._validate_value(proposal)
 
 
 class DateRangePanel(W.VBox):  # type: ignore[misc]
@@ -22,8 +47,8 @@ class DateRangePanel(W.VBox):  # type: ignore[misc]
         self.state = state if state is not None else ExplorerState()
         st = self.state
         self._syncing = False
-        self.start = W.DatePicker(description="Start date", style=LABEL_STYLE)
-        self.end = W.DatePicker(description="End date", style=LABEL_STYLE)
+        self.start = TypingDatePicker(description="Start date", style=LABEL_STYLE)
+        self.end = TypingDatePicker(description="End date", style=LABEL_STYLE)
         self.single = W.Checkbox(
             description="Single date (start date only)", indent=False, value=False
         )
@@ -67,8 +92,8 @@ class DateRangePanel(W.VBox):  # type: ignore[misc]
 
     # -- intent ------------------------------------------------------------------------------
     def _on_picker(self, _change: object = None) -> None:
-        if self._syncing:
-            return
+        if self._syncing or _partial(self.start.value) or _partial(self.end.value):
+            return  # still being typed
         start = self.start.value
         end = start if self.single.value else self.end.value
         self.state.set_dates(start, end)

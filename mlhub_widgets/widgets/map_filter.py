@@ -197,11 +197,13 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         self.map.add(L.LayersControl(position="topright"))
         self.map.add(L.ScaleControl(position="bottomleft"))
 
+        # the shape colours underline the words (as text they are too faint on a dark theme)
         self.mode = W.HTML(
-            '<span class="mlhub-help">Draw a <b style="color:'
-            f'{RECTANGLE_COLOR}">rectangle</b> (→ <code>bbox</code>) or a <b style="color:'
-            f'{POLYGON_COLOR}">polygon</b> (→ <code>intersects</code>) with the tools at the left '
-            "of the map. Only one area is used: a new one replaces the old one.</span>"
+            '<span class="mlhub-help">Draw a <b class="mlhub-key" style="border-color:'
+            f'{RECTANGLE_COLOR}">rectangle</b> (→ <code>bbox</code>) or a <b class="mlhub-key" '
+            f'style="border-color:{POLYGON_COLOR}">polygon</b> (→ <code>intersects</code>) with '
+            "the tools at the left of the map, or type the area below. Only one area is used: a "
+            "new one replaces the old one.</span>"
         )
         self.readout = W.HTML()
         self.message = W.HTML()
@@ -249,22 +251,27 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             widget.add_class(cls)
 
         wrap = W.Layout(flex_flow="row wrap", align_items="center")
-        self.entry = W.Accordion(
-            [
-                W.VBox(
-                    [
-                        W.HBox(
-                            [self.west, self.south, self.east, self.north, self.apply_bbox],
-                            layout=wrap,
-                        ),
-                        W.HBox([self.geojson_text, self.apply_geojson], layout=wrap),
-                        self.upload,
-                    ]
-                )
-            ],
-            titles=("Type a bbox, paste or upload GeoJSON",),
-            selected_index=None,
+        # A toggle button, not an Accordion: the Accordion header of ipywidgets 8 is a <div> that
+        # only reacts to clicks, so keyboard users could not open it (and drawing needs a mouse).
+        self.entry_toggle = W.ToggleButton(
+            value=False,
+            description="Type a bbox, paste or upload GeoJSON",
+            icon="caret-right",
+            tooltip="Show the fields to type the area instead of drawing it",
+            layout=W.Layout(width="auto"),
         )
+        self.entry = W.VBox(
+            [
+                W.HBox(
+                    [self.west, self.south, self.east, self.north, self.apply_bbox], layout=wrap
+                ),
+                W.HBox([self.geojson_text, self.apply_geojson], layout=wrap),
+                self.upload,
+            ],
+            layout=W.Layout(display="none"),
+        )
+        self.entry_toggle.add_class("mlhub-entry-toggle")
+        self.entry.add_class("mlhub-area-entry")
         super().__init__(
             [
                 css_widget(),
@@ -272,12 +279,14 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
                 self.map,
                 W.HBox([self.clear_button, self.zoom_button, self.readout], layout=wrap),
                 self.message,
+                self.entry_toggle,
                 self.entry,
             ]
         )
         self.add_class("mlhub-map-panel")
         self.add_class("mlhub-panel")
 
+        self.entry_toggle.observe(self._on_entry_toggle, names="value")
         self.draw.observe(self._on_draw_data, names="data")
         self.apply_bbox.on_click(self._on_apply_bbox)
         self.apply_geojson.on_click(self._on_apply_geojson)
@@ -311,6 +320,10 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
                 self._set(self.state.filters.with_bbox(None))
         except (ValueError, TypeError) as exc:
             self._fail(exc)
+
+    def _on_entry_toggle(self, change: dict[str, Any]) -> None:
+        self.entry.layout.display = None if change["new"] else "none"
+        self.entry_toggle.icon = "caret-down" if change["new"] else "caret-right"
 
     def _on_apply_bbox(self, _button: object = None) -> None:
         bbox = (self.west.value, self.south.value, self.east.value, self.north.value)

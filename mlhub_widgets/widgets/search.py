@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as W
 
 from ..state import ExplorerState
-from ._common import LABEL_STYLE, StatusLine, css_widget, esc, human_bytes
+from ._common import LABEL_STYLE, Retired, StatusLine, css_widget, esc, human_bytes
 
 #: Most rows the table renders (the count above it says how many matched).
 MAX_ROWS = 200
@@ -80,6 +80,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         self._ascending = True
         self._rows: list[dict[str, Any]] = []
         self._row_cells: dict[str, list[W.Widget]] = {}
+        self._retired = Retired()  # replaced rows, closed a little later
         self._syncing = False
 
         self.tags = W.SelectMultiple(
@@ -290,9 +291,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
             self._row_cells[row["id"]] = row_cells
             cells.extend(row_cells)
         self.table.children = cells
-        for widget in old:
-            if widget not in self.header:
-                widget.close()
+        self._retired.add(w for w in old if w not in self.header)
         self._render_selection()
 
     def _render_selection(self, _change: object = None) -> None:
