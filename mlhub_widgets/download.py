@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import errno
 import functools
 import hashlib
 import json
@@ -37,6 +38,8 @@ import logging
 import os
 import queue
 import re
+import shutil
+import sqlite3
 import sys
 import threading
 import time
@@ -49,7 +52,13 @@ from typing import IO, Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import transfer
-from .catalog_archive import ArchiveLimits, ArchiveStats, CatalogEntry, iter_catalog
+from .catalog_archive import (
+    ArchiveLimits,
+    ArchiveStats,
+    CatalogEntry,
+    CorruptArchiveError,
+    iter_catalog,
+)
 from .exceptions import DownloadError, EntityDoesNotExist, MLHubException
 from .filters import AssetFilter, FilterStats
 from .manifest import (
@@ -70,8 +79,10 @@ __all__ = [
     "AssetFinished",
     "AssetRetried",
     "AssetStarted",
+    "CatalogError",
     "CatalogFetched",
     "CollectionProgress",
+    "DiskFullError",
     "DownloadJob",
     "DownloadPlan",
     "DownloadSummary",
@@ -113,11 +124,26 @@ PROGRESS_INTERVAL = 0.125
 _INDEX_BATCH = 2000
 _INDEX_COMMIT_SECONDS = 0.1
 _FETCH_ROWS = 512
-_BUILD_SWITCH_INTERVAL = 0.0005
 
 
 class NoAssetsSelected(MLHubException, ValueError):
     """The filters leave no asset to download (raised before any asset request)."""
+
+
+class CatalogError(DownloadError):
+    """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
+
+    The bad tarball is deleted and its index is never marked complete: a re-run fetches it
+    anew (assets already on disk are kept).
+    """
+
+
+class DiskFullError(DownloadError):
+    """No space left (or a quota exceeded) where the download writes; the job stopped.
+
+    Files completed so far are kept (nothing half-written has a final name); free some space
+    and run the same download again to resume.
+    """
 
 
 # =============================================================================================
@@ -594,32 +620,16 @@ class _IndexBuilder:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.seconds = 0.0
         self._thread: threading.Thread | None = None
-        self._switch: float | None = None
 
     def next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
     def start(self) -> None:
-        # While the index is built beside running transfers, the event loop thread releases
-        # the GIL at every socket/file call; with the default 5 ms switch interval the CPU-bound
-        # builder then keeps it for up to 5 ms each time (the "convoy effect"), starving the
-        # transfers. A short interval for the duration of the build keeps the loop responsive.
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, _BUILD_SWITCH_INTERVAL))
         self._thread = threading.Thread(
-            target=self._run_threaded, name=f"mlhub-index-{self.cfg.dataset_id}", daemon=True
+            target=self.run, name=f"mlhub-index-{self.cfg.dataset_id}", daemon=True
         )
         self._thread.start()
-
-    def _run_threaded(self) -> None:
-        try:
-            self.run()
-        finally:
-            if self._switch is not None and sys.getswitchinterval() == min(
-                self._switch, _BUILD_SWITCH_INTERVAL
-            ):
-                sys.setswitchinterval(self._switch)
 
     def join(self) -> None:
         if self._thread is not None:
@@ -694,13 +704,27 @@ class _IndexBuilder:
         (and written as a local static catalogue in the same layout as they go by)."""
         cfg = self.cfg
         if cfg.source is None:
-            with open(cfg.catalog_path, "rb") as raw:
-                yield iter_catalog(
-                    _HashingReader(raw, self.md5),
-                    cfg.output_dir,
-                    limits=cfg.limits,
-                    stats=self.archive_stats,
-                )
+            try:
+                with open(cfg.catalog_path, "rb") as raw:
+                    entries = iter_catalog(
+                        _HashingReader(raw, self.md5),
+                        cfg.output_dir,
+                        limits=cfg.limits,
+                        stats=self.archive_stats,
+                    )
+                    try:
+                        yield entries
+                    finally:
+                        entries.close()  # a walk ended early: stop its writer thread now
+            except CorruptArchiveError as exc:
+                # never taken as complete, and not reused: the next run fetches it anew
+                with contextlib.suppress(OSError):
+                    cfg.catalog_path.unlink()
+                raise CatalogError(
+                    f"The catalogue of {cfg.dataset_id} ({cfg.catalog_path}) is damaged or "
+                    f"incomplete: {exc}. The file was deleted; run the download again to "
+                    "fetch it anew (assets already downloaded are kept)."
+                ) from exc
             return
         from dataclasses import replace
 
@@ -712,9 +736,12 @@ class _IndexBuilder:
             for entry in cfg.source.iter_dataset(cfg.dataset_id, cfg.flt):
                 writer.add(entry)
                 yield replace(entry, name=writer.catalog_name) if entry.kind == "catalog" else entry
-            writer.close()
+            writer.close()  # catalog.json last: the local copy is complete
 
-        yield stream()
+        try:
+            yield stream()
+        finally:
+            writer.abort()  # stops the writer thread if the walk ended early (no catalog.json)
 
     def _flush(
         self,
@@ -847,13 +874,30 @@ def _relpath(
     collection_id: str, item_id: str | None, key: str, href: str, media: str | None
 ) -> str:
     """``paths.asset_relpath`` as a string, with the repeated components cached (hot loop)."""
-    name = _safe_cached(key) + asset_extension(href, media)
+    name = _safe_cached(key) + _extension(href, media)
     collection = _safe_cached(collection_id)
     if item_id is None:
         return f"{collection}/{name}"
     if key in COMMON_ASSET_KEYS:
         return f"{collection}/{COMMON_DIR}/{name}"
     return f"{collection}/{_safe_fast(item_id)}/{name}"
+
+
+def _extension(href: str, media: str | None) -> str:
+    """``paths.asset_extension`` with a fast path for plain http(s) URLs (the hot loop)."""
+    if not href.startswith(("https://", "http://")) or any(c in href for c in "?#%\\"):
+        return asset_extension(href, media)
+    rest = href[href.index("://") + 3 :]
+    slash = rest.find("/")
+    if slash < 0:
+        return asset_extension(href, media)
+    stem, dot, suffix = rest[slash:].rpartition("/")[2].rpartition(".")
+    return _extension_of(suffix if dot and stem.strip(".") else "", media)
+
+
+@functools.lru_cache(maxsize=1024)
+def _extension_of(suffix: str, media: str | None) -> str:
+    return asset_extension(f"http://h/f.{suffix}" if suffix else "http://h/f", media)
 
 
 def _stats_dict(stats: FilterStats) -> dict[str, int]:
@@ -888,6 +932,10 @@ class _HashingReader:
         return self._raw.tell()
 
 
+def _ignore_event(_event: Any) -> None:
+    pass
+
+
 class _Pipeline:
     """The steps shared by a download job and a plan: session, catalogue, index, selection."""
 
@@ -909,6 +957,15 @@ class _Pipeline:
         if self.session is None:
             self.session = get_session(**self.cfg.session_kwargs)
         return self.session
+
+    def close(self) -> None:
+        """Close the API session if this pipeline created it (its sockets are not left for
+        the garbage collector) and drop references to the job (no reference cycle)."""
+        if self.session is not None and self.session is not self.cfg.session:
+            self.session.close()
+        self.session = None
+        self.builder = None
+        self.emit = _ignore_event
 
     # -- catalogue -----------------------------------------------------------------------------
     def fetch_catalog(self) -> None:
@@ -937,6 +994,8 @@ class _Pipeline:
         if mode == "resume" and cfg.catalog_path.exists():
             mode, head_etag = self._check_local_catalog(session, url, expected)
         outcome = transfer.download_file(url, cfg.catalog_path, size=expected, if_exists=mode)
+        if not outcome.ok and outcome.disk_full:
+            raise OSError(errno.ENOSPC, str(outcome.error), os.fspath(cfg.catalog_path))
         if not outcome.ok:
             raise MLHubException(
                 f"could not download the catalogue of {ds} from {redact_url(url)}: "
@@ -1252,7 +1311,6 @@ class DownloadJob:
         self._error: BaseException | None = None
         self._started_at: float | None = None
         self._ended_at: float | None = None
-        self._pipeline: _Pipeline | None = None
         # counters (written by the job thread only)
         self._total = 0
         self._index_complete = False
@@ -1369,6 +1427,9 @@ class DownloadJob:
             raise RuntimeError("the job was not started")
         if not self._finished.wait(timeout):
             raise TimeoutError(f"download of {self.dataset_id} still running after {timeout}s")
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()  # it only returns now: no thread of the job outlives wait()
         if self._error is not None:
             raise self._error
         if self._summary is None:  # cancelled before it started
@@ -1458,13 +1519,12 @@ class DownloadJob:
     # -- the thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         pipeline = _Pipeline(self._cfg, self._emit, self._cancel)
-        self._pipeline = pipeline
         try:
             summary = self._execute(pipeline)
         except _Cancelled:
             self._finish_cancelled()
         except BaseException as exc:
-            self._fail(exc)
+            self._fail(self._disk_full_error(exc, pipeline) if _is_disk_full(exc) else exc)
         else:
             if self._cancel.is_set() and summary.cancelled:
                 self._summary = summary
@@ -1488,11 +1548,53 @@ class DownloadJob:
                     self._state = "finished"
                 self._tick(force=True)
                 self._emit(JobFinished(summary))
-                self._finished.set()
         finally:
+            # everything the job opened is closed before anyone waiting is told it ended
             if pipeline.builder is not None:
                 pipeline.builder.cancelled.set()
                 pipeline.builder.join()
+            pipeline.close()
+            self._finished.set()
+
+    def _disk_full_error(self, exc: BaseException, pipeline: _Pipeline) -> DiskFullError:
+        """A clear error for a full disk: which folder, how much is free, how much is needed."""
+        cfg = self._cfg
+        where = getattr(exc, "filename", None)
+        folder = cfg.dataset_asset_dir
+        if isinstance(where, str) and not where.startswith(os.fspath(cfg.dataset_asset_dir)):
+            folder = cfg.output_dir if where.startswith(os.fspath(cfg.output_dir)) else folder
+        elif not isinstance(exc, sqlite3.Error) and self._phase in ("catalog", "index"):
+            folder = cfg.output_dir
+        try:
+            free: str = _space(shutil.disk_usage(folder).free)
+        except OSError:
+            free = "unknown"
+        missing = max(0, self._total - self._done - self._skipped)
+        need: str
+        if self._index_complete and self._sizes_known:
+            left = max(0, self._bytes_total_known - self._bytes_done)
+            need = f"About {_space(left)} more is needed for the {missing:,} selected assets "
+            need += "not yet on disk."
+        else:
+            estimate = pipeline.info.get("estimated_dataset_size")
+            if isinstance(estimate, int | float) and estimate > self._bytes_done:
+                need = f"The dataset is estimated at {_space(estimate)}; about "
+                need += f"{_space(estimate - self._bytes_done)} more is needed."
+            elif self._bytes_total_known > self._bytes_done:
+                need = f"At least {_space(self._bytes_total_known - self._bytes_done)} more "
+                need += "is needed (the catalogue was not fully read)."
+            else:
+                need = "The space needed is not known yet (the catalogue was not fully read)."
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        detail = redact_text(text) or type(exc).__name__
+        return DiskFullError(
+            f"Disk full: no space left for the download of {cfg.dataset_id} in {folder} "
+            f"({free} free). {need} The download stopped; the files completed so far are "
+            "kept and nothing half-written has a final name. Free some space (or choose "
+            "another output folder) and run the same download again: it resumes where it "
+            f"stopped. ({detail})",
+            failed=missing,
+        )
 
     def _finish_cancelled(self) -> None:
         self._ended_at = time.monotonic()
@@ -1501,7 +1603,6 @@ class DownloadJob:
         self._tick(force=True)
         if self._summary is not None:
             self._emit(JobCancelled(self._summary))
-        self._finished.set()
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -1510,7 +1611,6 @@ class DownloadJob:
             self._state = "failed"
         self._tick(force=True)
         self._emit(JobFailed(exc))
-        self._finished.set()
 
     def _execute(self, pipeline: _Pipeline) -> DownloadSummary:
         cfg = self._cfg
@@ -1598,7 +1698,6 @@ class DownloadJob:
         base = cfg.dataset_asset_dir
         session = pipeline.get_session()
         writer = _OutcomeWriter(cfg.manifest_path)
-        ticker = asyncio.get_running_loop().create_task(self._ticker(writer))
         rows_by_tag: dict[int, AssetRow] = {}
         started_ids: set[int] = set()
 
@@ -1621,6 +1720,12 @@ class DownloadJob:
             self._emit(AssetRetried(url, redact_text(str(reason)), delay))
 
         def on_outcome(out: transfer.TransferOutcome) -> None:
+            if not out.ok and out.disk_full:
+                # every further file would fail the same way: stop the job (the asset stays
+                # pending, not failed: it is not its fault)
+                raise OSError(errno.ENOSPC, str(out.error), os.fspath(out.spec.dest))
+            if writer.error is not None:
+                raise writer.error
             row = rows_by_tag.pop(int(out.spec.tag), None) if out.spec.tag is not None else None
             if row is None:
                 return
@@ -1628,8 +1733,9 @@ class DownloadJob:
             self._record_outcome(row, out, writer)
 
         engine = transfer.TransferEngine(workers=cfg.workers, if_exists=cfg.if_exists)
-        try:
-            await engine.run(
+        loop = asyncio.get_running_loop()
+        run = loop.create_task(
+            engine.run(
                 self._produce(db, pipeline, base, session, rows_by_tag),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
@@ -1637,11 +1743,26 @@ class DownloadJob:
                 on_retry=on_retry,
                 control=self._control,
             )
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            await asyncio.get_running_loop().run_in_executor(None, writer.close)
+        )
+        ticker = loop.create_task(self._ticker(writer, run))
+        error: BaseException | None = None
+        try:
+            await run
+        except asyncio.CancelledError:
+            if writer.error is None or not run.cancelled():
+                raise
+            error = writer.error  # the ticker stopped the run: the index cannot be written
+        except BaseException as exc:
+            error = exc
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        try:
+            await loop.run_in_executor(None, writer.close)
+        except BaseException as exc:
+            error = error or exc  # the first error is the one that tells what happened
+        if error is not None:
+            raise error
         builder = pipeline.builder
         if builder is not None and self._cancel.is_set():
             builder.join()  # it stops at the next catalogue member
@@ -1649,10 +1770,13 @@ class DownloadJob:
             raise builder.error
         return self._cancel.is_set()
 
-    async def _ticker(self, writer: _OutcomeWriter) -> None:
+    async def _ticker(self, writer: _OutcomeWriter, run: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
             writer.maybe_flush()
+            if writer.error is not None:  # e.g. a full disk: stop now, not after every file
+                run.cancel()
+                return
             self._tick()
 
     async def _produce(
@@ -1676,11 +1800,19 @@ class DownloadJob:
                 pipeline._validate_collection_filter(db)
         stale: list[int] = []
         key = session.api_key
+        is_api_url = _OriginCache(session.is_api_url)
+        loop = asyncio.get_running_loop()
+        base_prefix = os.path.join(os.fspath(base), "")
         while True:
             if self._cancel.is_set():
                 return
             finished_building = builder is None or builder.done.is_set()
             rows = db.rows_after(last_seq, _FETCH_ROWS, pending_only=builder is None)
+            present: set[int] = set()
+            if rows and cfg.if_exists != "overwrite":
+                # which destinations exist, in one hand-over to a thread: a stat in the event
+                # loop can wait for a directory lock held by a slow file create elsewhere
+                present = await loop.run_in_executor(None, _present, base_prefix, rows)
             if not rows:
                 if finished_building:
                     if builder is not None:
@@ -1707,7 +1839,9 @@ class DownloadJob:
                     self._per_total[cid] += 1
                     self._total = max(self._total, builder.selected if builder else 0)
                 if row.state == DONE and cfg.if_exists != "overwrite":
-                    if cfg.if_exists == "skip" or _complete_on_disk(base / row.path, row):
+                    if cfg.if_exists == "skip" or (
+                        row.id in present and _complete_on_disk(base / row.path, row)
+                    ):
                         self._skipped += 1
                         self._per_skipped[cid] += 1
                         self._bytes_done += row.bytes
@@ -1719,7 +1853,7 @@ class DownloadJob:
                     self._bytes_total_known += row.size
                 rows_by_tag[row.id] = row
                 url = row.url
-                if key and session.is_api_url(url):
+                if key and is_api_url(url):
                     url = _with_key(url, key)
                 yield transfer.TransferSpec(
                     url=url,
@@ -1727,6 +1861,7 @@ class DownloadJob:
                     size=row.size,
                     checksum=row.checksum,
                     tag=row.id,
+                    absent=cfg.if_exists != "overwrite" and row.id not in present,
                 )
             if stale:
                 db.mark_pending(stale)
@@ -1855,6 +1990,40 @@ class DownloadJob:
         )
 
 
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+class _OriginCache:
+    """``Session.is_api_url`` answered once per origin (it parses the URL each time)."""
+
+    def __init__(self, check: Callable[[str], bool]) -> None:
+        self._check = check
+        self._seen: dict[str, bool] = {}
+
+    def __call__(self, url: str) -> bool:
+        match = _ORIGIN.match(url)
+        if match is None:
+            return self._check(url)
+        origin = match.group()
+        answer = self._seen.get(origin)
+        if answer is None:
+            if len(self._seen) > 256:
+                self._seen.clear()
+            answer = self._seen[origin] = self._check(origin + "/")
+        return answer
+
+
+def _present(prefix: str, rows: list[AssetRow]) -> set[int]:
+    """Ids of the rows whose file (or ``.part``) exists under ``prefix`` (runs in a thread)."""
+    out: set[int] = set()
+    sep = os.sep
+    for row in rows:
+        path = prefix + (row.path if sep == "/" else row.path.replace("/", sep))
+        if os.path.lexists(path) or os.path.lexists(path + ".part"):
+            out.add(row.id)
+    return out
+
+
 def _complete_on_disk(path: Path, row: AssetRow) -> bool:
     try:
         st = os.stat(path)
@@ -1862,6 +2031,29 @@ def _complete_on_disk(path: Path, row: AssetRow) -> bool:
         return False
     expected = row.size if row.size is not None else row.bytes
     return st.st_size == expected
+
+
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+_SQLITE_IOERR = 10
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """A full disk or exceeded quota, as an OSError or as SQLite reports it."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF == _SQLITE_FULL:
+                return True
+            if "database or disk is full" in str(error):
+                return True
+    return False
+
+
+def _space(n: float) -> str:
+    """A byte count for messages: ``512 bytes``, ``12.3 kB``, ``4.5 MB``."""
+    return f"{n:,.0f} bytes" if n < 1000 else _human_bytes(n)
 
 
 class _OutcomeWriter:
@@ -1897,6 +2089,11 @@ class _OutcomeWriter:
             self._pending = []
         self._last = time.monotonic()
 
+    @property
+    def error(self) -> BaseException | None:
+        """The error that stopped the writer (e.g. a full disk), if any."""
+        return self._error
+
     def close(self) -> None:
         self.flush()
         self._queue.put(None)
@@ -1908,14 +2105,25 @@ class _OutcomeWriter:
         try:
             with Manifest(self._path) as db:
                 while (batch := self._queue.get()) is not None:
-                    db.record(batch)
-        except BaseException as exc:  # reported by close()
+                    db.record(batch)  # one transaction: all of a batch or nothing
+        except BaseException as exc:  # reported by close() and seen by the job at once
             self._error = exc
 
 
 def write_err_report(db: Manifest, path: Path) -> int:
     """Write failed selected assets to ``path`` (CSV with a header); returns the row count."""
     tmp = path.with_name(path.name + ".tmp")
+    try:
+        n = _write_err_rows(db, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return n
+
+
+def _write_err_rows(db: Manifest, tmp: Path) -> int:
     n = 0
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -1934,7 +2142,6 @@ def write_err_report(db: Manifest, path: Path) -> int:
                 ]
             )
             n += 1
-    os.replace(tmp, path)
     return n
 
 
@@ -2050,6 +2257,12 @@ def download_dataset(
         EntityDoesNotExist: the dataset has no catalogue.
         DownloadError: some assets failed; ``err_report.csv`` lists them. A re-run retries
             only what is missing or failed.
+        DiskFullError: (a ``DownloadError``) no space left or a quota exceeded where files or
+            the index are written: the job stops at once; the message names the folder, the
+            free space and the space still needed. Free space and run again to resume.
+        CatalogError: (a ``DownloadError``) the catalogue tarball is damaged, cut short (also
+            exactly between two members) or not an archive; it is deleted, so a re-run
+            fetches it anew.
     """
     job = DownloadJob(
         dataset_id,
@@ -2125,11 +2338,14 @@ def plan_download(
         limits=None,
         source=source,
     )
-    pipeline = _Pipeline(cfg, lambda _e: None, threading.Event())
-    pipeline.fetch_catalog()
-    with Manifest(cfg.manifest_path) as db:
-        pipeline.prepare_index(db, inline=True)
-        return pipeline.plan(db)
+    pipeline = _Pipeline(cfg, _ignore_event, threading.Event())
+    try:
+        pipeline.fetch_catalog()
+        with Manifest(cfg.manifest_path) as db:
+            pipeline.prepare_index(db, inline=True)
+            return pipeline.plan(db)
+    finally:
+        pipeline.close()
 
 
 def download_archive(
@@ -2157,6 +2373,16 @@ def download_archive(
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
+    try:
+        return _download_archive(collection_id, out, if_exists, sess, progress)
+    finally:
+        if sess is not session:
+            sess.close()
+
+
+def _download_archive(
+    collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
+) -> Path:
     try:
         response = sess.get(f"archive/{collection_id}", allow_redirects=False)
     except EntityDoesNotExist as exc:

@@ -29,6 +29,7 @@ can read rows while the catalogue side is still inserting them (each thread open
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -166,26 +167,40 @@ class Manifest:
     def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
+        self._db = self._connect(timeout)
+        try:
+            self._prepare(timeout)
+        except BaseException:
+            self._db.close()
+            raise
+        self._lock = threading.Lock()
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(
             str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA temp_store=MEMORY")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA temp_store=MEMORY")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _prepare(self, timeout: float) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version not in (0, SCHEMA_VERSION):
             # An index written by another version: it is only a cache, rebuild it.
             self._db.close()
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
-            self._db = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._lock = threading.Lock()
+            self._db = self._connect(timeout)
+            version = 0
+        if version != SCHEMA_VERSION:  # a new index (an existing one is opened without writes:
+            # they would fail on a full disk, where reading must still work)
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- housekeeping ------------------------------------------------------------------------
     def close(self) -> None:
@@ -589,6 +604,17 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()  # e.g. SQLITE_FULL: nothing of the transaction is kept
+                raise
         else:
-            self._db.execute("ROLLBACK")
+            self._rollback()
+
+    def _rollback(self) -> None:
+        """Roll back what is still open; never masks the error that led here (SQLite may
+        already have rolled back by itself, e.g. after "database or disk is full")."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")

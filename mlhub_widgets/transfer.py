@@ -116,6 +116,9 @@ class TransferSpec:
         checksum: expected multihash hex (``file:checksum``: ``"1220"`` + sha256 hex,
             ``"d50110"`` + md5 hex, …), if known; plain md5/sha1/sha256/sha512 hex also works.
         tag: the caller's id for this transfer, handed back untouched in the outcome.
+        absent: the caller has just checked that neither ``dest`` nor ``dest.part`` exists: the
+            engine skips its own checks (file-system calls in the event loop) on the first
+            attempt.
     """
 
     url: str
@@ -123,6 +126,7 @@ class TransferSpec:
     size: int | None = None
     checksum: str | None = None
     tag: Any = None
+    absent: bool = False
 
     def __repr__(self) -> str:  # the URL may carry an API key: never show it
         return (
@@ -147,6 +151,8 @@ class TransferOutcome:
         attempts: requests made (redirect hops not counted; 0 when the file was already there).
         retries: attempts that followed a failed one.
         resumed_from: bytes of an existing ``.part`` reused instead of downloaded again.
+        disk_full: the failure is a full disk or an exceeded quota (``ENOSPC``/``EDQUOT``):
+            every other file on that disk would fail too, so a caller should stop.
     """
 
     spec: TransferSpec
@@ -160,6 +166,7 @@ class TransferOutcome:
     attempts: int
     retries: int
     resumed_from: int
+    disk_full: bool = False
 
 
 class TransferControl:
@@ -575,11 +582,19 @@ class _Mismatch(_Retry):
 class _Fail(Exception):
     """A failure not worth retrying in this run."""
 
-    def __init__(self, reason: str, *, status: int | None = None, permanent: bool = True):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        permanent: bool = True,
+        disk_full: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.permanent = permanent
+        self.disk_full = disk_full
 
 
 class _CallbackError(Exception):
@@ -762,6 +777,8 @@ class TransferEngine:
         if job.fresh:
             job.fresh = False
             had_part = True  # whatever is there is stale
+        elif spec.absent and job.attempts == 0:
+            pass  # the caller checked: neither the file nor a .part is there
         else:
             try:
                 psize = os.stat(part).st_size
@@ -862,7 +879,7 @@ class TransferEngine:
                 failure = _write_small(part, dest, body, meta)
             if failure is not None:
                 what, code, text = failure.split(":", 2)
-                if what == "move":
+                if what == "move" and int(code) not in _DISK_FULL:
                     raise _Fail(f"cannot move the download to {dest}: {text}")
                 exc = OSError(int(code), text)
                 raise self._disk_failure(exc, spec, part, meta_path, len(body))
@@ -1075,6 +1092,9 @@ class TransferEngine:
             os.replace(part, dest)
         except OSError as exc:
             _unlink(part)
+            if exc.errno in _DISK_FULL:
+                spec = TransferSpec("", Path(dest))
+                raise self._disk_failure(exc, spec, part, "", None) from None
             raise _Fail(f"cannot move the download to {dest}: {exc.strerror or exc}") from None
 
     @staticmethod
@@ -1110,7 +1130,7 @@ class TransferEngine:
         if exc.errno in _DISK_FULL:
             what = "disk full" if exc.errno == errno.ENOSPC else "disk quota exceeded"
             needs = f" (needs {_human(need)})" if need is not None else ""
-            return _Fail(f"{what} writing {dest}{needs}")
+            return _Fail(f"{what} writing {dest}{needs}", disk_full=True)
         return _Fail(f"cannot write {dest}: {exc.strerror or exc}")
 
     def _retry_delay(
@@ -1305,7 +1325,7 @@ class _Run:
                     self.idle.append(fut)
                     await fut
                     continue
-                done = engine._done_already(spec)
+                done = None if spec.absent else engine._done_already(spec)
                 if done is not None:
                     self.on_outcome(done)
                     continue
@@ -1323,7 +1343,7 @@ class _Run:
             try:
                 outcome = await engine._attempt(self.client, job, self.on_bytes, self.disk)
             except _Fail as exc:
-                self.on_outcome(_failed(job, exc.reason, exc.status, exc.permanent))
+                self.on_outcome(_failed(job, exc.reason, exc.status, exc.permanent, exc.disk_full))
                 return
             except _Retry as exc:
                 decision = engine._retry_delay(job, exc, loop.time(), self.on_retry)
@@ -1361,7 +1381,9 @@ class _Run:
         self.timers.add(timer)
 
 
-def _failed(job: _Job, reason: str, status: int | None, permanent: bool) -> TransferOutcome:
+def _failed(
+    job: _Job, reason: str, status: int | None, permanent: bool, disk_full: bool = False
+) -> TransferOutcome:
     part = os.fspath(job.spec.dest) + ".part"
     try:
         kept = os.stat(part).st_size
@@ -1370,7 +1392,7 @@ def _failed(job: _Job, reason: str, status: int | None, permanent: bool) -> Tran
     return TransferOutcome(
         job.spec, False, kept, status if status is not None else job.status, job.etag,
         job.last_modified, redact_text(reason), permanent, job.attempts, job.retries,
-        job.resumed_from,
+        job.resumed_from, disk_full,
     )  # fmt: skip
 
 
@@ -1762,7 +1784,7 @@ async def _run_ranged(
             try:
                 return await _Ranged(engine, client, job, n, on_bytes, on_retry).attempt()
             except _Fail as exc:
-                return _failed(job, exc.reason, exc.status, exc.permanent)
+                return _failed(job, exc.reason, exc.status, exc.permanent, exc.disk_full)
             except _Retry as exc:
                 decision = engine._retry_delay(job, exc, loop.time(), on_retry)
                 if isinstance(decision, TransferOutcome):

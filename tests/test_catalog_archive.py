@@ -7,12 +7,14 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlhub_widgets.catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
+    CorruptArchiveError,
     UnsafeArchiveError,
     classify,
     iter_catalog,
@@ -207,3 +209,90 @@ def test_member_path_normalises() -> None:
     assert member_path("./") is None
     with pytest.raises(UnsafeArchiveError):
         member_path("a/\x00b")
+
+
+# ---------------------------------------------------------------------------------------------
+# complete archives only: the end-of-archive marker and the compressed stream's trailer
+
+
+def _plain_tar(n: int = 40) -> tuple[bytes, list[tarfile.TarInfo]]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(n):
+            data = json.dumps({"id": f"i{i}", "pad": "x" * 700}).encode()
+            info = tarfile.TarInfo(f"ds/c/i{i}/i{i}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        return raw, tar.getmembers()
+
+
+def _read_all(data: bytes) -> int:
+    return sum(1 for _ in iter_catalog(io.BytesIO(data), None))
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [
+        ("gzip", lambda b: __import__("gzip").compress(b)),
+        ("bz2", lambda b: __import__("bz2").compress(b)),
+        ("xz", lambda b: __import__("lzma").compress(b)),
+        ("plain", lambda b: b),
+    ],
+    ids=lambda c: c[0],
+)
+def test_complete_archives_are_read_and_cut_ones_refused(codec: Any) -> None:
+    name, compress = codec
+    raw, members = _plain_tar()
+    assert _read_all(compress(raw)) == 40
+    # cut exactly after a member: tarfile alone would take it for the end of the archive
+    m = members[25]
+    boundary = m.offset_data + (m.size + 511) // 512 * 512
+    with pytest.raises(CorruptArchiveError, match="end-of-archive marker"):
+        _read_all(compress(raw[:boundary]))
+    with pytest.raises(CorruptArchiveError, match="end-of-archive marker is incomplete"):
+        _read_all(compress(raw[:boundary] + bytes(512)))
+    if name != "plain":  # the compressed stream itself cut short, or damaged
+        whole = compress(raw)
+        with pytest.raises(CorruptArchiveError, match="cut short"):
+            _read_all(whole[:-6])
+        with pytest.raises(CorruptArchiveError):
+            _read_all(whole + b"trailing junk")
+    with pytest.raises(tarfile.ReadError):  # still a ReadError for older callers
+        _read_all(compress(raw[: members[10].offset_data + 100]))
+
+
+def test_gzip_crc_and_concatenation() -> None:
+    import gzip
+
+    raw, _ = _plain_tar()
+    whole = gzip.compress(raw)
+    assert _read_all(whole + gzip.compress(b"") + bytes(64)) == 40
+    bad = bytearray(whole)
+    bad[-6] ^= 1  # the CRC-32 of the trailer
+    with pytest.raises(CorruptArchiveError, match="damaged"):
+        _read_all(bytes(bad))
+
+
+def test_not_an_archive_is_a_clear_error(tmp_path: Path) -> None:
+    for data in (b"<!DOCTYPE html><html>502</html>" * 40, b""):
+        with pytest.raises(CorruptArchiveError, match="not a readable tar archive"):
+            _read_all(data)
+    with pytest.raises(CorruptArchiveError):
+        list(iter_catalog(io.BytesIO(b"\x1f\x8b" + b"garbage" * 50), tmp_path / "out"))
+
+
+def test_abandoned_iteration_stops_the_writer_thread(tmp_path: Path) -> None:
+    import threading
+
+    def writers() -> int:
+        return sum(t.name == "mlhub-catalog-writer" for t in threading.enumerate())
+
+    raw, _ = _plain_tar()
+    before = writers()
+    entries = iter_catalog(io.BytesIO(raw), tmp_path / "out")
+    next(entries)
+    assert writers() == before + 1
+    entries.close()  # joins the writer thread, not left for the garbage collector
+    assert writers() == before

@@ -120,3 +120,26 @@ def test_meta_and_schema_version(tmp_path: Path) -> None:
         con.execute("PRAGMA user_version=99")
     with Manifest(path) as db:  # an index from another version is a cache: rebuilt
         assert db.get_meta("filter") is None
+
+
+def test_full_database_rolls_back_cleanly_and_keeps_working(tmp_path: Path) -> None:
+    """SQLITE_FULL (here from a page limit, as on a full disk) raises the real error, never
+    "cannot rollback - no transaction is active", and leaves the index as it was."""
+    import sqlite3
+
+    import pytest
+
+    with Manifest(tmp_path / "m.db") as db:
+        _build(db, [_asset("c/i1/a.tif", "http://s/1.tif", 1, "a", True)])
+        pages = db._db.execute("PRAGMA page_count").fetchone()[0]
+        db._db.execute(f"PRAGMA max_page_count={pages}")
+        big = [(i + 100, "c", f"i{i}", "x" * 4000, 1) for i in range(50)]
+        with pytest.raises(sqlite3.OperationalError, match="full"), db.transaction():
+            db.add_items(big)
+        assert not db._db.in_transaction
+        assert db.item_count() == 3
+        db.record([Outcome(1, DONE, 10)])  # small writes still fit
+        assert db.counts()["done"] == 1
+    # an existing index opens without writing (it must open on a full disk)
+    with Manifest(tmp_path / "m.db") as db:
+        assert db.counts()["done"] == 1
