@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from mlhub_widgets.hub import Hub
+from tests.fixture_paths import NASA_CATALOG
 
 _HUB: list[Hub] = []
 
@@ -31,7 +32,7 @@ def sources_hub(config: pytest.Config) -> Hub:
     return _HUB[0]
 
 
-FIXTURE = Path("/work/shared/fixtures/mlhub-api/catalog__nasa_marine_debris.tar.gz")
+FIXTURE = NASA_CATALOG
 DATASET = "nasa_marine_debris"
 
 

@@ -20,11 +20,10 @@ from mlhub_widgets.catalog_archive import (
     iter_catalog,
     member_path,
 )
+from tests.fixture_paths import NASA_CATALOG, SU_SAR_CATALOG
 
-FIXTURE = Path("/work/shared/fixtures/mlhub-api/catalog__nasa_marine_debris.tar.gz")
-MOCK = Path(
-    "/work/shared/fixtures/mlhub-api/test-data/datasets/su_sar_moisture_content_main.tar.gz"
-)
+FIXTURE = NASA_CATALOG
+MOCK = SU_SAR_CATALOG
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:

@@ -39,10 +39,10 @@ from mlhub_widgets.filters import (
     validate_intersects,
 )
 from mlhub_widgets.paths import asset_relpath
+from tests.fixture_paths import NASA_CATALOG, SU_SAR_CATALOG
 
-FIXTURES = Path("/work/shared/fixtures/mlhub-api")
-NASA_TAR = FIXTURES / "catalog__nasa_marine_debris.tar.gz"
-SU_SAR_TAR = FIXTURES / "test-data/datasets/su_sar_moisture_content_main.tar.gz"
+NASA_TAR = NASA_CATALOG
+SU_SAR_TAR = SU_SAR_CATALOG
 
 # The peer's own test polygon (radiant_mlhub test_download_with_intersects_filter_works).
 PEER_AOI = {

@@ -20,8 +20,9 @@ from mlhub_widgets.paths import (
     resolve_inside,
     safe_component,
 )
+from tests.fixture_paths import NASA_CATALOG
 
-NASA_TAR = Path("/work/shared/fixtures/mlhub-api/catalog__nasa_marine_debris.tar.gz")
+NASA_TAR = NASA_CATALOG
 
 HOSTILE = [
     "",
