@@ -112,7 +112,7 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
             "code",
             'files = sorted(p.relative_to(out) for p in (out / dataset.id).rglob("*") if p.is_file())\n'
             'print(len(files), "files, e.g.", *files[:5], sep="\\n")\n'
-            "assert summary.assets_done + summary.assets_skipped == plan.assets",
+            "assert summary.assets_selected == plan.assets and summary.assets_failed == 0",
         ),
         (
             "md",
