@@ -14,11 +14,14 @@ from ._version import __version__
 from .exceptions import (
     APIKeyNotFound,
     AuthenticationError,
+    CatalogError,
+    DiskFullError,
     DownloadError,
     EntityDoesNotExist,
     MLHubException,
     MLHubHTTPError,
     MLHubResponseError,
+    NoAssetsSelected,
     ProfileError,
 )
 from .session import ANONYMOUS_PROFILE, Session, get_session
@@ -31,8 +34,10 @@ __all__ = [
     "ANONYMOUS_PROFILE",
     "APIKeyNotFound",
     "AuthenticationError",
+    "CatalogError",
     "Collection",
     "Dataset",
+    "DiskFullError",
     "DownloadError",
     "DownloadJob",
     "EntityDoesNotExist",
@@ -40,6 +45,7 @@ __all__ = [
     "MLHubHTTPError",
     "MLHubResponseError",
     "MLModel",
+    "NoAssetsSelected",
     "ProfileError",
     "Session",
     "__version__",

@@ -59,7 +59,14 @@ from .catalog_archive import (
     CorruptArchiveError,
     iter_catalog,
 )
-from .exceptions import DownloadError, EntityDoesNotExist, MLHubException
+from .exceptions import (
+    CatalogError,
+    DiskFullError,
+    DownloadError,
+    EntityDoesNotExist,
+    MLHubException,
+    NoAssetsSelected,
+)
 from .filters import AssetFilter, FilterStats
 from .manifest import (
     DONE,
@@ -124,26 +131,6 @@ PROGRESS_INTERVAL = 0.125
 _INDEX_BATCH = 2000
 _INDEX_COMMIT_SECONDS = 0.1
 _FETCH_ROWS = 512
-
-
-class NoAssetsSelected(MLHubException, ValueError):
-    """The filters leave no asset to download (raised before any asset request)."""
-
-
-class CatalogError(DownloadError):
-    """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
-
-    The bad tarball is deleted and its index is never marked complete: a re-run fetches it
-    anew (assets already on disk are kept).
-    """
-
-
-class DiskFullError(DownloadError):
-    """No space left (or a quota exceeded) where the download writes; the job stopped.
-
-    Files completed so far are kept (nothing half-written has a final name); free some space
-    and run the same download again to resume.
-    """
 
 
 # =============================================================================================

@@ -12,7 +12,10 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     ├── MLHubHTTPError          any HTTP status >= 400 after retries
     │   ├── AuthenticationError 401: missing or wrong API key
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
+    ├── NoAssetsSelected        the filters leave nothing to download (also a ValueError)
     └── DownloadError           a download finished with failed assets (see err_report.csv)
+        ├── CatalogError        the dataset's catalogue is damaged or cut short
+        └── DiskFullError       no space left where the download writes
 """
 
 from __future__ import annotations
@@ -93,13 +96,36 @@ class DownloadError(MLHubException):
         super().__init__(redact_text(message))
 
 
+class NoAssetsSelected(MLHubException, ValueError):
+    """The filters leave no asset to download (raised before any asset request)."""
+
+
+class CatalogError(DownloadError):
+    """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
+
+    The bad tarball is deleted and its index is never marked complete: a re-run fetches it
+    anew (assets already on disk are kept).
+    """
+
+
+class DiskFullError(DownloadError):
+    """No space left (or a quota exceeded) where the download writes; the job stopped.
+
+    Files completed so far are kept (nothing half-written has a final name); free some space
+    and run the same download again to resume.
+    """
+
+
 __all__ = [
     "APIKeyNotFound",
     "AuthenticationError",
+    "CatalogError",
+    "DiskFullError",
     "DownloadError",
     "EntityDoesNotExist",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "NoAssetsSelected",
     "ProfileError",
 ]
