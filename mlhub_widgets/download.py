@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import csv
 import errno
-import functools
 import hashlib
 import json
 import logging
@@ -48,16 +47,20 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import transfer
+from .asset_index import (
+    Cancelled,
+    IndexBuilder,
+    IndexConfig,
+    IndexProcess,
+    filter_fingerprint,
+    stats_dict,
+)
 from .catalog_archive import (
     ArchiveLimits,
-    ArchiveStats,
-    CatalogEntry,
-    CorruptArchiveError,
-    iter_catalog,
 )
 from .exceptions import (
     CatalogError,
@@ -74,10 +77,8 @@ from .manifest import (
     MANIFEST_NAME,
     AssetRow,
     Manifest,
-    NewAsset,
     Outcome,
 )
-from .paths import COMMON_ASSET_KEYS, COMMON_DIR, asset_extension, safe_component
 from .redact import redact_text, redact_url
 from .session import Session, get_session
 
@@ -128,8 +129,6 @@ ERR_REPORT_COLUMNS = (
 )
 DEFAULT_WORKERS = 64
 PROGRESS_INTERVAL = 0.125
-_INDEX_BATCH = 2000
-_INDEX_COMMIT_SECONDS = 0.1
 _FETCH_ROWS = 512
 
 
@@ -428,59 +427,11 @@ def _validate_common(if_exists: str, workers: int | None) -> None:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
 
 
-def _filter_fingerprint(flt: AssetFilter) -> str:
-    from shapely import to_wkb
-
-    doc = {
-        "bbox": list(flt.bbox) if flt.bbox is not None else None,
-        "intersects": hashlib.sha256(to_wkb(flt.intersects)).hexdigest()
-        if flt.intersects is not None
-        else None,
-        "datetime": flt.datetime.to_stac() if flt.datetime is not None else None,
-        "collection_filter": {
-            cid: sorted(keys) if keys is not None else None
-            for cid, keys in sorted(flt.collection_filter.items())
-        }
-        if flt.collection_filter is not None
-        else None,
-    }
-    return json.dumps(doc, sort_keys=True)
-
-
-def _spatial_fields(item: Mapping[str, Any]) -> str:
-    props = item.get("properties")
-    keep: dict[str, Any] = {}
-    if isinstance(props, Mapping):
-        for key in ("datetime", "start_datetime", "end_datetime"):
-            if key in props:
-                keep[key] = props[key]
-    return json.dumps(
-        {"bbox": item.get("bbox"), "geometry": item.get("geometry"), "properties": keep},
-        separators=(",", ":"),
-    )
-
-
-def _asset_url(href: str) -> str | None:
-    """A fetchable URL for an asset href (``s3://b/k`` → public HTTPS), or None."""
-    if href.startswith(("https://", "http://")) and len(href) > 8:
-        return href
-    parts = urlsplit(href)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return href
-    if parts.scheme == "s3" and parts.netloc:
-        return f"https://{parts.netloc}.s3.amazonaws.com{parts.path or '/'}"
-    return None
-
-
 def _with_key(url: str, key: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
     query.append(("key", key))
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-class _Cancelled(Exception):
-    """Internal: the job was cancelled while preparing."""
 
 
 @dataclass
@@ -517,6 +468,17 @@ class _Config:
     @property
     def err_report_path(self) -> Path:
         return self.dataset_asset_dir / ERR_REPORT_NAME
+
+    def index_config(self) -> IndexConfig:
+        return IndexConfig(
+            dataset_id=self.dataset_id,
+            output_dir=self.output_dir,
+            catalog_path=self.catalog_path,
+            manifest_path=self.manifest_path,
+            flt=self.flt,
+            limits=self.limits,
+            source=self.source,
+        )
 
 
 def _make_config(
@@ -575,325 +537,6 @@ def _make_config(
     )
 
 
-class _IndexBuilder:
-    """Unpacks the catalogue and fills the index, in its own thread (or inline for plans)."""
-
-    def __init__(
-        self,
-        cfg: _Config,
-        collection_types: Mapping[str, list[str]],
-        start_seq: int,
-        emit: Callable[[Any], None],
-        cancelled: threading.Event,
-    ) -> None:
-        self.cfg = cfg
-        self.collection_types = collection_types
-        self.emit = emit
-        self.cancelled = cancelled
-        self._seq = start_seq
-        self.items = 0
-        self.assets = 0
-        self.selected = 0
-        self.skipped_hrefs = 0
-        self.stats = FilterStats()
-        self.archive_stats = ArchiveStats()
-        self.item_rows: list[tuple[int, str, str, str, int]] = []
-        self.key_counts: Counter[tuple[str, str]] = Counter()
-        self.item_counts: Counter[str] = Counter()
-        self.seen_keys: dict[str, set[str]] = {}
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.catalog_root: str | None = None
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.seconds = 0.0
-        self._thread: threading.Thread | None = None
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.run, name=f"mlhub-index-{self.cfg.dataset_id}", daemon=True
-        )
-        self._thread.start()
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-    def run(self) -> None:
-        started = time.monotonic()
-        try:
-            with Manifest(self.cfg.manifest_path) as db:
-                self._build(db)
-        except BaseException as exc:  # handed to the job, which re-raises it
-            self.error = exc
-        finally:
-            self.seconds = time.monotonic() - started
-            self.done.set()
-
-    def _build(self, db: Manifest) -> None:
-        cfg = self.cfg
-        flt = cfg.flt
-        gen = db.begin_rebuild()
-        batch: list[NewAsset] = []
-        collections: list[tuple[str, str, str | None]] = []
-        last_commit = time.monotonic()
-        last_event = last_commit
-        tx = db.transaction()
-        tx.__enter__()
-        try:
-            with self._entries() as entries:
-                for entry in entries:
-                    if self.cancelled.is_set():
-                        raise _Cancelled()
-                    if entry.kind == "item":
-                        self._item(entry, flt, batch)
-                    elif entry.kind == "collection":
-                        self._collection(entry, flt, batch, collections)
-                    elif entry.kind == "catalog" and (
-                        self.catalog_root is None
-                        or entry.name.count("/") < self.catalog_root.count("/")
-                    ):
-                        self.catalog_root = entry.name
-                    now = time.monotonic()
-                    if len(batch) >= _INDEX_BATCH or now - last_commit > _INDEX_COMMIT_SECONDS:
-                        self._flush(db, batch, collections, gen)
-                        tx.__exit__(None, None, None)
-                        tx = db.transaction()
-                        tx.__enter__()
-                        last_commit = now
-                        if now - last_event > 0.25:
-                            self.emit(IndexProgress(self.items, self.assets, self.selected))
-                            last_event = now
-            self._flush(db, batch, collections, gen)
-        except BaseException as exc:
-            tx.__exit__(type(exc), exc, None)
-            raise
-        tx.__exit__(None, None, None)
-        # collections that only appear through items still get a row
-        db.finish_rebuild(gen, self.key_counts, self.item_counts)
-        db.set_meta(
-            {
-                "catalog_root": self.catalog_root or "",
-                "index_complete": "1",
-                "filter": _filter_fingerprint(flt),
-                "filter_description": flt.describe(),
-                "filter_stats": _stats_dict(self.stats),
-                "items": str(self.items),
-            }
-        )
-
-    @contextlib.contextmanager
-    def _entries(self) -> Iterator[Iterator[Any]]:
-        """The catalogue's entries: unpacked from the tarball, or streamed from the source
-        (and written as a local static catalogue in the same layout as they go by)."""
-        cfg = self.cfg
-        if cfg.source is None:
-            try:
-                with open(cfg.catalog_path, "rb") as raw:
-                    entries = iter_catalog(
-                        _HashingReader(raw, self.md5),
-                        cfg.output_dir,
-                        limits=cfg.limits,
-                        stats=self.archive_stats,
-                    )
-                    try:
-                        yield entries
-                    finally:
-                        entries.close()  # a walk ended early: stop its writer thread now
-            except CorruptArchiveError as exc:
-                # never taken as complete, and not reused: the next run fetches it anew
-                with contextlib.suppress(OSError):
-                    cfg.catalog_path.unlink()
-                raise CatalogError(
-                    f"The catalogue of {cfg.dataset_id} ({cfg.catalog_path}) is damaged or "
-                    f"incomplete: {exc}. The file was deleted; run the download again to "
-                    "fetch it anew (assets already downloaded are kept)."
-                ) from exc
-            return
-        from dataclasses import replace
-
-        from .sources._local import LocalCatalogWriter
-
-        writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id)
-
-        def stream() -> Iterator[Any]:
-            for entry in cfg.source.iter_dataset(cfg.dataset_id, cfg.flt):
-                writer.add(entry)
-                yield replace(entry, name=writer.catalog_name) if entry.kind == "catalog" else entry
-            writer.close()  # catalog.json last: the local copy is complete
-
-        try:
-            yield stream()
-        finally:
-            writer.abort()  # stops the writer thread if the walk ended early (no catalog.json)
-
-    def _flush(
-        self,
-        db: Manifest,
-        batch: list[NewAsset],
-        collections: list[tuple[str, str, str | None]],
-        gen: int,
-    ) -> None:
-        if collections:
-            db.add_collections(collections)
-            collections.clear()
-        if self.item_rows:
-            db.add_items(self.item_rows)
-            self.item_rows.clear()
-        if batch:
-            for asset, existing in db.add_assets(batch, gen, self.next_seq):
-                log.warning(
-                    "%s and %s share the saved path %s; only the first is downloaded",
-                    redact_url(existing),
-                    redact_url(asset.url),
-                    asset.path,
-                )
-            batch.clear()
-
-    def _collection(
-        self,
-        entry: CatalogEntry,
-        flt: AssetFilter,
-        batch: list[NewAsset],
-        collections: list[tuple[str, str, str | None]],
-    ) -> None:
-        data = entry.data or {}
-        cid = str(data.get("id"))
-        types_ = self.collection_types.get(cid, [])
-        title = data.get("title")
-        collections.append((cid, json.dumps(types_), str(title) if title else None))
-        self.seen_keys.setdefault(cid, set())
-        assets = data.get("assets")
-        if isinstance(assets, Mapping):
-            for key, asset in assets.items():
-                self._asset(cid, None, None, str(key), asset, True, flt, batch)
-
-    def _item(self, entry: CatalogEntry, flt: AssetFilter, batch: list[NewAsset]) -> None:
-        item = entry.data or {}
-        item_id = str(item["id"])
-        cid = item.get("collection")
-        if not isinstance(cid, str) or not cid:
-            parts = entry.name.split("/")
-            cid = parts[-3] if len(parts) >= 3 else self.cfg.dataset_id
-        matched = flt.item_matches(item, self.stats)
-        self.items += 1
-        item_ref = self.items
-        self.item_rows.append((item_ref, cid, item_id, _spatial_fields(item), int(matched)))
-        self.item_counts[cid] += 1
-        keys = self.seen_keys.setdefault(cid, set())
-        for key, asset in (item.get("assets") or {}).items():
-            keys.add(str(key))
-            self._asset(cid, item_id, item_ref, str(key), asset, matched, flt, batch)
-
-    def _asset(
-        self,
-        cid: str,
-        item_id: str | None,
-        item_ref: int | None,
-        key: str,
-        asset: object,
-        matched: bool,
-        flt: AssetFilter,
-        batch: list[NewAsset],
-    ) -> None:
-        if not isinstance(asset, Mapping):
-            return
-        href = asset.get("href")
-        url = _asset_url(href) if isinstance(href, str) else None
-        self.key_counts[(cid, key)] += 1
-        if url is None:
-            self.skipped_hrefs += 1
-            log.warning(
-                "asset %r of %s has no downloadable href (%r); skipped",
-                key,
-                item_id or cid,
-                href,
-            )
-            return
-        media_raw = asset.get("type")
-        media = media_raw if isinstance(media_raw, str) else None
-        size = asset.get("file:size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            size = None
-        checksum = asset.get("file:checksum")
-        selected = matched and flt.wants_asset(cid, key)
-        batch.append(
-            NewAsset(
-                path=_relpath(cid, item_id, key, url, media),
-                url=url,
-                collection_id=cid,
-                item_id=item_id,
-                item_ref=item_ref,
-                asset_key=key,
-                media_type=media,
-                size=size,
-                checksum=checksum if isinstance(checksum, str) else None,
-                selected=selected,
-            )
-        )
-        self.assets += 1
-        if selected:
-            self.selected += 1
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,198}[A-Za-z0-9_-]|[A-Za-z0-9_-]")
-_DEVICE_STEMS = frozenset({"CON", "PRN", "AUX", "NUL"})
-
-
-def _safe_fast(name: str) -> str:
-    """``paths.safe_component`` with a fast path for plain ASCII names (the common case)."""
-    if _PLAIN_NAME.fullmatch(name):
-        stem = name.split(".", 1)[0].upper()
-        if stem not in _DEVICE_STEMS and not (len(stem) == 4 and stem[:3] in ("COM", "LPT")):
-            return name
-    return safe_component(name)
-
-
-@functools.lru_cache(maxsize=4096)
-def _safe_cached(name: str) -> str:
-    return _safe_fast(name)
-
-
-def _relpath(
-    collection_id: str, item_id: str | None, key: str, href: str, media: str | None
-) -> str:
-    """``paths.asset_relpath`` as a string, with the repeated components cached (hot loop)."""
-    name = _safe_cached(key) + _extension(href, media)
-    collection = _safe_cached(collection_id)
-    if item_id is None:
-        return f"{collection}/{name}"
-    if key in COMMON_ASSET_KEYS:
-        return f"{collection}/{COMMON_DIR}/{name}"
-    return f"{collection}/{_safe_fast(item_id)}/{name}"
-
-
-def _extension(href: str, media: str | None) -> str:
-    """``paths.asset_extension`` with a fast path for plain http(s) URLs (the hot loop)."""
-    if not href.startswith(("https://", "http://")) or any(c in href for c in "?#%\\"):
-        return asset_extension(href, media)
-    rest = href[href.index("://") + 3 :]
-    slash = rest.find("/")
-    if slash < 0:
-        return asset_extension(href, media)
-    stem, dot, suffix = rest[slash:].rpartition("/")[2].rpartition(".")
-    return _extension_of(suffix if dot and stem.strip(".") else "", media)
-
-
-@functools.lru_cache(maxsize=1024)
-def _extension_of(suffix: str, media: str | None) -> str:
-    return asset_extension(f"http://h/f.{suffix}" if suffix else "http://h/f", media)
-
-
-def _stats_dict(stats: FilterStats) -> dict[str, int]:
-    out = {"matched": stats.matched}
-    for reason, n in stats.excluded.items():
-        out[reason.name.lower()] = n
-    return out
-
-
 _EXCLUSION_LABELS = {
     "no_location": "without geometry or bbox",
     "outside_area": "outside the area",
@@ -901,22 +544,6 @@ _EXCLUSION_LABELS = {
     "bad_date": "with an unreadable date",
     "outside_dates": "outside the dates",
 }
-
-
-class _HashingReader:
-    """Wraps a binary file, hashing what is read (the catalogue's MD5, computed for free)."""
-
-    def __init__(self, raw: IO[bytes], digest: Any) -> None:
-        self._raw = raw
-        self._digest = digest
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self._digest.update(data)
-        return data
-
-    def tell(self) -> int:
-        return self._raw.tell()
 
 
 def _ignore_event(_event: Any) -> None:
@@ -934,7 +561,8 @@ class _Pipeline:
         self.cancelled = cancelled
         self.session: Session | None = cfg.session
         self.info: dict[str, Any] = {}
-        self.builder: _IndexBuilder | None = None
+        self.builder: IndexBuilder | IndexProcess | None = None
+        self.index_process: IndexProcess | None = None
         self.catalog_reused = False
         self.index_reused = False
         self.replanned = False
@@ -951,6 +579,7 @@ class _Pipeline:
         if self.session is not None and self.session is not self.cfg.session:
             self.session.close()
         self.session = None
+        self.discard_index_process()
         self.builder = None
         self.emit = _ignore_event
 
@@ -1087,19 +716,52 @@ class _Pipeline:
         root = db.get_meta("catalog_root")
         return bool(root) and (self.cfg.output_dir / str(root)).is_file()
 
+    def spawn_index_process(self) -> None:
+        """Start the child interpreter that will build the index of a tarball, so that its
+        start-up overlaps the catalogue download (see :mod:`mlhub_widgets.asset_index`)."""
+        if self.cfg.source is not None or self.index_process is not None:
+            return
+        try:
+            self.index_process = IndexProcess.spawn()
+        except OSError as exc:  # e.g. no usable sys.executable in an embedded interpreter
+            log.info("building the index in a thread: cannot start a child interpreter (%s)", exc)
+
+    def discard_index_process(self) -> None:
+        """End the child interpreter if no build was handed to it."""
+        proc, self.index_process = self.index_process, None
+        if proc is not None and proc is not self.builder:
+            proc.discard()
+
     def prepare_index(self, db: Manifest, *, inline: bool) -> None:
-        """Reuse, re-plan or (re)build the index. Builds inline or starts the builder thread."""
+        """Reuse, re-plan or (re)build the index. Builds inline, or in the background: in
+        the child interpreter from :meth:`spawn_index_process` if there is one, else in a
+        thread."""
         cfg = self.cfg
         if cfg.if_exists != "overwrite" and self._stored_catalog_matches(db):
             self.index_reused = True
             self._validate_collection_filter(db)
-            if db.get_meta("filter") != _filter_fingerprint(cfg.flt):
+            if db.get_meta("filter") != filter_fingerprint(cfg.flt):
                 self.replan(db)
                 self.replanned = True
+            self.discard_index_process()
             return
         self.start_seq = db.max_seq()
-        builder = _IndexBuilder(
-            cfg, self.collection_types(), self.start_seq, self.emit, self.cancelled
+        emit = self.emit
+
+        def on_progress(items: int, assets: int, selected: int) -> None:
+            emit(IndexProgress(items, assets, selected))
+
+        index_cfg = cfg.index_config()
+        if not inline and self.index_process is not None and cfg.source is None:
+            process = self.index_process
+            self.builder = process
+            process.begin(
+                index_cfg, self.collection_types(), self.start_seq, on_progress, self.cancelled
+            )
+            return
+        self.discard_index_process()
+        builder = IndexBuilder(
+            index_cfg, self.collection_types(), self.start_seq, on_progress, self.cancelled
         )
         self.builder = builder
         if inline:
@@ -1115,7 +777,7 @@ class _Pipeline:
         builder.done.wait()
         if builder.error is not None:
             raise builder.error
-        db.set_meta({"catalog": {**self.catalog_identity, "md5": builder.md5.hexdigest()}})
+        db.set_meta({"catalog": {**self.catalog_identity, "md5": builder.catalog_md5()}})
         if builder.skipped_hrefs:
             log.warning("%d assets without a downloadable href were skipped", builder.skipped_hrefs)
         self._validate_collection_filter(db)
@@ -1163,9 +825,9 @@ class _Pipeline:
             db.reselect(wanted)
         db.set_meta(
             {
-                "filter": _filter_fingerprint(flt),
+                "filter": filter_fingerprint(flt),
                 "filter_description": flt.describe(),
-                "filter_stats": _stats_dict(stats),
+                "filter_stats": stats_dict(stats),
             }
         )
 
@@ -1508,7 +1170,7 @@ class DownloadJob:
         pipeline = _Pipeline(self._cfg, self._emit, self._cancel)
         try:
             summary = self._execute(pipeline)
-        except _Cancelled:
+        except Cancelled:
             self._finish_cancelled()
         except BaseException as exc:
             self._fail(self._disk_full_error(exc, pipeline) if _is_disk_full(exc) else exc)
@@ -1604,9 +1266,11 @@ class DownloadJob:
         started = time.monotonic()
         self._phase = "catalog"
         self._tick(force=True)
+        if not cfg.catalog_only:
+            pipeline.spawn_index_process()
         pipeline.fetch_catalog()
         if self._cancel.is_set():
-            raise _Cancelled()
+            raise Cancelled()
         self._phase = "index"
         self._tick(force=True)
         with Manifest(cfg.manifest_path) as db:
@@ -1693,7 +1357,9 @@ class DownloadJob:
             if row is not None and row.id not in started_ids and self._subscribers_snapshot:
                 started_ids.add(row.id)
                 self._emit(
-                    AssetStarted(row.collection_id, row.item_id, row.asset_key, row.url, spec.dest)
+                    AssetStarted(
+                        row.collection_id, row.item_id, row.asset_key, row.url, Path(spec.dest)
+                    )
                 )
 
         def on_bytes(n: int) -> None:
@@ -1827,7 +1493,7 @@ class DownloadJob:
                     self._total = max(self._total, builder.selected if builder else 0)
                 if row.state == DONE and cfg.if_exists != "overwrite":
                     if cfg.if_exists == "skip" or (
-                        row.id in present and _complete_on_disk(base / row.path, row)
+                        row.id in present and _complete_on_disk(base_prefix + row.path, row)
                     ):
                         self._skipped += 1
                         self._per_skipped[cid] += 1
@@ -1844,7 +1510,7 @@ class DownloadJob:
                     url = _with_key(url, key)
                 yield transfer.TransferSpec(
                     url=url,
-                    dest=base / row.path,
+                    dest=base_prefix + row.path,  # a str: no pathlib in the hot loop
                     size=row.size,
                     checksum=row.checksum,
                     tag=row.id,
@@ -1883,7 +1549,6 @@ class DownloadJob:
         self, row: AssetRow, out: transfer.TransferOutcome, writer: _OutcomeWriter
     ) -> None:
         cid = row.collection_id
-        path = Path(out.spec.dest)
         if out.ok:
             size = int(out.size or 0)
             transferred = out.attempts > 0
@@ -1908,7 +1573,12 @@ class DownloadJob:
             if transferred and self._subscribers_snapshot:
                 self._emit(
                     AssetFinished(
-                        cid, row.item_id, row.asset_key, path, size, int(out.resumed_from or 0)
+                        cid,
+                        row.item_id,
+                        row.asset_key,
+                        Path(out.spec.dest),
+                        size,
+                        int(out.resumed_from or 0),
                     )
                 )
         else:
@@ -1926,7 +1596,15 @@ class DownloadJob:
                 )
             )
             self._emit(
-                AssetFailed(cid, row.item_id, row.asset_key, row.url, path, reason, out.status)
+                AssetFailed(
+                    cid,
+                    row.item_id,
+                    row.asset_key,
+                    row.url,
+                    Path(out.spec.dest),
+                    reason,
+                    out.status,
+                )
             )
 
     # -- summary ---------------------------------------------------------------------------------
@@ -2011,7 +1689,7 @@ def _present(prefix: str, rows: list[AssetRow]) -> set[int]:
     return out
 
 
-def _complete_on_disk(path: Path, row: AssetRow) -> bool:
+def _complete_on_disk(path: str, row: AssetRow) -> bool:
     try:
         st = os.stat(path)
     except OSError:

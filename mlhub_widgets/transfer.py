@@ -122,7 +122,7 @@ class TransferSpec:
     """
 
     url: str
-    dest: Path
+    dest: Path | str
     size: int | None = None
     checksum: str | None = None
     tag: Any = None

@@ -17,6 +17,7 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
+from mlhub_widgets.asset_index import _relpath
 from mlhub_widgets.download import (
     AssetFinished,
     AssetStarted,
@@ -27,7 +28,6 @@ from mlhub_widgets.download import (
     JobPaused,
     NoAssetsSelected,
     ProgressUpdated,
-    _relpath,
     download_archive,
     download_dataset,
     plan_download,
@@ -528,7 +528,7 @@ def test_download_archive(khub: Hub, tmp_path: Path) -> None:
     ["abc", "a.b", "CON", "con.txt", "com1", "LPT9.x", "a" * 200, "a" * 201, "x.", ".x", "-", "é"],
 )
 def test_fast_path_component_equals_paths_module(name: str) -> None:
-    from mlhub_widgets.download import _safe_fast
+    from mlhub_widgets.asset_index import _safe_fast
     from mlhub_widgets.paths import safe_component
 
     assert _safe_fast(name) == safe_component(name)
