@@ -1,15 +1,16 @@
 """Safe, streaming reading of STAC catalogue tarballs (``{dataset_id}.tar.gz``).
 
-:func:`iter_catalog` reads the archive **once, as a stream** (``tarfile`` ``r|*`` mode): every
-member is checked, written under the destination directory, and — for JSON members — parsed and
-handed to the caller straight away, so a download can select and fetch assets while the rest of
-the catalogue is still being unpacked. Nothing is ever written outside the destination directory.
+:func:`iter_catalog` reads the archive **once, as a stream** (its own tar reader over the
+decompressed bytes, read in large blocks: ustar, GNU and PAX headers): every member is checked,
+written under the destination directory, and — for JSON members — parsed and handed to the caller
+straight away, so a download can select and fetch assets while the rest of the catalogue is still
+being unpacked. Nothing is ever written outside the destination directory.
 
 Rejected with :class:`UnsafeArchiveError` (the whole archive is refused at the first bad member):
 
 * absolute member names, drive letters, backslashes, NUL bytes, ``..`` components;
 * symbolic or hard links whose target is absolute or lies outside the archive root;
-* character/block devices, FIFOs and any other special member type;
+* character/block devices, FIFOs, sparse files and any other special member type;
 * more than :attr:`ArchiveLimits.max_members` members, a member larger than
   :attr:`ArchiveLimits.max_member_size`, or more than :attr:`ArchiveLimits.max_total_size`
   bytes in all (tar bombs).
@@ -37,12 +38,13 @@ import struct
 import tarfile
 import threading
 import zlib
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, Self, cast
+from typing import IO, Any, Literal, Protocol, cast
 
 from .exceptions import MLHubException
+from .stac_json import load_without_item_links
 
 __all__ = [
     "ArchiveLimits",
@@ -94,6 +96,10 @@ class ArchiveLimits:
     max_total_size: int = 64 * 1024**3
     max_json_size: int = 64 * 1024**2
     """JSON members larger than this are extracted but not parsed."""
+    stream_json_size: int = 1024**2
+    """JSON members larger than this are parsed as they stream (memory: one chunk), and
+    their top-level ``links`` keep no ``item``/``child`` links (a big collection lists every
+    item: ~500 bytes of Python objects per link); the extracted file keeps them all."""
     max_name_length: int = 4096
     max_depth: int = 64
 
@@ -122,6 +128,8 @@ class CatalogEntry:
         path: where it is written, or ``None`` when extraction is off. Small files are
             written by a helper thread: the file is complete once the iteration has ended.
         data: the parsed JSON object for catalogues, collections and items, else ``None``.
+            For a member above :attr:`ArchiveLimits.stream_json_size` its ``links`` hold no
+            ``item``/``child`` links (the file on disk has them).
         size: the member size in bytes.
     """
 
@@ -150,7 +158,11 @@ def member_path(name: str, *, limits: ArchiveLimits | None = None) -> str | None
         raise UnsafeArchiveError(f"member name contains a backslash: {name!r}", member=name)
     if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
         raise UnsafeArchiveError(f"absolute member name: {name!r}", member=name)
-    parts = [p for p in name.split("/") if p not in ("", ".")]
+    rel = name
+    parts = name.split("/")
+    if "" in parts or "." in parts:
+        parts = [p for p in parts if p not in ("", ".")]
+        rel = "/".join(parts)
     if ".." in parts:
         raise UnsafeArchiveError(
             f"member name escapes the archive with '..': {name!r}", member=name
@@ -160,18 +172,18 @@ def member_path(name: str, *, limits: ArchiveLimits | None = None) -> str | None
             f"member name nested deeper than {limits.max_depth} levels: {name[:80]!r}",
             member=name,
         )
-    return "/".join(parts) if parts else None
+    return rel if parts else None
 
 
 def _is_junk(rel: str) -> bool:
-    parts = rel.split("/")
-    base = parts[-1]
-    return "__MACOSX" in parts or base.startswith("._") or base in _JUNK_NAMES
+    base = rel.rpartition("/")[2]
+    if base.startswith("._") or base in _JUNK_NAMES:
+        return True
+    return "__MACOSX" in rel and "__MACOSX" in rel.split("/")
 
 
-def _link_target(member: tarfile.TarInfo, rel: str) -> str:
+def _link_target(target: str, symbolic: bool, rel: str) -> str:
     """The archive-relative path a link points to; raises if it leaves the archive."""
-    target = member.linkname
     if not target or "\x00" in target:
         raise UnsafeArchiveError(f"link {rel!r} has an empty or invalid target", member=rel)
     if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
@@ -179,12 +191,12 @@ def _link_target(member: tarfile.TarInfo, rel: str) -> str:
             f"link {rel!r} points to the absolute path {target!r}, outside the output folder",
             member=rel,
         )
-    if member.issym():
+    if symbolic:
         joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
     else:  # hard links name a member of the archive
         joined = posixpath.normpath(target)
     if joined == ".." or joined.startswith("../") or joined.startswith("/"):
-        kind = "symbolic" if member.issym() else "hard"
+        kind = "symbolic" if symbolic else "hard"
         raise UnsafeArchiveError(
             f"{kind} link {rel!r} -> {target!r} points outside the output folder", member=rel
         )
@@ -235,7 +247,7 @@ class _Writer:
             self._thread.start()
 
     def path(self, rel: str) -> Path:
-        return self.root.joinpath(*rel.split("/"))
+        return self.root / rel  # rel is a checked relative POSIX path (see member_path)
 
     def _native(self, rel: str) -> str:
         """The path of ``rel`` as a plain string (no ``Path`` objects in the hot loop)."""
@@ -378,6 +390,11 @@ def _makedirs(path: str) -> None:
 _BLOCK = tarfile.BLOCKSIZE
 _ZERO_BLOCK = bytes(_BLOCK)
 _READ_SIZE = 256 * 1024
+#: Decompressed bytes read at a time by the tar reader.
+_BUFFER = 1024 * 1024
+#: Compressed bytes handed to the decompressor at a time: zlib copies what a call leaves
+#: unconsumed (``unconsumed_tail``), so big inputs would be copied over and over.
+_INPUT_SLICE = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -434,6 +451,7 @@ class _Decompressor:
         return self.kind == "tar" or self._ended
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` decompressed bytes (``b""`` at the end of the input)."""
         if n is None or n < 0:
             n = _READ_SIZE
         if self.kind == "tar":
@@ -491,8 +509,9 @@ class _Decompressor:
                     return b""
 
     def _take(self) -> bytes:
+        """The next slice (at most :data:`_INPUT_SLICE` bytes) of compressed input."""
         self._fill(1)
-        data, self._pending = self._pending, b""
+        data, self._pending = self._pending[:_INPUT_SLICE], self._pending[_INPUT_SLICE:]
         return data
 
     def _fill_all_zero(self) -> bool:
@@ -517,69 +536,267 @@ class _Decompressor:
                 raise CorruptArchiveError("too much data after the tar end-of-archive marker")
 
 
-#: ``tarfile``'s "zero block where a header should be" error (not in its public names).
-_EOF_HEADER_ERROR: type[Exception] = getattr(tarfile, "EOFHeaderError", tarfile.HeaderError)
+_HEADER = struct.Struct("100s24x12s12x8sc100s8s80x155s12x")
+"""The header fields read: name, size, checksum, type, link name, magic+version, prefix."""
+_POSIX_MAGIC = b"ustar\x00"
+_REGULAR = frozenset({b"0", b"\x00", b"7"})
+#: Types without data blocks (``tarfile`` skips data only for regular and unknown types).
+_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_LONG_NAME, _LONG_LINK, _PAX, _PAX_SOLARIS, _PAX_GLOBAL = b"L", b"K", b"x", b"X", b"g"
+_EXTENDED = frozenset({_LONG_NAME, _LONG_LINK, _PAX, _PAX_SOLARIS, _PAX_GLOBAL})
+_SPARSE = b"S"
+_SPECIAL = {b"3": "a character device", b"4": "a block device", b"6": "a FIFO"}
+#: Largest GNU long name/link or PAX header accepted (a name is at most a few KiB).
+_MAX_EXTENDED = 8 * 1024 * 1024
+
+_Header = tuple[bytes, str, str, int]
+"""A member's type flag, name, link target and data size (extended headers applied)."""
 
 
-class _StrictTarInfo(tarfile.TarInfo):
-    """Headers read strictly: an end of archive must be the end-of-archive marker.
+def _text(field: bytes) -> str:
+    """A NUL-terminated name field, decoded like ``tarfile`` does (UTF-8, surrogateescape)."""
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
-    ``tarfile`` takes a missing, short or garbled header for the end of the archive; here
-    only two zero blocks are (the reading ``TarFile`` gets ``mlhub_end_marker = True``), and
-    anything else after a first zero block is an error.
+
+def _number(field: bytes) -> int:
+    """A numeric header field: octal digits (NUL/space terminated) or GNU base-256 (the high
+    bit of the first byte set, two's complement). Raises ``ValueError`` for garbage."""
+    first = field[0]
+    if first & 0x80:
+        bits = 8 * len(field) - 1
+        value = int.from_bytes(field, "big") & ~(1 << bits)
+        return value - (1 << bits) if first & 0x40 else value
+    digits = field.split(b"\0", 1)[0].strip()
+    return int(digits, 8) if digits else 0
+
+
+def _checksums(block: bytes) -> tuple[int, int]:
+    """The unsigned and signed header checksums (the checksum field counted as spaces)."""
+    rest = block[:148] + block[156:]
+    unsigned = 256 + sum(rest)
+    return unsigned, unsigned - 256 * sum(1 for b in rest if b & 0x80)
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """The ``"<length> <keyword>=<value>\\n"`` records of a PAX extended header (NUL padding
+    after the last record is tolerated). Raises ``ValueError`` if malformed."""
+    records: dict[str, str] = {}
+    pos, end = 0, len(data)
+    while pos < end:
+        if data[pos] == 0 and data.count(0, pos) == end - pos:
+            break
+        space = data.find(b" ", pos, min(end, pos + 21))
+        digits = data[pos:space] if space > pos else b""
+        if not digits.isdigit():
+            raise ValueError("bad record length")
+        stop = pos + int(digits)
+        equals = data.find(b"=", space + 1, stop - 1)
+        if stop > end or equals <= space + 1 or data[stop - 1] != 0x0A:
+            raise ValueError("bad record")
+        key = data[space + 1 : equals].decode("utf-8", "surrogateescape")
+        records[key] = data[equals + 1 : stop - 1].decode("utf-8", "surrogateescape")
+        pos = stop
+    return records
+
+
+class _TarReader:
+    """A streaming reader of tar headers and data over a :class:`_Decompressor`.
+
+    Decompressed bytes are read in blocks of :data:`_BUFFER` and headers parsed in place:
+    POSIX ustar (with its name prefix), GNU (long names and links, base-256 numbers) and PAX
+    (``path``, ``linkpath`` and ``size``; global headers are read and ignored). Checksums are
+    verified. After :meth:`next`, the member's data is read with :meth:`take`,
+    :meth:`chunks` or :meth:`skip`, or left unread (the next :meth:`next` skips it). Memory
+    holds one block, or one member read with :meth:`take`.
     """
 
-    @classmethod
-    def fromtarfile(cls, tarfile: tarfile.TarFile) -> Self:
-        fileobj: Any = tarfile.fileobj
-        buf = fileobj.read(_BLOCK)
-        if buf == _ZERO_BLOCK:
-            if fileobj.read(_BLOCK) != _ZERO_BLOCK:
-                raise CorruptArchiveError("the tar end-of-archive marker is incomplete")
-            tarfile.mlhub_end_marker = True  # type: ignore[attr-defined]
-            raise _EOF_HEADER_ERROR("end of file header")
-        obj = None
-        if buf[257:265] == _POSIX_MAGIC and buf[156:157] in (b"0", b"5"):
-            obj = cls._fast(buf, tarfile.encoding, tarfile.errors)
-        if obj is None:  # anything unusual: tarfile's own parser (and its errors)
-            obj = cls.frombuf(buf, tarfile.encoding, tarfile.errors)
-        obj.offset = fileobj.tell() - _BLOCK
-        return cast(Self, obj._proc_member(tarfile))  # type: ignore[attr-defined]
+    def __init__(self, stream: _Decompressor) -> None:
+        self._stream = stream
+        self._buf = b""
+        self._pos = 0  # where the unread bytes start in _buf
+        self._base = 0  # the archive offset of _buf[0]
+        self._left = 0  # bytes of the current member (data and padding) not read yet
+        self.end_marker = False
+        """The end-of-archive marker (two zero blocks) was read."""
 
-    @classmethod
-    def _fast(cls, buf: bytes, encoding: str, errors: str) -> Self | None:
-        """``TarInfo.frombuf`` for the common member (a POSIX ustar regular file or folder
-        with octal fields): ~3x faster. ``None`` for anything else (bad checksum included)."""
-        try:
-            mode, uid, gid, size, mtime, chksum = (
-                int(f.split(b"\0", 1)[0].strip() or b"0", 8) for f in _NUMERIC.unpack_from(buf)
-            )
-            devmajor, devminor = (
-                int(f.split(b"\0", 1)[0].strip() or b"0", 8) for f in _DEVICE.unpack_from(buf)
-            )
-        except ValueError:  # base-256 numbers, garbage
-            return None
-        if chksum != sum(buf) - sum(buf[148:156]) + 256:
-            return None
-        obj = cls()
-        name = buf[0:100].split(b"\0", 1)[0].decode(encoding, errors)
-        prefix = buf[345:500].split(b"\0", 1)[0].decode(encoding, errors)
-        obj.type = buf[156:157]
-        if obj.type == b"5":
-            name = name.rstrip("/")
-        obj.name = prefix + "/" + name if prefix else name
-        obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = mode, uid, gid, size, mtime
-        obj.chksum = chksum
-        obj.linkname = buf[157:257].split(b"\0", 1)[0].decode(encoding, errors)
-        obj.uname = buf[265:297].split(b"\0", 1)[0].decode(encoding, errors)
-        obj.gname = buf[297:329].split(b"\0", 1)[0].decode(encoding, errors)
-        obj.devmajor, obj.devminor = devmajor, devminor
-        return obj
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the stream but not consumed."""
+        return len(self._buf) - self._pos
 
+    def _fill(self, n: int) -> int:
+        """Make ``n`` bytes available at ``_pos``; return how many are (fewer only at the end
+        of the stream)."""
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            return avail
+        parts = [self._buf[self._pos :]] if avail else []
+        while avail < n:
+            chunk = self._stream.read(max(_BUFFER, n - avail))
+            if not chunk:
+                break
+            parts.append(chunk)
+            avail += len(chunk)
+        self._base += self._pos
+        self._buf = b"".join(parts)
+        self._pos = 0
+        return avail
 
-_POSIX_MAGIC = b"ustar\x0000"
-_NUMERIC = struct.Struct("100x8s8s8s12s12s8s")  # mode, uid, gid, size, mtime, chksum
-_DEVICE = struct.Struct("329x8s8s")  # devmajor, devminor
+    def _skip(self, n: int) -> int:
+        """Skip ``n`` bytes; return how many there were (fewer only at the end of the stream)."""
+        done = 0
+        while True:
+            avail = len(self._buf) - self._pos
+            if n - done <= avail:
+                self._pos += n - done
+                return n
+            done += avail
+            self._base += len(self._buf)
+            self._buf, self._pos = self._stream.read(_BUFFER), 0
+            if not self._buf:
+                return done
+
+    def _damaged(self, why: str, start: int) -> CorruptArchiveError:
+        if start == 0:
+            return CorruptArchiveError(f"not a readable tar archive ({why})")
+        return CorruptArchiveError(
+            f"the archive is damaged: {why} in the tar header at byte {start:,}"
+        )
+
+    def next(self) -> _Header | None:
+        """The next member, or ``None`` at the end of the archive: :attr:`end_marker` tells
+        whether the end-of-archive marker was read or the stream ended (cut short).
+
+        Raises:
+            CorruptArchiveError: a bad checksum or field, or an incomplete end marker.
+            UnsafeArchiveError: an extended header above :data:`_MAX_EXTENDED` bytes.
+        """
+        ext: dict[str, str] | None = None  # from extended headers: the first one wins
+        while True:
+            if self._left:
+                left, self._left = self._left, 0
+                if self._skip(left) < left:
+                    return None
+            pos = self._pos
+            start = self._base + pos
+            if len(self._buf) - pos < _BLOCK:
+                avail = self._fill(_BLOCK)
+                if avail < _BLOCK:
+                    if start == 0:
+                        raise self._damaged("empty file" if not avail else "truncated header", 0)
+                    return None
+                pos = 0
+            block = self._buf[pos : pos + _BLOCK]
+            self._pos = pos + _BLOCK
+            if block == _ZERO_BLOCK:
+                if ext is not None:
+                    raise self._damaged("an extended header without its member", start)
+                if (
+                    self._fill(_BLOCK) < _BLOCK
+                    or self._buf[self._pos : self._pos + _BLOCK] != _ZERO_BLOCK
+                ):
+                    raise CorruptArchiveError("the tar end-of-archive marker is incomplete")
+                self._pos += _BLOCK
+                self.end_marker = True
+                return None
+            name, size_field, chksum_field, kind, linkname, magic, prefix = _HEADER.unpack(block)
+            try:
+                chksum = _number(chksum_field)
+                size = _number(size_field)
+            except ValueError:
+                raise self._damaged("invalid header", start) from None
+            if block.isascii():
+                # bytes below 128 sum to at most 65,024: adler32's low half is 1 + that sum
+                ok = chksum == (zlib.adler32(block) & 0xFFFF) - sum(chksum_field) + 255
+            else:
+                ok = chksum in _checksums(block)
+            if not ok:
+                raise self._damaged("bad checksum", start)
+            if size < 0:
+                raise self._damaged("negative size", start)
+            if kind in _EXTENDED:
+                if size > _MAX_EXTENDED:
+                    raise UnsafeArchiveError(
+                        f"an extended tar header of {size:,} bytes is above the limit of "
+                        f"{_MAX_EXTENDED:,} (refusing a possible tar bomb)"
+                    )
+                self._left = size + (-size % _BLOCK)
+                data = self.take(size)
+                if len(data) < size:
+                    return None
+                if ext is None:
+                    ext = {}
+                if kind == _LONG_NAME:
+                    ext.setdefault("path", _text(data))
+                elif kind == _LONG_LINK:
+                    ext.setdefault("linkpath", _text(data))
+                else:
+                    try:
+                        records = _pax_records(data)
+                    except ValueError:
+                        raise self._damaged("a malformed PAX header", start) from None
+                    if kind != _PAX_GLOBAL:
+                        if "path" in records:
+                            records["path"] = records["path"].rstrip("/")
+                        for key, value in records.items():
+                            ext.setdefault(key, value)
+                continue
+            path = _text(name)
+            if prefix[0] and magic[:6] == _POSIX_MAGIC:
+                path = _text(prefix) + "/" + path
+            link = _text(linkname) if kind == b"1" or kind == b"2" else ""
+            if kind == b"\x00" and path.endswith("/"):
+                kind = b"5"  # a v7 folder
+            if ext is not None:
+                path = ext.get("path", path)
+                link = ext.get("linkpath", link)
+                if "size" in ext:
+                    value = ext["size"]
+                    if not (value.isascii() and value.strip().isdigit()):
+                        raise self._damaged(f"an invalid PAX size {value[:20]!r}", start)
+                    size = int(value)
+                if any(key.startswith("GNU.sparse.") for key in ext):
+                    kind = _SPARSE
+            if kind == b"5":
+                path = path.rstrip("/")
+            self._left = 0 if kind in _NO_DATA else size + (-size % _BLOCK)
+            return kind, path, link, size
+
+    def take(self, size: int) -> bytes:
+        """The current member's ``size`` bytes of data (fewer only if the stream ends)."""
+        left = self._left
+        pos = self._pos
+        if pos + left > len(self._buf):
+            self._fill(left)
+            pos = 0
+        buf = self._buf
+        data = buf[pos : pos + size]
+        end = min(pos + left, len(buf))
+        self._left = left - (end - pos)
+        self._pos = end
+        return data
+
+    def chunks(self, size: int) -> Iterator[memoryview]:
+        """The current member's ``size`` bytes of data in pieces of at most one block."""
+        want = size
+        while want:
+            if self._pos >= len(self._buf):
+                self._base += len(self._buf)
+                self._buf, self._pos = self._stream.read(_BUFFER), 0
+                if not self._buf:
+                    return
+            n = min(want, len(self._buf) - self._pos)
+            piece = memoryview(self._buf)[self._pos : self._pos + n]
+            self._pos += n
+            self._left -= n
+            want -= n
+            yield piece
+
+    def skip(self, size: int) -> int:
+        """Skip the current member's ``size`` bytes of data; return how many there were."""
+        done = self._skip(size)
+        self._left -= done
+        return done
 
 
 class _RecentNames:
@@ -639,81 +856,66 @@ def iter_catalog(
             Path(dest).mkdir(parents=True, exist_ok=True)
             writer = _Writer(Path(dest), background=_BACKGROUND)
         stream = _Decompressor(fileobj)
-        with tarfile.open(
-            fileobj=cast(IO[bytes], stream), mode="r|", tarinfo=_StrictTarInfo
-        ) as tar:
-            while (member := tar.next()) is not None:
-                tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every TarInfo
-                stats.members += 1
-                if stats.members > limits.max_members:
-                    raise UnsafeArchiveError(
-                        f"the archive has more than {limits.max_members:,} members "
-                        "(limit reached; refusing a possible tar bomb)"
-                    )
-                rel = member_path(member.name, limits=limits)
-                if rel is None:
-                    if member.isdir():
-                        continue
-                    raise UnsafeArchiveError(
-                        f"member {member.name!r} has no usable name", member=member.name
-                    )
-                if _is_junk(rel):
-                    stats.ignored_junk += 1
-                    continue
-                if member.isdir():
-                    if writer is not None:
-                        writer.mkdir(rel)
-                    continue
-                if member.issym() or member.islnk():
-                    target = _link_target(member, rel)
-                    if member.islnk() and writer is not None and target in extracted:
-                        writer.sync()  # the target may still be queued
-                        with open(writer.path(target), "rb") as src, writer.open(rel) as dst:
-                            shutil.copyfileobj(src, dst, _CHUNK)
-                        extracted.add(rel)
-                        stats.links_copied += 1
-                    else:
-                        stats.links_skipped += 1
-                        log.debug("skipping link member %s -> %s", rel, member.linkname)
-                    continue
-                if not member.isreg():
-                    what = (
-                        "a character device"
-                        if member.ischr()
-                        else "a block device"
-                        if member.isblk()
-                        else "a FIFO"
-                        if member.isfifo()
-                        else f"an unsupported member type {member.type!r}"
-                    )
-                    raise UnsafeArchiveError(
-                        f"member {rel!r} is {what}; catalogue archives may only hold "
-                        "files and folders",
-                        member=rel,
-                    )
-                size = int(member.size)
-                if size > limits.max_member_size:
-                    raise UnsafeArchiveError(
-                        f"member {rel!r} is {size:,} bytes, above the limit of "
-                        f"{limits.max_member_size:,}",
-                        member=rel,
-                    )
-                stats.bytes += size
-                if stats.bytes > limits.max_total_size:
-                    raise UnsafeArchiveError(
-                        f"the archive expands to more than {limits.max_total_size:,} bytes "
-                        "(refusing a possible tar bomb)",
-                        member=rel,
-                    )
-                yield _read_member(tar, member, rel, size, writer, limits, stats)
-                extracted.add(rel)
-                stats.files += 1
-            if not getattr(tar, "mlhub_end_marker", False):
-                raise CorruptArchiveError(
-                    f"the archive is cut short: it ends after {stats.members:,} members "
-                    "without the tar end-of-archive marker"
+        reader = _TarReader(stream)
+        while (header := reader.next()) is not None:
+            kind, name, linkname, size = header
+            stats.members += 1
+            if stats.members > limits.max_members:
+                raise UnsafeArchiveError(
+                    f"the archive has more than {limits.max_members:,} members "
+                    "(limit reached; refusing a possible tar bomb)"
                 )
-        stream.drain(_MAX_TRAILING)
+            rel = member_path(name, limits=limits)
+            if rel is None:
+                if kind == b"5":
+                    continue
+                raise UnsafeArchiveError(f"member {name!r} has no usable name", member=name)
+            if kind == _SPARSE:  # its data is not the file: never written
+                raise _refused_type(rel, kind)
+            if _is_junk(rel):
+                stats.ignored_junk += 1
+                continue
+            if kind == b"5":
+                if writer is not None:
+                    writer.mkdir(rel)
+                continue
+            if kind == b"1" or kind == b"2":
+                symbolic = kind == b"2"
+                target = _link_target(linkname, symbolic, rel)
+                if not symbolic and writer is not None and target in extracted:
+                    writer.sync()  # the target may still be queued
+                    with open(writer.path(target), "rb") as src, writer.open(rel) as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                    extracted.add(rel)
+                    stats.links_copied += 1
+                else:
+                    stats.links_skipped += 1
+                    log.debug("skipping link member %s -> %s", rel, linkname)
+                continue
+            if kind not in _REGULAR:
+                raise _refused_type(rel, kind)
+            if size > limits.max_member_size:
+                raise UnsafeArchiveError(
+                    f"member {rel!r} is {size:,} bytes, above the limit of "
+                    f"{limits.max_member_size:,}",
+                    member=rel,
+                )
+            stats.bytes += size
+            if stats.bytes > limits.max_total_size:
+                raise UnsafeArchiveError(
+                    f"the archive expands to more than {limits.max_total_size:,} bytes "
+                    "(refusing a possible tar bomb)",
+                    member=rel,
+                )
+            yield _read_member(reader, rel, size, writer, limits, stats)
+            extracted.add(rel)
+            stats.files += 1
+        if not reader.end_marker:
+            raise CorruptArchiveError(
+                f"the archive is cut short: it ends after {stats.members:,} members "
+                "without the tar end-of-archive marker"
+            )
+        stream.drain(_MAX_TRAILING - reader.buffered)
         if not stream.complete:
             raise CorruptArchiveError(
                 f"the {stream.kind} stream is cut short: it ends without its end-of-stream trailer"
@@ -735,22 +937,29 @@ def iter_catalog(
             fileobj.close()
 
 
+def _refused_type(rel: str, kind: bytes) -> UnsafeArchiveError:
+    what = _SPECIAL.get(kind, f"an unsupported member type {kind!r}")
+    return UnsafeArchiveError(
+        f"member {rel!r} is {what}; catalogue archives may only hold files and folders",
+        member=rel,
+    )
+
+
 def _read_member(
-    tar: tarfile.TarFile,
-    member: tarfile.TarInfo,
+    reader: _TarReader,
     rel: str,
     size: int,
     writer: _Writer | None,
     limits: ArchiveLimits,
     stats: ArchiveStats,
 ) -> CatalogEntry:
-    src = tar.extractfile(member)
-    if src is None:  # pragma: no cover - isreg() members always have data
-        raise UnsafeArchiveError(f"member {rel!r} has no data", member=rel)
+    """Read (and write) the data of the regular member ``rel`` whose header was just read."""
     path = writer.path(rel) if writer is not None else None
-    is_json = rel.lower().endswith(".json") and size <= limits.max_json_size
+    is_json = size <= limits.max_json_size and rel.lower().endswith(".json")
+    if is_json and size > limits.stream_json_size:
+        return _read_big_json(reader, rel, path, size, writer, stats)
     if is_json:
-        raw = src.read()
+        raw = reader.take(size)
         if len(raw) != size:
             raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
         if writer is not None:
@@ -764,18 +973,54 @@ def _read_member(
         stats.json_parsed += 1
         kind = classify(data)
         return CatalogEntry(kind, rel, path, data if kind != "json" else None, size)
-    written = 0
     if writer is not None:
+        written = 0
         with writer.open(rel) as out:
-            while True:
-                chunk = src.read(_CHUNK)
-                if not chunk:
-                    break
+            for chunk in reader.chunks(size):
                 written += len(chunk)
                 out.write(chunk)
     else:
-        while chunk := src.read(_CHUNK):
-            written += len(chunk)
+        written = reader.skip(size)
     if written != size:
         raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
     return CatalogEntry("file", rel, path, None, size)
+
+
+def _read_big_json(
+    reader: _TarReader,
+    rel: str,
+    path: Path | None,
+    size: int,
+    writer: _Writer | None,
+    stats: ArchiveStats,
+) -> CatalogEntry:
+    """A large JSON member, written and parsed chunk by chunk (see
+    :attr:`ArchiveLimits.stream_json_size`)."""
+    written = 0
+
+    def feed(out: IO[bytes] | None) -> Iterator[bytes | memoryview]:
+        nonlocal written
+        for chunk in reader.chunks(size):
+            written += len(chunk)
+            if out is not None:
+                out.write(chunk)
+            yield chunk
+
+    data: Any = None
+    with writer.open(rel) if writer is not None else contextlib.nullcontext() as out:
+        chunks = feed(out)
+        try:
+            data = load_without_item_links(chunks)
+        except (ValueError, UnicodeDecodeError):
+            for _ in chunks:  # the rest of the member still goes to disk
+                pass
+            data = None
+    if written != size:
+        raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
+    if data is None:
+        stats.unreadable_json += 1
+        log.debug("catalogue member %s is not valid JSON", rel)
+        return CatalogEntry("json", rel, path, None, size)
+    stats.json_parsed += 1
+    kind = classify(data)
+    return CatalogEntry(kind, rel, path, data if kind != "json" else None, size)

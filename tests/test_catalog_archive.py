@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,264 @@ def test_abandoned_iteration_stops_the_writer_thread(tmp_path: Path) -> None:
     assert writers() == before + 1
     entries.close()  # joins the writer thread, not left for the garbage collector
     assert writers() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# the tar reader against tarfile as the oracle: formats, long and non-ASCII names, odd headers
+
+_FORMATS = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
+
+
+def _item(i: int, pad: int = 2000) -> bytes:
+    return json.dumps(
+        {"type": "Feature", "stac_version": "1.0.0", "id": f"i{i}", "assets": {}, "p": "x" * pad}
+    ).encode()
+
+
+def _build(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, **kw) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _oracle(raw: bytes) -> list[tuple[str, int, bytes]]:
+    """Regular files as tarfile itself lists and extracts them."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
+        for m in tar.getmembers():
+            if m.isreg():
+                name = member_path(m.name)
+                assert name is not None
+                out.append((name, m.size, tar.extractfile(m).read()))  # type: ignore[union-attr]
+    return out
+
+
+def _ours(raw: bytes, dest: Path | None) -> list[tuple[str, int, bytes | None]]:
+    entries = list(iter_catalog(io.BytesIO(raw), dest))  # files are complete at the end
+    return [(e.name, e.size, e.path.read_bytes() if e.path else None) for e in entries]
+
+
+def _catalogue_members(long: bool) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    folder = tarfile.TarInfo("ds/c")
+    folder.type = tarfile.DIRTYPE
+    members.append((folder, None))
+    for i in range(30):
+        sub = ("d" * 60 + "/") * (i % 4) if long else ""
+        name = f"ds/c/{sub}item_{i:04d}/item_{i:04d}.json"
+        members.append((tarfile.TarInfo(name), _item(i, pad=37 * i)))
+    members.append((tarfile.TarInfo("ds/c/data.bin"), random.Random(5).randbytes(70_000)))
+    members.append((tarfile.TarInfo("ds/c/empty.json"), b""))
+    members.append((tarfile.TarInfo("ds/c/bad.json"), b"{not json"))
+    return members
+
+
+@pytest.mark.parametrize("long", [False, True], ids=["short-names", "long-names"])
+def test_tar_formats_give_identical_entries_and_bytes(tmp_path: Path, long: bool) -> None:
+    results = {}
+    for label, fmt in _FORMATS.items():
+        if long and fmt == tarfile.USTAR_FORMAT:
+            continue  # names above 255 characters do not fit in ustar
+        raw = _build(_catalogue_members(long), fmt)
+        expected = _oracle(raw)
+        assert _ours(raw, tmp_path / label) == expected
+        assert [(n, s) for n, s, _ in _ours(raw, None)] == [(n, s) for n, s, _ in expected]
+        results[label] = expected
+    first = next(iter(results.values()))
+    assert all(r == first for r in results.values())
+    assert len(first) == 33
+
+
+def test_gnu_long_names_and_links_match_tarfile(tmp_path: Path) -> None:
+    name = "ds/" + "/".join(["folder_" + "n" * 40] * 5) + "/item.json"  # > 100, > 255 chars
+    link = tarfile.TarInfo("ds/" + "l" * 150 + ".json")
+    link.type, link.linkname = tarfile.LNKTYPE, name
+    raw = _build([(tarfile.TarInfo(name), _item(1)), (link, None)], tarfile.GNU_FORMAT)
+    assert b"././@LongLink" in raw  # really GNU 'L'/'K' headers
+    stats = ArchiveStats()
+    entries = list(iter_catalog(io.BytesIO(raw), tmp_path, stats=stats))
+    assert [(e.name, e.size) for e in entries] == [(n, s) for n, s, _ in _oracle(raw)]
+    assert entries[0].kind == "item"
+    assert stats.links_copied == 1
+    assert (tmp_path / link.name).read_bytes() == _item(1)
+
+
+def test_pax_long_and_non_ascii_names_match_tarfile(tmp_path: Path) -> None:
+    names = [
+        "ds/" + ("p" * 100 + "/") * 3 + "item.json",  # longer than ustar's 255
+        "ds/été/ünïcödé_日本.json",
+        "ds/c/" + "é" * 120 + ".json",
+    ]
+    members = [(tarfile.TarInfo(n), _item(i)) for i, n in enumerate(names)]
+    raw = _build(members, tarfile.PAX_FORMAT, pax_headers={"comment": "a global header"})
+    assert b"path=" in raw
+    expected = _oracle(raw)
+    assert [n for n, _, _ in expected] == names
+    assert _ours(raw, tmp_path) == expected
+    assert sorted(p.name for p in (tmp_path / "ds" / "été").iterdir()) == ["ünïcödé_日本.json"]
+
+
+def _set_field(raw: bytes, header: int, start: int, value: bytes, *, signed: bool = False) -> bytes:
+    """Overwrite a header field and recompute the header's checksum."""
+    data = bytearray(raw)
+    data[header + start : header + start + len(value)] = value
+    block = data[header : header + 512]
+    block[148:156] = b" " * 8
+    chksum = sum(b - 256 if signed and b > 127 else b for b in block)
+    data[header + 148 : header + 156] = b"%06o\x00 " % chksum
+    return bytes(data)
+
+
+def test_base256_size_field(tmp_path: Path) -> None:
+    payload = _item(7)
+    raw = _build([(tarfile.TarInfo("ds/c/i.json"), payload)], tarfile.GNU_FORMAT)
+    raw = _set_field(raw, 0, 124, b"\x80" + len(payload).to_bytes(11, "big"))
+    assert raw[124] == 0x80
+    assert _ours(raw, tmp_path) == _oracle(raw) == [("ds/c/i.json", len(payload), payload)]
+    negative = _set_field(raw, 0, 124, b"\xff" * 12)  # -1
+    with pytest.raises(CorruptArchiveError, match="negative size"):
+        _read_all(negative)
+
+
+def test_signed_checksum_is_accepted() -> None:
+    raw = _build([(tarfile.TarInfo("ds/ç.json"), b"{}")], tarfile.GNU_FORMAT)
+    raw = _set_field(raw, 0, 0, "ds/ç.json".encode(), signed=True)
+    assert _ours(raw, None) == [("ds/ç.json", 2, None)]
+
+
+def test_corrupted_header_checksum_is_refused() -> None:
+    raw, members = _plain_tar(5)
+    first = bytearray(raw)
+    first[10] ^= 0x01  # a name byte of the first header
+    with pytest.raises(CorruptArchiveError, match=r"not a readable tar archive \(bad checksum\)"):
+        _read_all(bytes(first))
+    later = bytearray(raw)
+    later[members[3].offset + 20] ^= 0x01
+    entries = []
+    with pytest.raises(CorruptArchiveError, match="bad checksum"):
+        entries.extend(iter_catalog(io.BytesIO(bytes(later)), None))
+    assert len(entries) == 3  # the members before the damage were streamed
+    field = bytearray(raw)
+    field[members[2].offset + 124 : members[2].offset + 136] = b"12x45678901\x00"
+    with pytest.raises(CorruptArchiveError, match="invalid header"):
+        _read_all(bytes(field))
+
+
+def test_pax_size_and_malformed_pax_headers() -> None:
+    data = b'{"a": 1}'
+    info = tarfile.TarInfo("ds/a.json")
+    info.pax_headers = {"size": str(len(data)), "mtime": "1.5", "SCHILY.xattr.user.x": "y"}
+    raw = _build([(info, data), (tarfile.TarInfo("ds/b.json"), b"{}")], tarfile.PAX_FORMAT)
+    assert _ours(raw, None) == [(n, s, None) for n, s, _ in _oracle(raw)]
+    bad = raw.replace(b" size=", b" size ", 1)  # a record without its "="
+    with pytest.raises(CorruptArchiveError, match="malformed PAX header"):
+        _read_all(bad)
+
+
+def test_sparse_members_are_refused() -> None:
+    raw = _build([(tarfile.TarInfo("ds/s.bin"), b"x" * 10)], tarfile.GNU_FORMAT)
+    with pytest.raises(UnsafeArchiveError, match=r"unsupported member type b'S'"):
+        _read_all(_set_field(raw, 0, 156, b"S"))
+    info = tarfile.TarInfo("ds/s.bin")
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
+    raw = _build([(info, b"x" * 10)], tarfile.PAX_FORMAT)
+    with pytest.raises(UnsafeArchiveError, match="unsupported member type"):
+        _read_all(raw)
+
+
+def test_oversized_extended_header_is_refused() -> None:
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = tarfile.GNUTYPE_LONGNAME, 512 * 1024**2
+    raw = header.tobuf(tarfile.GNU_FORMAT)
+    with pytest.raises(UnsafeArchiveError, match="extended tar header"):
+        _read_all(raw + bytes(4096))
+
+
+def test_v7_headers_and_folders() -> None:
+    raw = _build(
+        [(tarfile.TarInfo("ds/"), None), (tarfile.TarInfo("ds/a.json"), b"[1]")],
+        tarfile.USTAR_FORMAT,
+    )
+    for header in (0, 512):  # no magic: a v7 header
+        raw = _set_field(raw, header, 257, bytes(8))
+    raw = _set_field(raw, 0, 156, b"\x00")  # a v7 folder: a regular type, a trailing slash
+    assert _ours(raw, None) == [("ds/a.json", 3, None)]
+    assert [n for n, _, _ in _oracle(raw)] == ["ds/a.json"]
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz"])
+def test_big_members_stream_across_blocks(tmp_path: Path, codec: str) -> None:
+    big_json = json.dumps({"type": "Catalog", "id": "c", "pad": "y" * 3_000_000}).encode()
+    zeros = bytes(9 * 1024 * 1024)  # compresses ~1000:1: many outputs per input slice
+    noise = os.urandom(1_500_000)
+    members = [
+        (tarfile.TarInfo("ds/catalog.json"), big_json),
+        (tarfile.TarInfo("ds/zeros.bin"), zeros),
+        (tarfile.TarInfo("ds/noise.bin"), noise),
+        (tarfile.TarInfo("ds/after.json"), b"{}"),
+    ]
+    path = tmp_path / f"big.tar.{codec}"
+    with tarfile.open(path, f"w:{codec}") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    entries = list(iter_catalog(path, tmp_path / "out"))
+    assert [(e.kind, e.name) for e in entries] == [
+        ("catalog", "ds/catalog.json"),
+        ("file", "ds/zeros.bin"),
+        ("file", "ds/noise.bin"),
+        ("json", "ds/after.json"),
+    ]
+    for info, data in members:
+        assert (tmp_path / "out" / info.name).read_bytes() == data
+    assert [e.size for e in iter_catalog(path, None)] == [len(d) for _, d in members]
+
+
+# -- big catalogue documents: parsed as they stream, item links left out -----------------------
+
+
+def test_big_collection_is_streamed_without_item_links(tmp_path: Path) -> None:
+    links = [{"rel": "root", "href": "../catalog.json"}] + [
+        {"rel": "item", "href": f"i{i}/i{i}.json", "type": "application/json"} for i in range(3000)
+    ]
+    collection = {
+        "type": "Collection",
+        "id": "c",
+        "stac_version": "1.0.0",
+        "links": links,
+        "assets": {"documentation": {"href": "https://example.com/doc.pdf"}},
+    }
+    raw = json.dumps(collection, indent=1).encode()
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "i0", "assets": {}}
+    archive = _tar(
+        tmp_path / "a.tar.gz",
+        [_file("ds/c/collection.json", raw), _file("ds/c/i0/i0.json", json.dumps(item).encode())],
+    )
+    limits = ArchiveLimits(stream_json_size=64 * 1024)
+    assert len(raw) > limits.stream_json_size
+    stats = ArchiveStats()
+    entries = {
+        e.name: e for e in iter_catalog(archive, tmp_path / "out", limits=limits, stats=stats)
+    }
+    big = entries["ds/c/collection.json"]
+    assert big.kind == "collection" and big.data is not None
+    assert big.data["links"] == links[:1]  # the item links are not kept in memory
+    assert big.data["assets"] == collection["assets"]
+    assert (tmp_path / "out" / "ds/c/collection.json").read_bytes() == raw  # but are on disk
+    assert entries["ds/c/i0/i0.json"].data == item  # small members: parsed whole, as before
+    assert stats.json_parsed == 2 and stats.unreadable_json == 0
+
+
+def test_big_invalid_json_is_extracted_whole_and_counted(tmp_path: Path) -> None:
+    raw = b'{"type": "Collection", "links": [' + b'{"rel": "item"},' * 10_000 + b"oops"
+    archive = _tar(tmp_path / "a.tar.gz", [_file("ds/c/collection.json", raw)])
+    stats = ArchiveStats()
+    limits = ArchiveLimits(stream_json_size=1024)
+    entries = list(iter_catalog(archive, tmp_path / "out", limits=limits, stats=stats))
+    assert [(e.kind, e.data) for e in entries] == [("json", None)]
+    assert (tmp_path / "out" / "ds/c/collection.json").read_bytes() == raw
+    assert stats.unreadable_json == 1
