@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import importlib
 import json
 import math
 import re
@@ -42,13 +43,34 @@ from datetime import datetime as _datetime
 from datetime import time as _time
 from decimal import Decimal
 from numbers import Real
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import shapely
-from dateutil.parser import isoparse
-from shapely.geometry import mapping as _shapely_mapping
-from shapely.geometry import shape as _shapely_shape
-from shapely.geometry.base import BaseGeometry
+
+class _LazyModule:
+    """Stands for a module in this module's namespace until first used.
+
+    The first attribute access imports the module and puts it in this module's globals in place
+    of the stand-in, so later uses are plain global lookups (the per-item code stays fast).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        globals()[self._name] = module
+        return getattr(module, attr)
+
+
+# shapely (which loads numpy) is imported on first use, not here: a filter without bbox or
+# intersects never builds a geometry, and importing it would slow down ``import
+# mlhub_widgets.download`` and every ``mlhub`` command (tests/test_imports.py checks this).
+# dateutil is imported in the rare paths that need it, for the same reason.
+if TYPE_CHECKING:
+    import shapely
+    from shapely.geometry.base import BaseGeometry
+else:
+    shapely = _LazyModule("shapely")
 
 BBox: TypeAlias = tuple[float, float, float, float]
 """``(west, south, east, north)`` in EPSG:4326 degrees."""
@@ -362,7 +384,7 @@ def _geometry_from_mapping(obj: Mapping[str, Any], where: str) -> BaseGeometry:
         return _check_shapely(shapely.union_all(geoms), where)
     clean = _clean_geojson_geometry(obj, where)
     try:
-        geom = _shapely_shape(clean)
+        geom = shapely.geometry.shape(clean)
     except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
         raise ValueError(f"{where}: cannot build the geometry: {exc}") from None
     return _check_shapely(geom, where)
@@ -380,7 +402,7 @@ def validate_intersects(geom: object) -> BaseGeometry:
             geometry, or coordinates outside longitude/latitude range.
     """
     where = "intersects"
-    if isinstance(geom, BaseGeometry):
+    if isinstance(geom, shapely.geometry.base.BaseGeometry):
         return _check_shapely(geom, where)
     if isinstance(geom, str | bytes):
         try:
@@ -496,6 +518,8 @@ def _parse_user_text(text: str, what: str) -> tuple[_datetime, _datetime]:
     try:
         parsed = _datetime.fromisoformat(s)
     except ValueError:
+        from dateutil.parser import isoparse
+
         try:
             parsed = isoparse(s)
         except Exception:  # a third-party parser: any failure means "not a date"
@@ -608,6 +632,8 @@ def _parse_item_date(text: str) -> _ItemSpan | None:
             try:
                 dt = _datetime.fromisoformat(text)
             except ValueError:
+                from dateutil.parser import isoparse
+
                 dt = isoparse(text)  # odd but readable forms, e.g. 24:00:00
             if dt.tzinfo is None or dt.utcoffset() is None:
                 dt = dt.replace(tzinfo=_UTC)
@@ -771,10 +797,10 @@ def _item_geometry(raw: object) -> BaseGeometry | None:
             else:
                 geom = shapely.polygons(rings[0], holes=rings[1:])
         else:
-            geom = _shapely_shape(raw)
+            geom = shapely.geometry.shape(raw)
     except Exception:  # untrusted catalogue content never stops a download
         return None
-    if not isinstance(geom, BaseGeometry) or geom.is_empty:
+    if not isinstance(geom, shapely.geometry.base.BaseGeometry) or geom.is_empty:
         return None
     return geom
 
@@ -1073,7 +1099,7 @@ class AssetFilter:
             params["bbox"] = ",".join(_fmt_num(v) for v in self.bbox)
         if self.intersects is not None:
             params["intersects"] = json.dumps(
-                _shapely_mapping(self.intersects), separators=(",", ":")
+                shapely.geometry.mapping(self.intersects), separators=(",", ":")
             )
         if self.datetime is not None:
             params["datetime"] = self.datetime.to_stac()
