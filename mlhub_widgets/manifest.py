@@ -182,7 +182,8 @@ class Manifest:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA temp_store=MEMORY")
+            # temp_store stays at its default (a file once the sorter outgrows the cache):
+            # in memory, the per-collection GROUP BY alone held +60 MB at a million assets
         except BaseException:
             db.close()
             raise
