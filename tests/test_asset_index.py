@@ -135,6 +135,18 @@ def test_damaged_tarball_is_a_catalog_error_and_deleted(tarball: Path, tmp_path:
 
 
 def test_child_killed_is_an_error_naming_it(tarball: Path, tmp_path: Path) -> None:
+    cfg = _config(tmp_path, tarball)
+    cfg.catalog_path.unlink()
+    os.mkfifo(cfg.catalog_path)  # the child blocks opening it: killed mid-build, surely
+    proc = IndexProcess.spawn()
+    proc.begin(cfg, {}, 0, lambda *_a: None, threading.Event())
+    proc._proc.kill()
+    proc.join()
+    assert isinstance(proc.error, DownloadError)
+    assert "indexer process ended unexpectedly (exit status -9)" in str(proc.error)
+
+
+def test_child_dead_before_its_build_is_an_error(tarball: Path, tmp_path: Path) -> None:
     proc = IndexProcess.spawn()
     proc._proc.kill()
     proc._proc.wait()
