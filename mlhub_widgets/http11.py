@@ -399,38 +399,45 @@ class _Connection(asyncio.BufferedProtocol):
                 raise ProtocolError("response head larger than 64 KiB")
             self._scan = max(0, self._n - 3)
             return
-        lines = buf[:end].decode("latin-1").split("\r\n")
-        status_line = lines[0]
+        status_line, _, rest = buf[:end].decode("latin-1").partition("\r\n")
         parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        if (
+            len(parts) < 2
+            or not parts[0].startswith("HTTP/1.")
+            or not parts[1].isdigit()
+            or not parts[1].isascii()
+        ):
             raise ProtocolError(f"bad status line {status_line[:60]!r}")
         status = int(parts[1])
         headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name[-1] in " \t":  # RFC 9112: no space before ":"
-                raise ProtocolError(f"bad header line {line[:60]!r}")
-            key = name.lower()
-            value = value.strip()
-            if key in headers and key != "content-length":
-                headers[key] += ", " + value
-            elif key in headers and headers[key] != value:
-                raise ProtocolError("conflicting Content-Length headers")
-            else:
-                headers[key] = value
+        if rest:  # no empty lines in here: the first one ends the head
+            get = headers.get
+            for line in rest.split("\r\n"):
+                name, sep, value = line.partition(":")
+                if not sep or not name or name[-1] in " \t":  # RFC 9112: no space before ":"
+                    raise ProtocolError(f"bad header line {line[:60]!r}")
+                key = name.lower()
+                value = value.strip()
+                old = get(key)
+                if old is None:
+                    headers[key] = value
+                elif key != "content-length":
+                    headers[key] = old + ", " + value
+                elif old != value:
+                    raise ProtocolError("conflicting Content-Length headers")
         body_start = end + 4
         if 100 <= status < 200:  # interim response (100 Continue, 103 Early Hints): skip it
-            rest = self._n - body_start
-            buf[:rest] = buf[body_start : self._n]
-            self._n = rest
+            left = self._n - body_start
+            buf[:left] = buf[body_start : self._n]
+            self._n = left
             self._scan = 0
-            if rest:
+            if left:
                 self._parse_head()
             return
-        conn_hdr = headers.get("connection", "").lower()
+        conn_hdr = headers.get("connection")
         if parts[0] == "HTTP/1.0":
-            self._keep_alive = "keep-alive" in conn_hdr
-        elif "close" in conn_hdr:
+            self._keep_alive = conn_hdr is not None and "keep-alive" in conn_hdr.lower()
+        elif conn_hdr is not None and "close" in conn_hdr.lower():
             self._keep_alive = False
         self._status = status
         self._reason = parts[2] if len(parts) > 2 else ""
@@ -442,16 +449,16 @@ class _Connection(asyncio.BufferedProtocol):
             self._length = 0
         elif te is not None and "chunked" in te.lower():
             self._length = None
-            rest = self._n - body_start
-            buf[:rest] = buf[body_start : self._n]
-            self._n = rest
+            left = self._n - body_start
+            buf[:left] = buf[body_start : self._n]
+            self._n = left
             self._chunk_left = 0
             self._chunk_phase = 0
             self._received = 0
             self._start_stream(_BODY_CHUNKED, 0)
             return
         elif clen is not None:
-            if not clen.isdigit():
+            if not clen.isdigit() or not clen.isascii():
                 raise ProtocolError(f"bad Content-Length {clen[:40]!r}")
             self._length = int(clen)
         else:
@@ -742,19 +749,24 @@ class _OriginPool:
         self.limit = client.per_host
         self.waiters: list[asyncio.Future[None]] = []
 
+    def take_idle(self) -> _Connection | None:
+        """An open idle connection, if there is one (no waiting)."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if not conn.closed and transport is not None and not transport.is_closing():
+                conn.reused = True
+                return conn
+            self.all.discard(conn)
+        return None
+
     async def acquire(self) -> _Connection:
+        """An idle connection, a new one, or the next one released when at the limit."""
         while True:
-            idle = self.idle
-            while idle:
-                conn = idle.pop()
-                if (
-                    not conn.closed
-                    and conn.transport is not None
-                    and not conn.transport.is_closing()
-                ):
-                    conn.reused = True
-                    return conn
-                self.all.discard(conn)
+            conn = self.take_idle()
+            if conn is not None:
+                return conn
             if len(self.all) < self.limit:
                 return await self._connect()
             fut: asyncio.Future[None] = self.loop.create_future()
@@ -792,12 +804,14 @@ class _OriginPool:
 
     def release(self, conn: _Connection) -> None:
         self.idle.append(conn)
-        self._wake()
+        if self.waiters:
+            self._wake()
 
     def forget(self, conn: _Connection) -> None:
         if conn in self.all:
             self.all.discard(conn)
-            self._wake()
+            if self.waiters:
+                self._wake()
 
     def _wake(self) -> None:
         for fut in self.waiters:
@@ -919,7 +933,7 @@ class HTTPClient:
             f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n{self._fixed}{headers}\r\n"
         ).encode("latin-1")
         for _ in range(2):
-            conn = await pool.acquire()
+            conn = pool.take_idle() or await pool.acquire()
             try:
                 return await conn.send(data, url, method == "HEAD")
             except ConnectionDropped as exc:

@@ -22,11 +22,13 @@ through the same safe path:
 archives); with ``parallel_ranges > 1`` it fetches one large file as concurrent ranges.
 
 Where the time goes: the HTTP work (~50 µs of CPU per small file) runs in the event loop;
-creating, writing and renaming files runs in a few disk threads (:data:`DISK_THREADS`), because
-a file create costs from ~10 µs on tmpfs to several hundred µs on a busy ext4, and must not stall
-the other connections. Bodies above 2 × ``chunk_size`` that must be hashed are double-buffered:
-a disk thread writes and hashes one slice while the connection receives the next (without a
-checksum to compute, writing inline from the event loop measured faster).
+verifying small bodies and creating, writing and renaming files runs in a few disk threads
+(:data:`DISK_THREADS`), because a file create costs from ~10 µs on tmpfs to several hundred µs on
+a busy ext4, and must not stall the other connections (hashing in the loop also made it hand the
+GIL to those threads and back once more per file). Bodies above 2 × ``chunk_size`` that must be
+hashed are double-buffered: a disk thread writes and hashes one slice while the connection
+receives the next (without a checksum to compute, writing inline from the event loop measured
+faster).
 
 Limitations: HTTP/1.1 only (no HTTP/2, no pipelining), no proxy support (``HTTPS_PROXY`` and
 friends are ignored), no ``fsync`` (a power loss may lose recently renamed files; a killed
@@ -464,16 +466,26 @@ def _contiguous(ranges: Any) -> int:
 DISK_THREADS: Final = 2
 
 
+_DiskItem = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
 class _DiskWorkers:
-    """A few threads for blocking file-system calls, waking the event loop once per batch."""
+    """A few threads for blocking file-system calls, with as few thread wake-ups as possible.
+
+    Work goes to a shared deque that busy threads drain on their own; sleeping threads are woken
+    once per event-loop iteration (not once per call), and only as many as there are new
+    calls. Results come back to the loop once per batch. Every wake-up is a futex call and
+    often a GIL hand-off that stalls the loop, so this matters more than it seems.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, threads: int = DISK_THREADS) -> None:
         self.loop = loop
         self.n = max(1, threads)
-        self.queue: queue.SimpleQueue[
-            tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]] | None
-        ] = queue.SimpleQueue()
+        self.items: deque[_DiskItem] = deque()
+        self.wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # False: stop
         self.lock = threading.Lock()
+        self.sleeping = 0  # threads waiting on ``wake`` that no token was sent to yet
+        self.kick_scheduled = False
         self.done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         self.threads: list[threading.Thread] = []
 
@@ -485,15 +497,36 @@ class _DiskWorkers:
                 thread.start()
                 self.threads.append(thread)
         fut: asyncio.Future[_R] = self.loop.create_future()
-        self.queue.put((fut, fn, args))
+        self.items.append((fut, fn, args))
+        if not self.kick_scheduled:
+            self.kick_scheduled = True
+            self.loop.call_soon(self._kick)
         return fut
 
+    def _kick(self) -> None:
+        """Wake sleeping threads for the calls submitted since the last kick (loop thread)."""
+        self.kick_scheduled = False
+        with self.lock:
+            count = min(self.sleeping, len(self.items))
+            self.sleeping -= count
+        for _ in range(count):
+            self.wake.put(True)
+
     def _run(self) -> None:
+        items = self.items
+        running = True
         while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            fut, fn, args = item
+            try:
+                fut, fn, args = items.popleft()
+            except IndexError:
+                if not running:
+                    return
+                with self.lock:
+                    if items:
+                        continue
+                    self.sleeping += 1
+                running = self.wake.get()
+                continue
             try:
                 result, exc = fn(*args), None
             except BaseException as error:  # handed to the awaiting coroutine
@@ -519,7 +552,7 @@ class _DiskWorkers:
     def close(self) -> None:
         """Finish queued work and stop the threads (blocks for in-flight file calls only)."""
         for _ in self.threads:
-            self.queue.put(None)
+            self.wake.put(False)
         for thread in self.threads:
             thread.join()
         self.threads = []
@@ -538,11 +571,40 @@ def _write_chunk(fd: int, view: memoryview, offset: int, hasher: Any, md5: Any) 
         md5.update(view)
 
 
-def _write_small(part: str, dest: str, body: bytes, meta_path: str | None) -> str | None:
-    """Write a whole small file to ``part`` and rename it to ``dest`` (runs in a disk thread).
+def _body_mismatch(spec: TransferSpec, body: bytes, md5_header: str | None) -> str | None:
+    """Why a complete in-memory body is not what ``spec`` (or ``Content-MD5``) promised, if so.
 
-    Returns ``None``, or ``"write:<errno>:<strerror>"`` / ``"move:…"`` describing a failure.
+    The catalogue checksum wins over ``Content-MD5`` (checked only when there is no checksum).
     """
+    expected = _expected_digest(spec)
+    if expected is not None:
+        if hashlib.new(expected[0], body).digest() != expected[1]:
+            return f"checksum mismatch ({_HASH_LABEL.get(expected[0], expected[0])})"
+    elif md5_header and (
+        base64.b64encode(hashlib.md5(body).digest()).decode() != md5_header.strip()
+    ):
+        return "Content-MD5 mismatch"
+    return None
+
+
+def _write_small(
+    part: str,
+    dest: str,
+    body: bytes,
+    meta_path: str | None,
+    spec: TransferSpec,
+    md5_header: str | None,
+) -> tuple[str, int, str] | None:
+    """Verify a whole small file, write it to ``part`` and rename it to ``dest``.
+
+    Runs in a disk thread, so hashing never holds up the event loop. The body is checked against
+    ``spec``'s checksum (or ``md5_header``) first; nothing is written on a mismatch. Returns
+    ``None``, or ``(what, errno, message)`` with ``what`` one of ``"mismatch"`` (errno 0),
+    ``"write"`` or ``"move"``.
+    """
+    mismatch = _body_mismatch(spec, body, md5_header)
+    if mismatch is not None:
+        return "mismatch", 0, mismatch
     try:
         fd = _open_part(part, _PART_FLAGS | os.O_TRUNC)
         try:
@@ -551,12 +613,12 @@ def _write_small(part: str, dest: str, body: bytes, meta_path: str | None) -> st
             os.close(fd)
     except OSError as exc:
         _unlink(part)
-        return f"write:{exc.errno or 0}:{exc.strerror or exc}"
+        return "write", exc.errno or 0, str(exc.strerror or exc)
     try:
         os.replace(part, dest)
     except OSError as exc:
         _unlink(part)
-        return f"move:{exc.errno or 0}:{exc.strerror or exc}"
+        return "move", exc.errno or 0, str(exc.strerror or exc)
     if meta_path is not None:
         _unlink(meta_path)
     return None
@@ -866,23 +928,24 @@ class TransferEngine:
             job.resumed_from = 0
             raise _Retry("remote size changed; restarting the file", status=status, delay=0.0)
 
-        expected = _expected_digest(spec)
         md5_header = headers.get("content-md5") if status == 200 else None
         body = resp.body
         if body is not None and start == 0:
-            # small body, complete in memory: verify, then one open/write/rename
-            self._verify_bytes(spec, body, expected, None if expected else md5_header)
+            # small body, complete in memory: one verify/open/write/rename in a disk thread
+            if spec.size is not None and len(body) != spec.size:
+                raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
             meta = meta_path if had_part else None
             if disk is not None:
-                failure = await disk.submit(_write_small, part, dest, body, meta)
+                failure = await disk.submit(_write_small, part, dest, body, meta, spec, md5_header)
             else:
-                failure = _write_small(part, dest, body, meta)
+                failure = _write_small(part, dest, body, meta, spec, md5_header)
             if failure is not None:
-                what, code, text = failure.split(":", 2)
-                if what == "move" and int(code) not in _DISK_FULL:
+                what, code, text = failure
+                if what == "mismatch":
+                    raise _Mismatch(text)
+                if what == "move" and code not in _DISK_FULL:
                     raise _Fail(f"cannot move the download to {dest}: {text}")
-                exc = OSError(int(code), text)
-                raise self._disk_failure(exc, spec, part, meta_path, len(body))
+                raise self._disk_failure(OSError(code, text), spec, part, meta_path, len(body))
             if on_bytes is not None:
                 on_bytes(len(body))
             return TransferOutcome(
@@ -890,8 +953,8 @@ class TransferEngine:
                 job.attempts, job.retries, 0,
             )  # fmt: skip
         return await self._stream(
-            job, resp, part, meta_path, start, total, expected, md5_header, had_part, on_bytes,
-            disk,
+            job, resp, part, meta_path, start, total, _expected_digest(spec), md5_header,
+            had_part, on_bytes, disk,
         )  # fmt: skip
 
     def _resume_point(
@@ -1098,22 +1161,6 @@ class TransferEngine:
             raise _Fail(f"cannot move the download to {dest}: {exc.strerror or exc}") from None
 
     @staticmethod
-    def _verify_bytes(
-        spec: TransferSpec,
-        body: bytes,
-        expected: tuple[str, bytes] | None,
-        md5_header: str | None,
-    ) -> None:
-        if spec.size is not None and len(body) != spec.size:
-            raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
-        if md5_header and (
-            base64.b64encode(hashlib.md5(body).digest()).decode() != md5_header.strip()
-        ):
-            raise _Mismatch("Content-MD5 mismatch")
-        if expected is not None and hashlib.new(expected[0], body).digest() != expected[1]:
-            raise _Mismatch(f"checksum mismatch ({_HASH_LABEL.get(expected[0], expected[0])})")
-
-    @staticmethod
     def _discard_part(part: str, meta_path: str, had_part: bool) -> None:
         if had_part:
             _unlink(part)
@@ -1207,11 +1254,13 @@ class _Run:
         self.exhausted = False
         self.cancelled = False
         self.tasks: list[asyncio.Task[None]] = []
-        self.source_lock = asyncio.Lock()
+        self.pulling = False  # a worker is awaiting the async source: the others queue up
+        self.pull_waiters: deque[asyncio.Future[None]] = deque()
         self._sync_iter: Iterator[TransferSpec] | None = None
         self._async_iter: AsyncIterator[TransferSpec] | None = None
         self.resumed = asyncio.Event()
         self.resumed.set()
+        self.paused = False  # == not resumed.is_set(), cheaper to check once per file
         self.disk = _DiskWorkers(self.loop)
 
     async def execute(self, specs: Iterable[TransferSpec] | AsyncIterable[TransferSpec]) -> None:
@@ -1258,8 +1307,10 @@ class _Run:
                 task.cancel()
         if control.paused and not control.cancelled:
             self.resumed.clear()
+            self.paused = True
         else:
             self.resumed.set()
+            self.paused = False
 
     async def _wait_unpaused(self) -> None:
         while not self.resumed.is_set():
@@ -1278,14 +1329,38 @@ class _Run:
                 self.exhausted = True
                 return None
         assert self._async_iter is not None
-        async with self.source_lock:
-            if self.exhausted:
-                return None
+        # One worker at a time may await the async source (an async generator cannot be
+        # re-entered); a plain flag costs less than an asyncio.Lock on this per-file path.
+        while self.pulling:
+            fut: asyncio.Future[None] = self.loop.create_future()
+            self.pull_waiters.append(fut)
             try:
-                return await anext(self._async_iter)
-            except StopAsyncIteration:
-                self.exhausted = True
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake_puller()  # it was this worker's turn: pass it on
+                raise
+            if self.exhausted:
+                self._wake_puller()
                 return None
+        self.pulling = True
+        try:
+            return await anext(self._async_iter)
+        except StopAsyncIteration:
+            self.exhausted = True
+            return None
+        finally:
+            self.pulling = False
+            if self.pull_waiters:
+                self._wake_puller()
+
+    def _wake_puller(self) -> None:
+        waiters = self.pull_waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
 
     def _push_ready(self, job: _Job, timer: asyncio.TimerHandle) -> None:
         self.timers.discard(timer)
@@ -1309,7 +1384,7 @@ class _Run:
     async def _worker(self) -> None:
         engine = self.engine
         while True:
-            if not self.resumed.is_set():
+            if self.paused:
                 await self._wait_unpaused()
             if self.cancelled:
                 return
