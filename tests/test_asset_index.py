@@ -297,3 +297,29 @@ def test_download_without_a_child_interpreter_builds_in_a_thread(
         )
     assert summary.assets_downloaded == 706
     assert any("building the index in a thread" in r.getMessage() for r in caplog.records)
+
+
+def test_transfers_start_while_the_child_still_indexes(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """Rows reach the transfers as the child commits them: the first asset request comes
+    long before the index is complete (20,000 items)."""
+    from mlhub_widgets.download import AssetStarted, IndexBuilt, IndexProgress
+    from mlhub_widgets.hub import serve
+    from tests.reliability_support import make_data_dir
+
+    data = make_data_dir(tmp_path_factory.mktemp("stream"), "streamds", 20_000, 1, 64, 128)
+    events: list[tuple[float, Any]] = []
+    with serve(data) as hub:
+        summary = download_dataset(
+            "streamds",
+            tmp_path,
+            root_url=hub.url,
+            progress=lambda e: events.append((time.monotonic(), e)),
+        )
+    assert summary.assets_downloaded == 20_000
+    first_asset = next(t for t, e in events if isinstance(e, AssetStarted))
+    index_built = next(t for t, e in events if isinstance(e, IndexBuilt))
+    assert first_asset < index_built
+    # and some progress of the index arrived after the first transfer started
+    assert any(isinstance(e, IndexProgress) and t > first_asset for t, e in events)

@@ -130,7 +130,8 @@ def _check_unpack(hub: Hub, out: Path) -> None:
 def _check_index(hub: Hub, out: Path) -> None:
     assert 0 < _items_unpacked(out) < N_SMALL  # part of the items only
     assert _index_incomplete(out)
-    assert hub.count("asset", "GET") > 0  # transfers run while the index is built
+    # transfers usually run by now, but the index process may be that quick: that transfers
+    # start before the index is complete is test_asset_index's streaming test
 
 
 def _check_transfer(hub: Hub, out: Path) -> None:
@@ -172,10 +173,7 @@ KILL_POINTS = [
     KillPoint(
         "index-building",
         SLOW_API,
-        lambda hub, out: (
-            N_SMALL // 3 <= _items_unpacked(out) <= N_SMALL * 2 // 3
-            and hub.count("asset", "GET") > 0
-        ),
+        lambda hub, out: N_SMALL // 3 <= _items_unpacked(out) <= N_SMALL * 2 // 3,
         _check_index,
     ),
     KillPoint(
