@@ -1724,13 +1724,20 @@ def _space(n: float) -> str:
 class _OutcomeWriter:
     """Collects transfer outcomes in the event loop and writes them to the index in batches
     from a helper thread (one hand-over per batch, not per asset: thread wake-ups are costly
-    under the GIL)."""
+    under the GIL).
+
+    The hand-over queue is bounded: when the index cannot keep up (its writes wait for the
+    index process's transactions), the event loop waits instead of piling outcomes up in
+    memory; the writer merges what queued up into one transaction to catch up.
+    """
 
     BATCH = 1000
     INTERVAL = 0.25
+    MAX_QUEUED = 16  # batches: ~16,000 outcomes, a few MB at most
+    MERGE = 16  # batches written in one transaction when the writer is behind
 
     def __init__(self, path: Path) -> None:
-        self._queue: queue.SimpleQueue[list[Outcome] | None] = queue.SimpleQueue()
+        self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=self.MAX_QUEUED)
         self._path = path
         self._pending: list[Outcome] = []
         self._last = time.monotonic()
@@ -1750,9 +1757,18 @@ class _OutcomeWriter:
 
     def flush(self) -> None:
         if self._pending:
-            self._queue.put(self._pending)
+            self._put(self._pending)
             self._pending = []
         self._last = time.monotonic()
+
+    def _put(self, item: list[Outcome] | None) -> None:
+        while self._error is None and self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        # the writer stopped (its error is raised by close() and seen by the job): drop it
 
     @property
     def error(self) -> BaseException | None:
@@ -1761,7 +1777,7 @@ class _OutcomeWriter:
 
     def close(self) -> None:
         self.flush()
-        self._queue.put(None)
+        self._put(None)
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -1770,7 +1786,19 @@ class _OutcomeWriter:
         try:
             with Manifest(self._path) as db:
                 while (batch := self._queue.get()) is not None:
+                    last = False
+                    for _ in range(self.MERGE - 1):  # catch up: what queued meanwhile, too
+                        try:
+                            more = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if more is None:
+                            last = True
+                            break
+                        batch = batch + more
                     db.record(batch)  # one transaction: all of a batch or nothing
+                    if last:
+                        return
         except BaseException as exc:  # reported by close() and seen by the job at once
             self._error = exc
 
