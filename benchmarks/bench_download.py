@@ -185,6 +185,37 @@ def run_ours(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, A
     return result
 
 
+def run_curl(urls: list[str], out: Path, *, verify: bool) -> dict[str, Any]:
+    """``curl`` fetching every URL at once, one process per file (the loopback ceiling for
+    writing these files); with ``verify``, then ``sha256sum`` over them on both cores."""
+    if shutil.which("curl") is None:
+        raise RuntimeError("curl is not installed")
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(["curl", "-s", "-f", "-o", str(out / f"f{i}.bin"), url])
+        for i, url in enumerate(urls)
+    ]
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError("curl failed")
+    if verify:
+        files = [str(out / f"f{i}.bin") for i in range(len(urls))]
+        half = len(files) // 2
+        sums = [
+            subprocess.Popen(["sha256sum", *part], stdout=subprocess.DEVNULL)
+            for part in (files[:half], files[half:])
+        ]
+        if any(p.wait() != 0 for p in sums):
+            raise RuntimeError("sha256sum failed")
+    return {"wall": time.perf_counter() - started}
+
+
+def selected_urls(out: Path, dataset_id: str) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(out / dataset_id / "mlhub_assets.db") as con:
+        return [r[0] for r in con.execute("SELECT url FROM assets WHERE selected=1")]
+
+
 def ensure_peer() -> bool:
     if PEER_PY.exists():
         return True
@@ -331,7 +362,7 @@ def main() -> int:
         base = {"case", "client", "wall_s", "assets_per_s", "mb_per_s", "rss_mb"}
         extra = {k: v for k, v in row.items() if k not in base}
         print(
-            f"{row['case']:<10} {row['client']:<6} {row['wall_s']:8.2f}s "
+            f"{row['case']:<10} {row['client']:<8} {row['wall_s']:8.2f}s "
             f"{row['assets_per_s']:9.0f} assets/s {row['mb_per_s']:8.1f} MB/s "
             f"rss {row['rss_mb'] or 0:6.0f} MB  {json.dumps(extra) if extra else ''}",
             flush=True,
@@ -443,6 +474,10 @@ def main() -> int:
                     transfer_mb_s=round(r["bytes"] / 1e6 / transfer_s),
                 )
             )
+            urls = selected_urls(out, "bench_large")
+            for label, check in (("curl", False), ("curl+sha", True)):
+                c = run_curl(urls, fresh("large_curl"), verify=check)
+                report(_row("large", label, c, n_large, r["bytes"]))
             if peer:
                 out = fresh("large_peer")
                 p = run_peer(hub, "bench_large", out)
