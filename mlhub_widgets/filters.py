@@ -773,15 +773,15 @@ def _item_envelopes(raw: object) -> list[BBox] | None:
         w, s, _, e, nn, _ = raw
     else:
         return None
-    try:
-        if not (s <= nn):
-            return None
-        if w <= e:
-            return [(w, s, e, nn)]
-        if w > e:
-            return _bbox_envelopes(w, s, e, nn)
-    except TypeError:
+    _num = (int, float)  # JSON numbers; not bool (an int), Decimal or strings
+    if not (type(w) in _num and type(s) in _num and type(e) in _num and type(nn) in _num):
         return None
+    if not (s <= nn):
+        return None
+    if w <= e:
+        return [(w, s, e, nn)]
+    if w > e:
+        return _bbox_envelopes(w, s, e, nn)
     return None  # NaN
 
 
