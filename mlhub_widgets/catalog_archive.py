@@ -967,12 +967,8 @@ def _read_member(
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            stats.unreadable_json += 1
-            log.debug("catalogue member %s is not valid JSON", rel)
-            return CatalogEntry("json", rel, path, None, size)
-        stats.json_parsed += 1
-        kind = classify(data)
-        return CatalogEntry(kind, rel, path, data if kind != "json" else None, size)
+            data = _UNREADABLE
+        return _json_entry(rel, path, size, data, stats)
     if writer is not None:
         written = 0
         with writer.open(rel) as out:
@@ -1006,7 +1002,6 @@ def _read_big_json(
                 out.write(chunk)
             yield chunk
 
-    data: Any = None
     with writer.open(rel) if writer is not None else contextlib.nullcontext() as out:
         chunks = feed(out)
         try:
@@ -1014,10 +1009,20 @@ def _read_big_json(
         except (ValueError, UnicodeDecodeError):
             for _ in chunks:  # the rest of the member still goes to disk
                 pass
-            data = None
+            data = _UNREADABLE
     if written != size:
         raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
-    if data is None:
+    return _json_entry(rel, path, size, data, stats)
+
+
+_UNREADABLE: Any = object()  # a JSON member that does not parse
+
+
+def _json_entry(
+    rel: str, path: Path | None, size: int, data: Any, stats: ArchiveStats
+) -> CatalogEntry:
+    """The entry of a JSON member, from its parsed ``data`` (or :data:`_UNREADABLE`)."""
+    if data is _UNREADABLE:
         stats.unreadable_json += 1
         log.debug("catalogue member %s is not valid JSON", rel)
         return CatalogEntry("json", rel, path, None, size)
