@@ -620,7 +620,6 @@ class IndexProcess:
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
-        self.cfg: IndexConfig | None = None
         self.items = 0
         self.assets = 0
         self.selected = 0
@@ -659,7 +658,6 @@ class IndexProcess:
         """Hand the child its build (``cfg.source`` must be None) and start following it."""
         if cfg.source is not None:
             raise ValueError("an index built from a STAC source runs in a thread, not a process")
-        self.cfg = cfg
         self.cancelled = cancelled
         self._on_progress = on_progress
         self._started = time.monotonic()
@@ -678,9 +676,6 @@ class IndexProcess:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-
-    def start(self) -> None:
-        """Nothing to do: :meth:`begin` started it (the builder's surface)."""
 
     def join(self) -> None:
         """Wait until the child ended and its last message was read."""

@@ -729,7 +729,7 @@ class _Pipeline:
     def discard_index_process(self) -> None:
         """End the child interpreter if no build was handed to it."""
         proc, self.index_process = self.index_process, None
-        if proc is not None and proc is not self.builder:
+        if proc is not None:
             proc.discard()
 
     def prepare_index(self, db: Manifest, *, inline: bool) -> None:
@@ -752,8 +752,9 @@ class _Pipeline:
             emit(IndexProgress(items, assets, selected))
 
         index_cfg = cfg.index_config()
-        if not inline and self.index_process is not None and cfg.source is None:
-            process = self.index_process
+        if not inline and self.index_process is not None:
+            # the child now belongs to the build (spawned only for tarballs: no source)
+            process, self.index_process = self.index_process, None
             self.builder = process
             process.begin(
                 index_cfg, self.collection_types(), self.start_seq, on_progress, self.cancelled

@@ -7,6 +7,7 @@ the child dying, the parent dying, warnings coming back, and starting without a 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -156,10 +157,28 @@ def test_child_dead_before_its_build_is_an_error(tarball: Path, tmp_path: Path) 
     assert "indexer process" in str(proc.error)
 
 
-def test_unused_child_is_discarded(tmp_path: Path) -> None:
-    proc = IndexProcess.spawn()
-    proc.discard()
-    assert proc._proc.poll() is not None
+def _children() -> set[int]:
+    me = os.getpid()
+    pids: set[int] = set()
+    for tid in os.listdir(f"/proc/{me}/task"):
+        with contextlib.suppress(OSError):
+            pids |= {int(p) for p in Path(f"/proc/{me}/task/{tid}/children").read_text().split()}
+    return pids
+
+
+def test_rerun_with_a_reused_index_leaves_no_child_behind(hub: Hub, tmp_path: Path) -> None:
+    """The child is started speculatively with every job; when the index is reused (a no-op
+    re-run) it is ended at once, not left running or as a zombie."""
+    kw = {
+        "root_url": hub.url,
+        "progress": False,
+        "collection_filter": {"nasa_marine_debris_labels": ["labels"]},
+    }
+    download_dataset(DS, tmp_path, **kw)
+    before = _children()
+    again = download_dataset(DS, tmp_path, **kw)
+    assert again.assets_downloaded == 0 and again.assets_skipped == 706
+    assert _children() <= before
 
 
 def _tarball_with_shared_path(path: Path) -> None:
