@@ -174,19 +174,27 @@ class HubProc:
                 self.proc.kill()
 
 
-def run_ours(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, Any]:
-    args = {"dataset_id": dataset_id, "out": str(out), "root_url": hub.url, "api_key": KEY, **kw}
+def _run_child(
+    label: str, python: Path | str, code: str, args: dict[str, Any], cwd: Path, **kw: Any
+) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; its last stdout line is the JSON result."""
     res = subprocess.run(
-        [sys.executable, "-c", OURS_CHILD, json.dumps(args)],
+        [str(python), "-c", code, json.dumps(args)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=cwd,
         check=False,
+        **kw,
     )
     if res.returncode != 0:
-        raise RuntimeError(f"ours failed:\n{res.stderr[-3000:]}")
+        raise RuntimeError(f"{label} failed:\n{res.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
     return result
+
+
+def run_ours(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, Any]:
+    args = {"dataset_id": dataset_id, "out": str(out), "root_url": hub.url, "api_key": KEY, **kw}
+    return _run_child("ours", sys.executable, OURS_CHILD, args, ROOT)
 
 
 def run_curl(urls: list[str], out: Path, *, verify: bool) -> dict[str, Any]:
@@ -240,18 +248,7 @@ def run_peer(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, A
     env.pop("PYTEST_CURRENT_TEST", None)
     env.pop("MLHUB_CI", None)
     args = {"dataset_id": dataset_id, "out": str(out), **kw}
-    res = subprocess.run(
-        [str(PEER_PY), "-c", PEER_CHILD, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        cwd=WORK,
-        env=env,
-        check=False,
-    )
-    if res.returncode != 0:
-        raise RuntimeError(f"peer failed:\n{res.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
-    return result
+    return _run_child("peer", PEER_PY, PEER_CHILD, args, WORK, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
