@@ -8,6 +8,9 @@ import hashlib
 import logging
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +237,41 @@ def test_engine_falls_back_to_threads_when_no_helper_can_start(
             assert o.ok and dest.read_bytes() == hub.asset_bytes(spec.url)
     assert leftovers(tmp_path) == []
     assert transfer.WRITER_PROCESS_AFTER < N_ASSETS  # the helper would have been used
+
+
+PARENT = r"""
+import asyncio, sys, time
+from mlhub_widgets.file_writer import WriterProcess
+
+async def main():
+    loop = asyncio.get_running_loop()
+    writer = WriterProcess.spawn(loop, None)
+    print(writer._proc.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_a_killed_parent_leaves_no_helper_behind() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    helper = int(parent.stdout.readline())
+    os.kill(helper, 0)  # running
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return  # gone (reaped by init once it exited)
+        try:
+            state = Path(f"/proc/{helper}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            return  # exited; only its zombie waits for init
+        time.sleep(0.05)
+    pytest.fail("the helper outlived its parent by 10 s")
