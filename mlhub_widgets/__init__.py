@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .exceptions import (
@@ -24,7 +24,9 @@ from .exceptions import (
     NoAssetsSelected,
     ProfileError,
 )
-from .session import ANONYMOUS_PROFILE, Session, get_session
+
+if TYPE_CHECKING:
+    from .session import ANONYMOUS_PROFILE, Session, get_session
 
 # A library never configures logging; this only stops Python's last-resort handler from
 # printing our warnings (e.g. from background threads) when the application has no handler.
@@ -68,6 +70,9 @@ __all__ = [
 # :func:`mlhub_widgets.discovery.models` and ``mlhub_widgets.models.Dataset`` the class.
 _DISCOVERY_EXPORTS = frozenset({"collections", "datasets", "items", "tags"})
 _MODEL_EXPORTS = {"Collection": "Collection", "Dataset": "Dataset", "MLModel": "MLModel"}
+# The session (and requests, ~70-130 ms to import) too: the helper processes a download starts
+# import parts of this package that never talk to the API.
+_SESSION_EXPORTS = frozenset({"ANONYMOUS_PROFILE", "Session", "get_session"})
 _DOWNLOAD_EXPORTS = frozenset(
     {"DownloadJob", "download_archive", "download_dataset", "plan_download"}
 )
@@ -81,6 +86,8 @@ def __getattr__(name: str) -> Any:
         # import_module, not ``from . import models``: that would recurse into __getattr__
         module = importlib.import_module(".models", __name__)
         return module if name == "models" else getattr(module, _MODEL_EXPORTS[name])
+    if name in _SESSION_EXPORTS:
+        return getattr(importlib.import_module(".session", __name__), name)
     if name in _DOWNLOAD_EXPORTS:
         return getattr(importlib.import_module(".download", __name__), name)
     if name == "open_source":
