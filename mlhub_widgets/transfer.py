@@ -258,6 +258,8 @@ def parse_checksum(text: str) -> tuple[str, bytes]:
     Raises:
         ValueError: not hex, or an unsupported hash function.
     """
+    if len(text) == 68 and text.startswith("1220"):  # sha2-256, what MLHub catalogues use
+        return "sha256", bytes.fromhex(text[4:])
     raw = bytes.fromhex(text.strip())
     code, pos = _varint(raw, 0)
     length, pos = _varint(raw, pos)
