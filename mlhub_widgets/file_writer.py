@@ -313,14 +313,16 @@ class WriterProcess:
             self._unsent.clear()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Let the helper finish what it was sent, then end it (blocks up to ``timeout``)."""
-        self._flush()
-        if self.alive and self._unsent:  # rare: hand over the rest blocking, before EOF
-            with contextlib.suppress(OSError):
-                os.set_blocking(self._out, True)
-                _write_fd(self._out, bytes(self._unsent))
+        """End the helper once it has written what it already received (blocks up to
+        ``timeout``). Call it when nothing awaits a result any more: requests not yet handed
+        over are dropped (their files stay missing, to be fetched again) and their futures
+        cancelled."""
         self.alive = False
         self._stop_watching()
+        for fut, _args in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        self._batch.clear()
         # input closed: the helper writes what it has, then exits (without replying)
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None:

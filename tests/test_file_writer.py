@@ -155,6 +155,45 @@ def test_a_dead_helper_hands_its_files_to_the_fallback(
     assert leftovers(tmp_path) == []
 
 
+def test_closing_with_files_in_flight_leaves_only_complete_files(tmp_path: Path) -> None:
+    cases = _cases(tmp_path / "out")
+
+    async def main() -> tuple[list[asyncio.Future[file_writer.Failure]], WriterProcess]:
+        loop = asyncio.get_running_loop()
+        writer = WriterProcess.spawn(loop, _thread_fallback(loop, []))
+        futures = [writer.submit(a) for a in cases]
+        await asyncio.sleep(0)  # the batch goes out; the helper is still busy with it
+        writer.close()
+        return futures, writer
+
+    futures, writer = asyncio.run(main())
+    assert writer._proc.returncode == 0
+    assert all(f.done() for f in futures)
+    for args in cases:
+        dest = Path(args[1])
+        if dest.is_file():
+            assert dest.read_bytes() == args[2]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_closing_a_stuck_helper_kills_it_after_the_timeout(tmp_path: Path) -> None:
+    async def main() -> tuple[list[asyncio.Future[file_writer.Failure]], WriterProcess]:
+        loop = asyncio.get_running_loop()
+        writer = WriterProcess.spawn(loop, _thread_fallback(loop, []))
+        os.kill(writer._proc.pid, signal.SIGSTOP)
+        futures = [writer.submit(a) for a in _cases(tmp_path)[:5]]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        writer.close(timeout=0.5)
+        assert time.monotonic() - started < 5
+        return futures, writer
+
+    futures, writer = asyncio.run(main())
+    assert all(f.cancelled() for f in futures)
+    assert writer._proc.returncode == -signal.SIGKILL
+
+
 # ---------------------------------------------------------------------------------------------
 # the transfer engine with the helper
 @pytest.fixture(scope="module")
