@@ -11,6 +11,7 @@ The functions are pure: the same arguments always give the same bytes.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import zlib
@@ -54,6 +55,18 @@ def geotiff_header(
         raise ValueError("bits must be 8 or 16")
     if width < 1 or height < 1 or bands < 1:
         raise ValueError("width, height and bands must be positive")
+    template, tiepoint = _geotiff_template(width, height, bands, bits, res_x, res_y)
+    out = bytearray(template)
+    struct.pack_into("<dd", out, tiepoint + 24, west, north)  # the tiepoint's X and Y
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _geotiff_template(
+    width: int, height: int, bands: int, bits: int, res_x: float, res_y: float
+) -> tuple[bytes, int]:
+    """The header for the origin (0, 0), and where the ModelTiepoint doubles are in it (the
+    hub makes one header per generated GeoTIFF asset: only the origin changes)."""
     strip_bytes = width * height * bands * bits // 8
     geokeys = [1, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326]
     entries: list[tuple[int, int, list[int] | list[float]]] = [
@@ -73,7 +86,7 @@ def geotiff_header(
     entries += [
         (339, _SHORT, [1] * bands),  # unsigned integers
         (33550, _DOUBLE, [res_x, res_y, 0.0]),  # ModelPixelScale
-        (33922, _DOUBLE, [0.0, 0.0, 0.0, west, north, 0.0]),  # ModelTiepoint
+        (33922, _DOUBLE, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),  # ModelTiepoint (origin set later)
         (34735, _SHORT, geokeys),  # GeoKeyDirectory
     ]
     ifd_offset = 8
@@ -95,12 +108,15 @@ def geotiff_header(
     out = bytearray(b"II*\0" + struct.pack("<I", ifd_offset))
     out += struct.pack("<H", len(entries))
     cursor = extra_offset
+    tiepoint = 0
     for tag, ftype, count, packed in layout:
         if tag == 273:
             packed = struct.pack("<I", header_len)
         if len(packed) > 4:
             if cursor % 2:
                 cursor += 1
+            if tag == 33922:
+                tiepoint = cursor
             out += struct.pack("<HHII", tag, ftype, count, cursor)
             cursor += len(packed)
         else:
@@ -108,7 +124,7 @@ def geotiff_header(
     out += struct.pack("<I", 0)  # no next IFD
     out += extra
     out += b"\0" * (header_len - len(out))
-    return bytes(out)
+    return bytes(out), tiepoint
 
 
 def geotiff(

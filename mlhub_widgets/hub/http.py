@@ -45,13 +45,20 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _conn_ids = itertools.count(1)
 
 _date_cache: tuple[int, str] = (0, "")
+_dates_of: dict[float, str] = {}
 
 
 def http_date(ts: float | None = None) -> str:
-    """An RFC 7231 date (cached per second when ``ts`` is None)."""
+    """An RFC 7231 date (cached per second when ``ts`` is None, and per ``ts``: generated
+    assets share a handful of modification times)."""
     global _date_cache
     if ts is not None:
-        return formatdate(ts, usegmt=True)
+        text = _dates_of.get(ts)
+        if text is None:
+            if len(_dates_of) >= 4096:
+                _dates_of.clear()
+            text = _dates_of[ts] = formatdate(ts, usegmt=True)
+        return text
     now = int(time.time())
     if _date_cache[0] != now:
         _date_cache = (now, formatdate(now, usegmt=True))

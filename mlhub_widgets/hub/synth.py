@@ -73,7 +73,7 @@ def pool_file() -> BinaryIO:
 
 def path_hash(*parts: object) -> int:
     """A stable 64-bit hash of ``parts`` (independent of ``PYTHONHASHSEED``)."""
-    text = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    text = "\x1f".join(map(str, parts)).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
