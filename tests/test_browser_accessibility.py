@@ -326,6 +326,11 @@ def test_keyboard_only_user_story(pages: Pages) -> None:
             ".innerText.startsWith('32 ')"
         )
         assert "32 datasets" not in count.inner_text()
+        # and the browser shows the new rows (views of new widgets render asynchronously)
+        page.wait_for_function(
+            "() => document.querySelectorAll('button.mlhub-title-button').length == "
+            "parseInt(document.querySelector('.mlhub-result-count b').innerText)"
+        )
         # result rows are buttons: Enter selects the first row, Space the demo dataset's row
         kb.tab_to("button.mlhub-title-button")
         first = page.evaluate("document.activeElement.innerText").strip()

@@ -243,6 +243,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
     def _render_results(self, _change: object = None) -> None:
         self._rows = result_rows(self.state.results)
         n = len(self._rows)
+        self._render_table()  # rows first: once the count changes, the new rows are there
         if self.state.results is None:
             self.count.value = '<span class="mlhub-help">Connect to list datasets.</span>'
         else:
@@ -251,7 +252,6 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
                 f"<b>{n}</b> dataset{'s' if n != 1 else ''} found{shown}. "
                 '<span class="mlhub-help">Click a title to select the dataset.</span>'
             )
-        self._render_table()
 
     def _render_table(self) -> None:
         rows = sorted(self._rows, key=SORT_KEYS[self._sort_key], reverse=not self._ascending)
