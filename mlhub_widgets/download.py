@@ -508,8 +508,9 @@ def _make_config(
     flt = AssetFilter.build(
         bbox=bbox, intersects=intersects, datetime=datetime, collection_filter=collection_filter
     )
-    out = Path(output_dir).expanduser()
-    assets = Path(asset_output_dir).expanduser() if asset_output_dir is not None else out
+    # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
+    out = Path(output_dir).expanduser().absolute()
+    assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
     for name, path in (("output_dir", out), ("asset_output_dir", assets)):
         if path.exists() and not path.is_dir():
             raise ValueError(f"{name} {path} exists and is not a folder")

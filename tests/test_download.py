@@ -509,6 +509,30 @@ def test_events_and_progress(khub: Hub, tmp_path: Path) -> None:
     assert isinstance(events[-1], JobFinished)
 
 
+def test_background_job_stays_in_its_folder_when_the_process_changes_directory(
+    khub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(here)
+    job = download_dataset(
+        DS,
+        "out",  # relative to the working directory at the call
+        root_url=khub.url,
+        api_key=KEY,
+        collection_filter={LABELS: ["labels"]},
+        progress=False,
+        background=True,
+    )
+    monkeypatch.chdir(elsewhere)  # e.g. a notebook cell while the download runs
+    summary = job.wait(timeout=60)
+    assert summary.assets_downloaded == 706
+    assert list(elsewhere.iterdir()) == []
+    files = [p for p in (here / "out").rglob("*.geojson") if LABELS in p.parts]
+    assert len(files) == 706
+
+
 # ---------------------------------------------------------------------------------------------
 # archives
 
