@@ -424,3 +424,30 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_mb())
+
+
+def child_outlives_killed_parent(script: str, seconds: float) -> bool:
+    """Run ``script`` (it starts a child process and prints the child's pid), kill it with
+    SIGKILL, and tell whether the child was still running ``seconds`` later (then kill it)."""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # running
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return False
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if state == "Z":  # ended; only waiting for init to reap it
+            return False
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGKILL)
+    return True

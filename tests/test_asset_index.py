@@ -13,9 +13,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tarfile
 import textwrap
@@ -37,6 +35,8 @@ from mlhub_widgets.download import download_dataset
 from mlhub_widgets.exceptions import CatalogError, DownloadError
 from mlhub_widgets.filters import AssetFilter
 from mlhub_widgets.hub import Hub
+
+from .reliability_support import child_outlives_killed_parent
 
 DS = "nasa_marine_debris"
 ROW_COLUMNS = "path, url, selected, size, checksum, collection_id, item_id, asset_key"
@@ -253,31 +253,8 @@ def test_child_ends_when_the_parent_dies(tarball: Path, tmp_path: Path) -> None:
         time.sleep(60)
         """
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    child_pid = int(parent.stdout.readline())
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        if _is_zombie(child_pid):  # ended; only waiting for init to reap it
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child_pid, signal.SIGKILL)
+    if child_outlives_killed_parent(script, 20):
         pytest.fail("the index child kept running after its parent was killed")
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_download_indexes_in_a_child(

@@ -8,8 +8,6 @@ import hashlib
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ from mlhub_widgets.file_writer import WriteArgs, WriterProcess, write_small
 from mlhub_widgets.hub import Hub, serve, synth
 from mlhub_widgets.hub.sample import make_synthetic_dataset, multihash
 from mlhub_widgets.transfer import TransferEngine, TransferOutcome, TransferSpec
+
+from .reliability_support import child_outlives_killed_parent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -294,23 +294,5 @@ asyncio.run(main())
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_a_killed_parent_leaves_no_helper_behind() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    helper = int(parent.stdout.readline())
-    os.kill(helper, 0)  # running
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(helper, 0)
-        except ProcessLookupError:
-            return  # gone (reaped by init once it exited)
-        try:
-            state = Path(f"/proc/{helper}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state == "Z":
-            return  # exited; only its zombie waits for init
-        time.sleep(0.05)
-    pytest.fail("the helper outlived its parent by 10 s")
+    if child_outlives_killed_parent(PARENT, 10):
+        pytest.fail("the helper outlived its parent by 10 s")
