@@ -16,6 +16,7 @@ import pytest
 from mlhub_widgets.http11 import (
     ConnectionDropped,
     HTTPClient,
+    HTTPClientError,
     ProtocolError,
     ReadTimeout,
     Response,
@@ -100,6 +101,15 @@ async def collect(resp: Response) -> bytes:
     return b"".join(parts)
 
 
+async def error_of(call: Awaitable[Any]) -> HTTPClientError | None:
+    """The client error ``call`` raises, or None if it succeeds."""
+    try:
+        await call
+    except HTTPClientError as exc:
+        return exc
+    return None
+
+
 OK = b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "e"\r\n\r\nhello'
 
 
@@ -168,11 +178,7 @@ def test_response_split_anywhere(cut: int) -> None:
 )
 def test_malformed_heads_are_protocol_errors(raw: bytes) -> None:
     async def body(client: HTTPClient, url: str) -> BaseException | None:
-        try:
-            await client.request(url + "/bad")
-        except ProtocolError as exc:
-            return exc
-        return None
+        return await error_of(client.request(url + "/bad"))
 
     exc, _ = serve([[raw]], body)
     assert isinstance(exc, ProtocolError)
@@ -192,11 +198,7 @@ def test_head_larger_than_the_limit() -> None:
     raw = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n"
 
     async def body(client: HTTPClient, url: str) -> BaseException | None:
-        try:
-            await client.request(url + "/")
-        except ProtocolError as exc:
-            return exc
-        return None
+        return await error_of(client.request(url + "/"))
 
     exc, _ = serve([[raw]], body)
     assert isinstance(exc, ProtocolError) and "64 KiB" in str(exc)
@@ -280,12 +282,7 @@ def test_bad_chunk_size_is_a_protocol_error() -> None:
     raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
 
     async def body(client: HTTPClient, url: str) -> BaseException | None:
-        resp = await client.request(url + "/c")
-        try:
-            await collect(resp)
-        except ProtocolError as exc:
-            return exc
-        return None
+        return await error_of(collect(await client.request(url + "/c")))
 
     exc, _ = serve([[raw]], body)
     assert isinstance(exc, ProtocolError)
@@ -350,11 +347,7 @@ def test_stale_keep_alive_connection_is_retried_once() -> None:
 
 def test_read_timeout() -> None:
     async def body(client: HTTPClient, url: str) -> BaseException | None:
-        try:
-            await client.request(url + "/slow")
-        except ReadTimeout as exc:
-            return exc
-        return None
+        return await error_of(client.request(url + "/slow"))
 
     exc, _ = serve([[b"HTTP/1.1 200 OK\r\n"]], body, read_timeout=0.3)
     assert isinstance(exc, ReadTimeout)
