@@ -297,7 +297,7 @@ class WriterProcess:
             "the file-writer process stopped (%s, exit status %s); %d files go to threads",
             why,
             code,
-            len(self._pending) + len(self._batch),
+            len(self._pending),  # the unsent batch is in there too
         )
         pending, self._pending, self._batch = self._pending, {}, []
         for fut, args in pending.values():

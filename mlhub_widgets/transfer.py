@@ -22,10 +22,12 @@ through the same safe path:
 archives); with ``parallel_ranges > 1`` it fetches one large file as concurrent ranges.
 
 Where the time goes: the HTTP work (~50 µs of CPU per small file) runs in the event loop;
-verifying small bodies and creating, writing and renaming files runs in a few disk threads
-(:data:`DISK_THREADS`), because a file create costs from ~10 µs on tmpfs to several hundred µs on
-a busy ext4, and must not stall the other connections (hashing in the loop also made it hand the
-GIL to those threads and back once more per file). Bodies above 2 × ``chunk_size`` that must be
+small bodies are verified, written and renamed by a helper process (:mod:`.file_writer`, from
+the :data:`WRITER_PROCESS_AFTER`-th file of a run; disk threads before that or when it cannot
+run), because a file create costs from ~10 µs on tmpfs to several hundred µs on a busy ext4 and
+must not stall the other connections, and disk threads hand the GIL back and forth with the
+loop on every system call. Streamed bodies are written by the disk threads
+(:data:`DISK_THREADS`). Bodies above 2 × ``chunk_size`` that must be
 hashed are double-buffered: a disk thread writes and hashes one slice while the connection
 receives the next (without a checksum to compute, writing inline from the event loop measured
 faster).
@@ -457,8 +459,8 @@ DISK_THREADS: Final = 2
 
 
 #: A run hands small files to a helper process (:mod:`.file_writer`) from this many on; fewer
-#: are not worth starting an interpreter for. 10,000 small files: 2.8 s with threads, 2.2 s
-#: with the helper (the disk threads' lock hand-offs stalled the event loop).
+#: are not worth starting an interpreter for. 10,000 small files: 2.12-2.22 s with threads,
+#: 1.89-1.95 s with the helper (the disk threads' lock hand-offs stalled the event loop).
 WRITER_PROCESS_AFTER: Final = 16
 
 _DiskItem = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
@@ -899,7 +901,7 @@ class TransferEngine:
         md5_header = headers.get("content-md5") if status == 200 else None
         body = resp.body
         if body is not None and start == 0:
-            # small body, complete in memory: one verify/open/write/rename in a disk thread
+            # small body, complete in memory: verified and written by the helper (or a thread)
             if spec.size is not None and len(body) != spec.size:
                 raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
             meta = meta_path if had_part else None
