@@ -33,6 +33,17 @@ CHROMIUM_ARGS = [
 ]
 #: Anything that is not loopback (Voila's CDN font CSS, OSM tiles) is aborted.
 NON_LOOPBACK = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*")
+BLANK = re.compile(r"^\s*$")
+
+
+def wait_until_empty(locator: Any, timeout_ms: float = 30_000) -> None:
+    """Wait until ``locator`` shows no text (a status line cleared by a later widget update).
+
+    Fails with Playwright's message, which quotes the text still shown, after ``timeout_ms``.
+    """
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_text(BLANK, timeout=timeout_ms)
 
 
 def free_port() -> int:
