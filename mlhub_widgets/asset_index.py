@@ -7,10 +7,12 @@ can start on the first rows while the rest is still being read.
 
 For a tarball the work is CPU-bound Python (tar headers, JSON, filters, inserts). In the same
 interpreter it would compete with the transfer event loop for the GIL, so a download runs it
-in a child interpreter, :class:`IndexProcess`, started when the job starts (its imports
-overlap the catalogue download). The two processes share nothing but the manifest file:
-the parent reads the rows as they are committed. Plans build inline; STAC sources (their
-items come over the network, through the job's session) build in a thread.
+in a child interpreter, :class:`IndexProcess`, started as soon as the catalogue info gives
+the tarball's size (its imports overlap the tarball download). The two processes share
+nothing but the manifest file: the parent reads the rows as they are committed. Tarballs
+under ``download.INDEX_PROCESS_FROM_BYTES`` (a few dozen items: built faster than a child
+starts), STAC sources (their items come over the network, through the job's session) and
+systems that cannot start a child build in a thread; plans build inline.
 
 This module may import the catalogue, manifest, filter and path modules, never the download
 engine or the network session.

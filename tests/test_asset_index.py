@@ -319,3 +319,43 @@ def test_transfers_start_while_the_child_still_indexes(
     assert first_asset < index_built
     # and some progress of the index arrived after the first transfer started
     assert any(isinstance(e, IndexProgress) and t > first_asset for t, e in events)
+
+
+def test_small_catalogues_are_indexed_without_a_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue under INDEX_PROCESS_FROM_BYTES is indexed in a thread (a child interpreter
+    would take longer to start than the whole build); a larger one in the child. Both
+    downloads are complete either way."""
+    from mlhub_widgets import download as download_module
+    from mlhub_widgets.hub import serve
+    from mlhub_widgets.hub.sample import make_synthetic_dataset
+
+    data = tmp_path / "hubdata"
+    make_synthetic_dataset(data, "tiny_cat", 6, 1, 256, 512, kinds=("tif",))
+    make_synthetic_dataset(data, "wide_cat", 400, 1, 256, 512, kinds=("tif",))
+    spawned: list[str] = []
+    real_spawn = IndexProcess.spawn
+
+    def spawn() -> IndexProcess:
+        spawned.append(threading.current_thread().name)
+        return real_spawn()
+
+    monkeypatch.setattr(IndexProcess, "spawn", staticmethod(spawn))
+    limit = download_module.INDEX_PROCESS_FROM_BYTES
+    with serve(data, cache_dir=False) as hub:
+        for ds, n, child in (("tiny_cat", 6, False), ("wide_cat", 400, True)):
+            size = hub_catalog_size(hub, ds)
+            assert (size >= limit) is child, (ds, size, limit)
+            spawned.clear()
+            summary = download_dataset(ds, tmp_path / ds, root_url=hub.url, progress=False)
+            assert summary.assets_downloaded == n
+            assert len(list((tmp_path / ds / ds).rglob("*.tif"))) == n
+            assert bool(spawned) is child, (ds, spawned)
+
+
+def hub_catalog_size(hub: Hub, dataset_id: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{hub.url}catalog/{dataset_id}/info") as resp:
+        return int(json.load(resp)["stac_catalog_size"])
