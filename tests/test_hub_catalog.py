@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
 import socket
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import requests
 import mlhub_widgets.hub.items as items_module
 import mlhub_widgets.hub.server as server_module
 from mlhub_widgets.hub import serve
+from mlhub_widgets.hub.catalog import CatalogCache
 from mlhub_widgets.hub.sample import make_synthetic_dataset
 
 
@@ -107,6 +110,24 @@ def test_cache_survives_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with serve(data_dir, cache_dir=False) as memory:
         blob = memory.catalog_blob("syn_cache")
         assert members(blob.read()).keys() == members(r1.content).keys()
+
+
+def test_cache_keeps_entries_in_use_and_prunes_unused(tmp_path: Path) -> None:
+    """A lookup renews the tarball and its checksum file together: an entry in daily use
+    is never half-pruned (tarball kept, checksum gone) and rebuilt; unused ones go."""
+    cache = CatalogCache(tmp_path / "cache")
+    old = time.time() - 3 * 86400
+    used, unused = cache.directory / "used-1.tar.gz", cache.directory / "unused-2.tar.gz"
+    for path in (used, unused):
+        cache.store(path, lambda fh: (fh.write(b"tarball"), hashlib.md5(b"tarball").digest()))
+    for path in (used, unused):  # both last used three days ago
+        for f in (path, path.with_suffix(".md5")):
+            os.utime(f, (old, old))
+    assert cache.lookup(used) == (7, hashlib.md5(b"tarball").digest())
+    cache.prune()
+    assert used.exists() and used.with_suffix(".md5").exists()
+    assert not unused.exists() and not unused.with_suffix(".md5").exists()
+    assert cache.lookup(used) is not None and cache.lookup(unused) is None
 
 
 def write_odd_dataset(root: Path) -> None:

@@ -287,8 +287,9 @@ class CatalogCache:
             return None
         if len(md5) != 16:
             return None
-        with contextlib.suppress(OSError):
-            os.utime(path)
+        for used in (path, path.with_suffix(".md5")):  # prune() ages each file on its own
+            with contextlib.suppress(OSError):
+                os.utime(used)
         return size, md5
 
     def store(
