@@ -132,6 +132,9 @@ DEFAULT_WORKERS = 64
 #: indexed in a thread: starting the child interpreter takes ~0.1 s, building such a catalogue
 #: in-process 1–3 ms per KiB (20 items, 4 KiB: 13 ms). Larger or unsized ones get the child.
 INDEX_PROCESS_FROM_BYTES = 16 << 10
+#: SQLite page cache of the download process's two manifest connections (rows are read and
+#: updated in ``seq`` order): 4 MB less peak memory at 100,000 assets than SQLite's 2 MiB each.
+TRANSFER_CACHE_KIB = 512
 PROGRESS_INTERVAL = 0.125
 _FETCH_ROWS = 512
 
@@ -1279,7 +1282,7 @@ class DownloadJob:
             raise Cancelled()
         self._phase = "index"
         self._tick(force=True)
-        with Manifest(cfg.manifest_path) as db:
+        with Manifest(cfg.manifest_path, cache_kib=TRANSFER_CACHE_KIB) as db:
             pipeline.prepare_index(db, inline=cfg.catalog_only)
             if pipeline.builder is None:
                 self._index_done(db, pipeline, started)
@@ -1799,7 +1802,7 @@ class _OutcomeWriter:
 
     def _loop(self) -> None:
         try:
-            with Manifest(self._path) as db:
+            with Manifest(self._path, cache_kib=TRANSFER_CACHE_KIB) as db:
                 while (batch := self._queue.get()) is not None:
                     last = False
                     for _ in range(self.MERGE - 1):  # catch up: what queued meanwhile, too
