@@ -328,34 +328,28 @@ def test_small_catalogues_are_indexed_without_a_child(
     would take longer to start than the whole build); a larger one in the child. Both
     downloads are complete either way."""
     from mlhub_widgets import download as download_module
+    from mlhub_widgets.client import get_catalog_info
     from mlhub_widgets.hub import serve
     from mlhub_widgets.hub.sample import make_synthetic_dataset
 
     data = tmp_path / "hubdata"
     make_synthetic_dataset(data, "tiny_cat", 6, 1, 256, 512, kinds=("tif",))
     make_synthetic_dataset(data, "wide_cat", 400, 1, 256, 512, kinds=("tif",))
-    spawned: list[str] = []
+    spawned: list[IndexProcess] = []
     real_spawn = IndexProcess.spawn
 
     def spawn() -> IndexProcess:
-        spawned.append(threading.current_thread().name)
-        return real_spawn()
+        spawned.append(real_spawn())
+        return spawned[-1]
 
     monkeypatch.setattr(IndexProcess, "spawn", staticmethod(spawn))
     limit = download_module.INDEX_PROCESS_FROM_BYTES
     with serve(data, cache_dir=False) as hub:
         for ds, n, child in (("tiny_cat", 6, False), ("wide_cat", 400, True)):
-            size = hub_catalog_size(hub, ds)
+            size = get_catalog_info(ds, root_url=hub.url)["stac_catalog_size"]
             assert (size >= limit) is child, (ds, size, limit)
             spawned.clear()
             summary = download_dataset(ds, tmp_path / ds, root_url=hub.url, progress=False)
             assert summary.assets_downloaded == n
             assert len(list((tmp_path / ds / ds).rglob("*.tif"))) == n
             assert bool(spawned) is child, (ds, spawned)
-
-
-def hub_catalog_size(hub: Hub, dataset_id: str) -> int:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{hub.url}catalog/{dataset_id}/info") as resp:
-        return int(json.load(resp)["stac_catalog_size"])
