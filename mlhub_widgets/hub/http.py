@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import socket
@@ -44,25 +45,16 @@ SENDFILE_MIN = 128 * 1024
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _conn_ids = itertools.count(1)
 
-_date_cache: tuple[int, str] = (0, "")
-_dates_of: dict[float, str] = {}
-
 
 def http_date(ts: float | None = None) -> str:
-    """An RFC 7231 date (cached per second when ``ts`` is None, and per ``ts``: generated
-    assets share a handful of modification times)."""
-    global _date_cache
-    if ts is not None:
-        text = _dates_of.get(ts)
-        if text is None:
-            if len(_dates_of) >= 4096:
-                _dates_of.clear()
-            text = _dates_of[ts] = formatdate(ts, usegmt=True)
-        return text
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
+    """An RFC 7231 date of ``ts`` (default: now, to the second)."""
+    return _formatted_date(int(time.time()) if ts is None else ts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted_date(ts: float) -> str:
+    # cached: responses within a second share "now", generated assets a few mtimes
+    return formatdate(ts, usegmt=True)
 
 
 @dataclass(frozen=True, slots=True)
