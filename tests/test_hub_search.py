@@ -259,18 +259,18 @@ def test_combined_filters_and_antimeridian(hub: Hub, universe: list[Item]) -> No
 @pytest.mark.parametrize(
     ("method", "params", "detail"),
     [
-        ("GET", {"bbox": "1,2,3"}, "Invalid bbox 1,2,3"),
-        ("GET", {"datetime": "yesterday"}, "Invalid datetime yesterday"),
-        ("GET", {"limit": "0"}, "limit must be at least 1"),
-        ("GET", {"limit": "x"}, "limit must be an integer"),
+        ("GET", {"bbox": "1,2,3"}, "Invalid bbox 1,2,3: expected 4 or 6 numbers"),
+        ("GET", {"limit": "0"}, "Invalid limit '0': must be at least 1"),
+        ("GET", {"limit": "x"}, "Invalid limit 'x': expected an integer"),
         ("GET", {"token": "next:x"}, "Invalid pagination token next:x"),
         ("GET", {"intersects": "{not json"}, "Invalid intersects: expected a GeoJSON geometry"),
         ("POST", {"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}},
          "Only one of bbox and intersects may be given"),
         ("POST", {"intersects": {"type": "Feature"}},
          "Invalid intersects: expected a GeoJSON geometry"),
-        ("POST", {"collections": "a,b", "limit": True}, "limit must be an integer"),
-        ("POST", {"bbox": [0, 5, 1, 1]}, "Invalid bbox [0, 5, 1, 1]"),
+        ("POST", {"collections": "a,b", "limit": True}, "Invalid limit True: expected an integer"),
+        ("POST", {"bbox": [0, 5, 1, 1]},
+         "Invalid bbox [0, 5, 1, 1]: south (5) is greater than north (1)"),
     ],
 )  # fmt: skip
 def test_errors(hub: Hub, method: str, params: dict[str, Any], detail: str) -> None:
@@ -279,9 +279,10 @@ def test_errors(hub: Hub, method: str, params: dict[str, Any], detail: str) -> N
     else:
         r = requests.post(hub.url + "search", json=params, timeout=10)
     assert r.status_code == 400
-    assert r.json() == {"detail": detail}
+    assert r.json() == {"code": "BadRequest", "description": detail}
     bad = requests.post(hub.url + "search", data=b"[1, 2", timeout=10)
-    assert bad.status_code == 400 and bad.json() == {"detail": "Invalid JSON body"}
+    assert bad.status_code == 400
+    assert bad.json() == {"code": "BadRequest", "description": "Invalid JSON body"}
     assert requests.put(hub.url + "search", timeout=10).status_code == 405
     assert requests.post(hub.url + "datasets", timeout=10).status_code == 405
 

@@ -11,8 +11,10 @@ store that the API redirected downloads to::
         hub.storage_url   # "http://127.0.0.1:41235/"
         hub.faults = FaultConfig(error_rate=0.05, seed=1)
 
-Besides the MLHub endpoints the API origin answers STAC API Item Search, ``GET``/``POST
-{hub.url}search`` over every collection (see :mod:`.search`), and ``{hub.url}conformance``. The
+Besides the MLHub endpoints the API origin is a STAC API 1.0.0: Item Search, ``GET``/``POST
+{hub.url}search`` over every collection, with the fields, sort and query extensions (see
+:mod:`.search` and :mod:`.extensions`), ``{hub.url}conformance``, and an OpenAPI 3.0 description
+at ``{hub.url}openapi.json`` (:mod:`.openapi`; ``docs/stac-api.md`` tells the whole story). The
 storage origin also serves each dataset's catalogue as a static STAC catalogue,
 ``{hub.storage_url}catalogs/{dataset_id}/catalog.json`` (:meth:`Hub.static_catalog_url`, see
 :mod:`.static`).

@@ -1,10 +1,14 @@
-"""The API origin: MLHub's JSON endpoints under ``/mlhub/v1/``.
+"""The API origin: MLHub's JSON endpoints under ``/mlhub/v1/``, a STAC API 1.0.0.
 
 Shapes, status codes and error texts follow the recorded responses of the real API (see
 ``shared/fixtures/mlhub-api``): bare arrays for ``/datasets`` and ``/models``, an object for
 ``/collections``, GeoJSON FeatureCollections with ``context`` and ``next``/``previous`` links for
 items, 303 redirects to the storage origin for catalogue and archive downloads, and FastAPI-style
-``{"detail": ...}`` errors. The caller's key is never echoed into a link.
+``{"detail": ...}`` errors. The caller's key is never echoed into a link. Where the recorded
+shape breaks STAC API or OGC API - Features the hub follows the standards (docs/stac-api.md):
+item lists and items are ``application/geo+json``, an items page's ``self`` link is the page,
+malformed parameters answer 400 ``{"code", "description"}``, and the landing page links the
+OpenAPI description (:mod:`.openapi`).
 """
 
 from __future__ import annotations
@@ -18,15 +22,16 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 
+from .errors import HTTPError
 from .http import Request, Response
 from .items import ItemSource
+from .openapi import OPENAPI_TYPE, openapi_document, service_doc_html
 from .search import (
     DEFAULT_LIMIT,
-    MAX_LIMIT,
-    HTTPError,
     MatchCache,
     SearchQuery,
-    match_source,
+    find_matches,
+    limit_of,
     parse_bbox,
     parse_interval,
     query_from_get,
@@ -42,14 +47,22 @@ __all__ = ["CONFORMANCE", "NO_KEY_DETAIL", "ApiRoutes", "HTTPError"]
 
 NO_KEY_DETAIL = "Must provide API key or Bearer token to access this route."
 GZIP_MIN = 1400
-#: Conformance classes the hub implements, added to the recorded landing page's list.
+#: Conformance classes the hub implements, added to the recorded landing page's list (whose
+#: older beta classes, core, features, item search with fields, sort and query, it honours too).
 CONFORMANCE = (
     "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0/item-search#fields",
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0/item-search#query",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 )
-_JSON_CT = ("Content-Type", "application/json")
+JSON_TYPE = "application/json"
+GEOJSON_TYPE = "application/geo+json"
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -84,9 +97,14 @@ class ApiRoutes:
         return self.hub.rewrite(text)
 
     def _json(
-        self, req: Request, status: int, raw: bytes, cache: _Static | None = None
+        self,
+        req: Request,
+        status: int,
+        raw: bytes,
+        cache: _Static | None = None,
+        media: str = JSON_TYPE,
     ) -> Response:
-        headers = [_JSON_CT]
+        headers = [("Content-Type", media)]
         body = raw
         if len(raw) >= GZIP_MIN and "gzip" in req.headers.get("accept-encoding", ""):
             if cache is not None:
@@ -100,15 +118,21 @@ class ApiRoutes:
             return Response(status, headers, None, length=len(body))
         return Response(status, headers, Body.of(body))
 
-    def _static_json(self, req: Request, key: str, build: Any) -> Response:
+    def _static_json(self, req: Request, key: str, build: Any, media: str = JSON_TYPE) -> Response:
         entry = self._static.get(key)
         if entry is None:
             entry = _Static(self.rewrite(json.dumps(build(), separators=(",", ":"))).encode())
             self._static[key] = entry
-        return self._json(req, 200, entry.raw, entry)
+        return self._json(req, 200, entry.raw, entry, media)
 
     def error(self, req: Request, status: int, detail: str) -> Response:
-        """A FastAPI-style error response."""
+        """An error response: STAC API ``{"code", "description"}`` for 400s, else ``{"detail"}``.
+
+        The recorded API answered FastAPI-style ``{"detail": ...}`` (kept for every status it
+        was recorded with); malformed STAC parameters answer as the STAC API specifies.
+        """
+        if status == 400:
+            return self._json(req, 400, json_bytes({"code": "BadRequest", "description": detail}))
         return self._json(req, status, json_bytes({"detail": detail}))
 
     def _authorized(self, req: Request) -> bool:
@@ -139,6 +163,10 @@ class ApiRoutes:
         head, n = parts[0], len(parts)
         if head == "conformance" and n == 1:
             return self._static_json(req, "conformance", lambda: {"conformsTo": self._conforms()})
+        if head == "openapi.json" and n == 1:
+            return self._static_json(req, "openapi", openapi_document, OPENAPI_TYPE)
+        if head == "api.html" and n == 1:
+            return self._service_doc(req)
         if head == "search" and n == 1:
             if not self._authorized(req):
                 raise HTTPError(401, NO_KEY_DETAIL)
@@ -204,6 +232,18 @@ class ApiRoutes:
                 "href": f"{root}conformance",
             },
             {
+                "rel": "service-desc",
+                "type": OPENAPI_TYPE,
+                "title": "OpenAPI 3.0 description of this API",
+                "href": f"{root}openapi.json",
+            },
+            {
+                "rel": "service-doc",
+                "type": "text/html",
+                "title": "This API's endpoints as a web page",
+                "href": f"{root}api.html",
+            },
+            {
                 "rel": "search",
                 "type": "application/geo+json",
                 "title": "STAC search",
@@ -224,6 +264,13 @@ class ApiRoutes:
         ]
         base["links"] = links
         return base
+
+    def _service_doc(self, req: Request) -> Response:
+        entry = self._static.get("api.html")
+        if entry is None:
+            text = service_doc_html(json.loads(self.rewrite(json.dumps(openapi_document()))))
+            entry = self._static["api.html"] = _Static(text.encode())
+        return self._json(req, 200, entry.raw, entry, "text/html; charset=utf-8")
 
     def _conforms(self) -> list[str]:
         recorded = [str(c) for c in self.store.landing.get("conformsTo") or []]
@@ -283,7 +330,7 @@ class ApiRoutes:
             if idx is None:
                 raise HTTPError(404, f"Item {item_id} in Collection {cid} does not exist.")
             ((_, text),) = source.api_page([idx])
-            return self._json(req, 200, self.rewrite(text).encode())
+            return self._json(req, 200, self.rewrite(text).encode(), media=GEOJSON_TYPE)
 
         if self.store.items_loaded(cid) and self.store.items(cid).ready(item_id=item_id):
             return work()
@@ -291,13 +338,7 @@ class ApiRoutes:
 
     def _items(self, req: Request, cid: str) -> Response | Awaitable[Response]:
         q = req.query
-        try:
-            limit = int(q.get("limit", [str(DEFAULT_LIMIT)])[-1])
-        except ValueError:
-            raise HTTPError(400, "limit must be an integer") from None
-        if limit < 1:
-            raise HTTPError(400, "limit must be at least 1")
-        limit = min(limit, MAX_LIMIT)
+        limit = limit_of(q["limit"][-1]) if q.get("limit", [""])[-1] else DEFAULT_LIMIT
         bbox_s = q.get("bbox", [""])[-1]
         dt_s = q.get("datetime", [""])[-1]
         if bbox_s:
@@ -342,40 +383,33 @@ class ApiRoutes:
             keep.append(("bbox", bbox_s))
         if dt_s:
             keep.append(("datetime", dt_s))
+        requested = urlencode([*keep, ("token", token)] if token else keep, quote_via=quote)
+        # The recorded pages' links, in their order, except that "self" is this page (the
+        # recorded API pointed it at the collection) and every page link is GeoJSON.
         links: list[JSON] = [
-            {"rel": "items", "type": "application/geo+json", "href": f"{base}/items"},
-            {"rel": "parent", "type": "application/json", "href": root},
-            {"rel": "root", "type": "application/json", "href": root},
-            {"rel": "self", "type": "application/json", "href": base},
+            {"rel": "items", "type": GEOJSON_TYPE, "href": f"{base}/items"},
+            {"rel": "parent", "type": JSON_TYPE, "href": root},
+            {"rel": "root", "type": JSON_TYPE, "href": root},
+            {
+                "rel": "self",
+                "type": GEOJSON_TYPE,
+                "href": f"{base}/items" + (f"?{requested}" if requested else ""),
+            },
         ]
         if stop < total and page:
             nxt = urlencode([*keep, ("token", f"next:{page[-1][0]}")], quote_via=quote)
-            links.append(
-                {
-                    "rel": "next",
-                    "type": "application/json",
-                    "method": "GET",
-                    "href": f"{base}/items?{nxt}",
-                }
-            )
+            links.append(_page_link("next", f"{base}/items?{nxt}"))
         if start > 0 and page:
             prv = urlencode([*keep, ("token", f"prev:{page[0][0]}")], quote_via=quote)
-            links.append(
-                {
-                    "rel": "previous",
-                    "type": "application/json",
-                    "method": "GET",
-                    "href": f"{base}/items?{prv}",
-                }
-            )
+            links.append(_page_link("previous", f"{base}/items?{prv}"))
         context = json.dumps({"limit": limit, "matched": total, "returned": len(page)})
         features = self.rewrite(",".join(text for _, text in page))
         links_s = json.dumps(links)
         text = (
-            f'{{"type":"FeatureCollection","context":{context},'
-            f'"features":[{features}],"links":{links_s}}}'
+            f'{{"type":"FeatureCollection","numberMatched":{total},"numberReturned":{len(page)},'
+            f'"context":{context},"features":[{features}],"links":{links_s}}}'
         )
-        return self._json(req, 200, text.encode())
+        return self._json(req, 200, text.encode(), media=GEOJSON_TYPE)
 
     def _matching(
         self, source: ItemSource, bbox_s: str, dt_s: str
@@ -425,27 +459,22 @@ class ApiRoutes:
     def _search_page(self, req: Request, q: SearchQuery) -> Response:
         matched = self._searches.get(q.key)
         if matched is None:
-            matched = []
-            for cid in self.search_collections(q.collections):
-                positions = match_source(self.store.items(cid), q)
-                if len(positions):
-                    matched.append((cid, positions))
+            wanted = self.search_collections(q.collections)
+            matched = find_matches(q, wanted, self.store.items)
             self._searches.put(q.key, matched)
-        total = sum(len(p) for _, p in matched)
+        total = len(matched)
         start = q.start()
         stop = min(total, start + q.limit)
         texts: list[str] = []
-        offset = 0
-        for cid, positions in matched:
-            lo, hi = max(start - offset, 0), min(stop - offset, len(positions))
-            if lo < hi:
-                page = self.store.items(cid).api_page([int(i) for i in positions[lo:hi]])
-                texts += [text for _, text in page]
-            offset += len(positions)
+        for cid, positions in matched.runs(start, stop):
+            texts += [text for _, text in self.store.items(cid).api_page(positions)]
+        if q.fields is not None:
+            spec = q.fields
+            texts = [json.dumps(spec.apply(json.loads(t)), separators=(",", ":")) for t in texts]
         root = self.hub.url
         links: list[JSON] = [
-            {"rel": "root", "type": "application/json", "href": root},
-            {"rel": "self", "type": "application/geo+json", "href": f"{root}search"},
+            {"rel": "root", "type": JSON_TYPE, "href": root},
+            {"rel": "self", "type": GEOJSON_TYPE, "href": f"{root}search"},
         ]
         if stop < total:
             links.append(self._search_link(q, "next", f"next:{stop}"))
@@ -462,14 +491,14 @@ class ApiRoutes:
             f=self.rewrite(",".join(texts)),
             links=json.dumps(links),
         )
-        return self._json(req, 200, body.encode())
+        return self._json(req, 200, body.encode(), media=GEOJSON_TYPE)
 
     def _search_link(self, q: SearchQuery, rel: str, token: str) -> JSON:
         href = f"{self.hub.url}search"
         if q.method == "POST":
             return {
                 "rel": rel,
-                "type": "application/geo+json",
+                "type": GEOJSON_TYPE,
                 "method": "POST",
                 "href": href,
                 "body": {**q.echo_body, "token": token},
@@ -478,7 +507,7 @@ class ApiRoutes:
         query = urlencode([*q.echo_pairs, ("token", token)], quote_via=quote)
         return {
             "rel": rel,
-            "type": "application/geo+json",
+            "type": GEOJSON_TYPE,
             "method": "GET",
             "href": f"{href}?{query}",
         }
@@ -529,6 +558,10 @@ class ApiRoutes:
             raise HTTPError(404, f"No archive found for collection {cid}")
         location = f"{self.hub.storage_url}mlhub/archives/{cid}.tar.gz"
         return Response(303, [("Location", location)], None)
+
+
+def _page_link(rel: str, href: str) -> JSON:
+    return {"rel": rel, "type": GEOJSON_TYPE, "method": "GET", "href": href}
 
 
 def _record(routes: ApiRoutes, ds_id: str) -> JSON:

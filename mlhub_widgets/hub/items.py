@@ -320,6 +320,21 @@ class ItemSource(ABC):
         geom = self.item(i).get("geometry")
         return geom if isinstance(geom, dict) else None
 
+    def properties(self, positions: Sequence[int]) -> list[JSON]:
+        """The ``properties`` object of the items at ``positions`` ({} where there is none).
+
+        Parses each item only up to its ``properties`` (not its assets), for the query and
+        sort extensions of the search.
+        """
+        out: list[JSON] = []
+        for r in self._pick(positions):
+            try:
+                props = top_level(r.body, _PROPS_KEYS).get("properties")
+            except ValueError:
+                props = json.loads(r.body).get("properties")
+            out.append(props if isinstance(props, dict) else {})
+        return out
+
     def arrays(self) -> FilterArrays:
         """The filter arrays (built on first use, then cached)."""
         if self._arrays is None:
@@ -402,10 +417,18 @@ class MemoryItems(ItemSource):
     def item(self, i: int) -> JSON:
         return self.items[i]
 
+    def properties(self, positions: Sequence[int]) -> list[JSON]:
+        out: list[JSON] = []
+        for p in positions:
+            props = self.items[p].get("properties")
+            out.append(props if isinstance(props, dict) else {})
+        return out
+
     def _compute_arrays(self) -> FilterArrays:
         return _arrays_of([_keys_of(item) for item in self.items])
 
 
+_PROPS_KEYS = frozenset({"properties"})
 _REL_HREF = re.compile(r'"href":\s*"(?![A-Za-z][A-Za-z0-9+.-]*:|/)')
 _ID_KEYS = frozenset({"id"})
 _ID_RE = re.compile(r'"id":\s*"([^"\\]*)"')
