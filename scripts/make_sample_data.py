@@ -11,8 +11,9 @@ script twice gives identical files. With ``--fixtures``, the recorded MLHub resp
 into the registry layout the hub reads (see ``mlhub_widgets/hub/store.py``):
 
 * ``registry/``: datasets (31), collections (103), models, the landing page, the 52 items of
-  ``ref_african_crops_kenya_02_source`` (the six recorded pages, in order), recorded
-  catalogue/archive info;
+  ``ref_african_crops_kenya_02_source`` (the six recorded pages, in order), the 4 label items
+  of ``ref_african_crops_kenya_02_labels`` (the ``stac.json`` files of the recorded collection
+  archive, in its order), recorded catalogue/archive info;
 * ``datasets/nasa_marine_debris/catalog.tar.gz``: the real catalogue tarball;
 * ``datasets/su_sar_moisture_content_main/catalog.tar.gz``: the peer's mock catalogue
   (items with start/end datetimes, macOS junk members included on purpose);
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +37,7 @@ from mlhub_widgets.hub.sample import make_demo_dataset  # noqa: E402
 from mlhub_widgets.hub.store import bundled_data_dir  # noqa: E402
 
 KENYA = "ref_african_crops_kenya_02_source"
+KENYA_LABELS_ARCHIVE = "archive__ref_african_crops_kenya_02_labels.tar.gz"
 
 
 def _dump(path: Path, obj: object) -> None:
@@ -63,6 +67,8 @@ def copy_fixtures(fixtures: Path, out: Path) -> None:
         assert isinstance(data, dict)
         items += data["features"]
     _dump(reg / "items" / f"{KENYA}.json", items)
+    labels, label_items = archive_items(fixtures / KENYA_LABELS_ARCHIVE)
+    _dump(reg / "items" / f"{labels}.json", label_items)
     info = load("catalog__nasa_marine_debris__info.json")
     assert isinstance(info, dict)
     _dump(
@@ -84,6 +90,27 @@ def copy_fixtures(fixtures: Path, out: Path) -> None:
     for src, dst in copies.items():
         (out / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fixtures / src, out / dst)
+
+
+def archive_items(archive: Path) -> tuple[str, list[object]]:
+    """The collection id of a collection archive and its items, in ``collection.json`` order.
+
+    Items are kept exactly as recorded (relative links and asset hrefs, pre-1.0 STAC); the hub
+    resolves hrefs against the item's folder, ``<collection>/<item>/``.
+    """
+    docs: dict[str, object] = {}
+    with tarfile.open(archive, "r|gz") as tf:  # one pass: the archive is 120 MB unpacked
+        for member in tf:
+            if member.isfile() and member.name.endswith(".json"):
+                fh = tf.extractfile(member)
+                assert fh is not None
+                docs[member.name] = json.loads(fh.read())
+    (col_path,) = [n for n in docs if n.count("/") == 1 and n.endswith("/collection.json")]
+    col = docs[col_path]
+    assert isinstance(col, dict)
+    base = posixpath.dirname(col_path)
+    links = [link["href"] for link in col["links"] if link["rel"] == "item"]
+    return str(col["id"]), [docs[posixpath.join(base, href)] for href in links]
 
 
 def main(argv: list[str] | None = None) -> int:

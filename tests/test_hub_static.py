@@ -134,7 +134,7 @@ def write_tarball_dataset(root: Path) -> None:
     "path",
     [
         "catalogs/nope/catalog.json",
-        "catalogs/ref_african_crops_kenya_02/catalog.json",  # registry only: no catalogue
+        "catalogs/ref_agrifieldnet_competition_v1/catalog.json",  # metadata only
         "catalogs/mlhub_widgets_demo_crops/nope/collection.json",
         "catalogs/mlhub_widgets_demo_crops/mlhub_widgets_demo_crops_source/x/x.json",
         "catalogs/mlhub_widgets_demo_crops/",

@@ -191,9 +191,9 @@ def test_select_dataset_loads_detail_extent_and_asset_keys(hub: Hub, home: Path)
 
 def test_dataset_without_catalogue_says_so(hub: Hub, home: Path) -> None:
     st = connected(hub, home, then_search=False)
-    st.select_dataset("spacenet1")
+    st.select_dataset("ref_agrifieldnet_competition_v1")  # no collection recorded
     st.wait(60)
-    assert st.detail["id"] == "spacenet1"
+    assert st.detail["id"] == "ref_agrifieldnet_competition_v1"
     assert "has no STAC catalogue" in st.errors["assets"]
 
 

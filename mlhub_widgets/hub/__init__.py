@@ -19,6 +19,10 @@ storage origin also serves each dataset's catalogue as a static STAC catalogue,
 ``{hub.storage_url}catalogs/{dataset_id}/catalog.json`` (:meth:`Hub.static_catalog_url`, see
 :mod:`.static`).
 
+Every listed dataset can be downloaded: datasets recorded only as metadata get a small generated
+catalogue (:mod:`.generated`); one whose collections were not recorded at all says so in its
+record (``metadata_only_reason``) and has no catalogue (``/catalog/{id}/info`` answers 404).
+
 Large synthetic datasets (``sample.make_synthetic_dataset``) are served lazily: items pages read
 only their lines of ``items.jsonl``; catalogue tarballs are built on first request (~1 s CPU per
 100,000 assets) and kept in an on-disk cache (:mod:`.catalog`). To time a client without the

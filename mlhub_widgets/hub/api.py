@@ -37,7 +37,7 @@ from .search import (
     query_from_get,
     query_from_post,
 )
-from .store import API_PLACEHOLDER, JSON
+from .store import API_PLACEHOLDER, JSON, NO_COLLECTIONS_REASON
 from .synth import Body
 
 if TYPE_CHECKING:
@@ -514,8 +514,10 @@ class ApiRoutes:
 
     def _catalog(self, req: Request, ds_id: str, *, info: bool) -> Response | Awaitable[Response]:
         ds = self.store.datasets.get(ds_id)
-        if ds is None or not ds.has_catalog:
+        if ds is None:
             raise HTTPError(404, f"Dataset {ds_id} does not exist.")
+        if not ds.has_catalog:
+            raise HTTPError(404, f"Dataset {ds_id} has no STAC catalogue. {NO_COLLECTIONS_REASON}")
         if not info:
             location = f"{self.hub.storage_url}mlhub/catalogs/{ds_id}.tar.gz"
             return Response(303, [("Location", location)], None)

@@ -6,7 +6,7 @@ goes to a cache directory keyed by the hub's URLs and a fingerprint of the datas
 hub restarted on the same ports serves it at once. Measured on 2 cores (``benchmarks/
 bench_hub.py --only catalog``): ~0.6 s for 100,000 assets, ~6 s for 1,000,000.
 
-Layout of a folder dataset's catalogue (as the MLHub served them)::
+Layout of a folder (or generated) dataset's catalogue (as the MLHub served them)::
 
     <id>/<collection>/<item>/<item>.json     every item first (streaming readers see items early)
     <id>/<collection>/collection.json        then each collection, linking its items
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .generated import VERSION as GENERATOR_VERSION
 from .items import tar_item_text
 from .store import DatasetSource, Store, record_mtime
 
@@ -223,7 +224,7 @@ def _write_folder(
     mtime = record_mtime(ds)
     root = ds.id
     writer.add_dir(f"{root}/", mtime)
-    for cid, _, _ in store.folder_collections(ds):
+    for cid in store.catalog_collections(ds):
         writer.add_dir(f"{root}/{cid}/", mtime)
         ids: list[str] = []
         prefix = f"{root}/{cid}/"
@@ -253,6 +254,11 @@ def fingerprint(ds: DatasetSource) -> str:
     if ds.tarball is not None:
         st = ds.tarball.stat()
         h.update(f"{ds.tarball}|{st.st_size}|{st.st_mtime_ns}".encode())
+    elif ds.generated_from:
+        h.update(f"generated {GENERATOR_VERSION}\n".encode())
+        for path in ds.generated_from:
+            st = path.stat()
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     elif ds.folder is not None:
         for dirpath, dirnames, filenames in os.walk(ds.folder):
             dirnames.sort()

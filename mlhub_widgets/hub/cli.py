@@ -89,6 +89,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     )
     hub.start()
     stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():  # before the URLs are printed
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if getattr(args, "warm", False):
             hub.warm()
@@ -99,8 +101,6 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         if args.require_key:
             print("API key required on items, catalog and archive routes", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

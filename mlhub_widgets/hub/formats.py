@@ -12,6 +12,7 @@ The functions are pure: the same arguments always give the same bytes.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import struct
 import zlib
@@ -24,11 +25,18 @@ __all__ = [
     "geotiff_header",
     "jpeg_file",
     "json_file",
+    "multihash",
     "npy_file",
     "npy_header",
     "pdf_file",
     "png_file",
 ]
+
+
+def multihash(data: bytes) -> str:
+    """The STAC ``file:checksum`` of ``data``: a sha2-256 multihash in hex (``1220...``)."""
+    return "1220" + hashlib.sha256(data).hexdigest()
+
 
 # TIFF field types
 _SHORT, _LONG, _DOUBLE = 3, 4, 12

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 __all__ = [
     "API_ROOT",
+    "BLOB_ROOT",
     "FilterArrays",
     "ItemSource",
     "JsonlItems",
@@ -53,6 +54,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: Must equal ``store.API_PLACEHOLDER`` (kept here to avoid an import cycle).
 API_ROOT = "https://staging.api.radiant.earth/mlhub/v1/"
+#: The retired blob store; its URLs are rewritten to the hub's storage origin.
+BLOB_ROOT = "https://radiantearth.blob.core.windows.net/"
 READ_CHUNK = 16 * 1024 * 1024
 NAN = float("nan")
 

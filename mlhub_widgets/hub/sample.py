@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import formats, synth
+from .formats import multihash
 from .store import BLOB_ROOT
 
 __all__ = ["COUNTRIES", "DEMO_ID", "make_demo_dataset", "make_synthetic_dataset", "multihash"]
@@ -84,11 +84,6 @@ SIGNATURES = {
     "soybean": (470, 770, 580, 4300), "sugarcane": (410, 720, 500, 4500),
     "wheat": (540, 840, 700, 3500), "yam": (440, 710, 540, 3800),
 }  # fmt: skip
-
-
-def multihash(data: bytes) -> str:
-    """The ``file:checksum`` of ``data``: a sha2-256 multihash in hex (``1220...``)."""
-    return "1220" + hashlib.sha256(data).hexdigest()
 
 
 def _write(path: Path, data: bytes) -> None:

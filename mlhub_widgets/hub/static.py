@@ -9,10 +9,10 @@ its catalogue tarball, one URL each::
 
 Links between them are relative (as in the tarball), so any STAC reader can walk them from the
 root (``pystac.Catalog.from_file(hub.static_catalog_url("nasa_marine_debris"))``); asset hrefs
-are absolute URLs of the storage origin. Folder datasets are rendered on request (item by item,
-lazily, from ``items.jsonl`` too); prebuilt ``catalog.tar.gz`` datasets are served member by
-member from the tarball (read once, on first use), with relative asset hrefs made absolute —
-other files in the tarball are served at their place too.
+are absolute URLs of the storage origin. Folder and generated datasets are rendered on request
+(item by item, lazily, from ``items.jsonl`` too); prebuilt ``catalog.tar.gz`` datasets are
+served member by member from the tarball (read once, on first use), with relative asset hrefs
+made absolute — other files in the tarball are served at their place too.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class StaticCatalogs:
             text = self.store.catalog_text(ds)
         elif len(parts) in (2, 3):
             cid = parts[0]
-            if cid not in {c for c, _, _ in self.store.folder_collections(ds)}:
+            if cid not in self.store.catalog_collections(ds):
                 return None
             source = self.store.items(cid)
             if len(parts) == 2 and parts[1] == "collection.json":

@@ -194,6 +194,13 @@ class StorageRoutes:
             return Blob(FileBody(file, st.st_size), ctype, etag, mtime, md5)
         if not path.startswith("mlhub/") or path.startswith(("mlhub/catalogs/", "mlhub/archives/")):
             return None
+        mtime = GENERATED_EPOCH + 3600 * version
+        data = self.store.generated_asset(path)  # an asset of a generated catalogue
+        if data is not None:
+            ctype = synth.media_type_for(path)
+            if version:
+                return self._generated(path, len(data), version, ctype, mtime)
+            return blob_of(data, ctype, mtime)
         spec = self.store.synthetic_spec(path)
         if spec is not None:
             if not spec.has(path):
@@ -203,7 +210,6 @@ class StorageRoutes:
             size = synth.default_size(path)
         else:
             return None
-        mtime = GENERATED_EPOCH + 3600 * version
         return self._generated(path, size, version, synth.media_type_for(path), mtime)
 
     @staticmethod

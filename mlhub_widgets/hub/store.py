@@ -8,7 +8,9 @@ Data-directory format (the bundled ``mlhub_widgets/hub/data/`` uses the same)::
         collections.json             {"collections": [...]} or a JSON array of STAC Collections
         models.json                  JSON array of model Items
         root.json                    landing page (title, conformsTo); links are rebuilt
-        items/<collection_id>.json   JSON array (or FeatureCollection) of that collection's items
+        items/<collection_id>.json   JSON array (or FeatureCollection) of that collection's items,
+                                     as the API served them or as a collection archive holds
+                                     them (hrefs relative to ``<collection>/<item>/``)
         catalog_info.json            {dataset_id: {"estimated_dataset_size": N}}, recorded values
         archive_info.json            {collection_id: {"collection", "dataset", "size", "types"}}
       archives/<collection_id>.tar.gz   collection archives, served as they are
@@ -21,6 +23,12 @@ Data-directory format (the bundled ``mlhub_widgets/hub/data/`` uses the same)::
         <...>/items.jsonl            instead hold its items one per line in ``items.jsonl``
         catalog.tar.gz               OR a prebuilt catalogue tarball, as the MLHub served it
         <asset files>                files named by *relative* asset hrefs are served for real
+
+A registry dataset with neither folder nor tarball gets a **generated** catalogue when at least
+one of its collections is in ``collections.json`` (see :mod:`.generated`: recorded items where
+the registry has them, a few generated items per collection otherwise, asset bytes made on
+request); a dataset none of whose collections is recorded is served with
+``metadata_only_reason`` in its record (:data:`METADATA_ONLY_FIELD`) and no catalogue.
 
 Asset hrefs are served as follows: relative hrefs become ``<storage>/files/<dataset_id>/<path>``
 (the real file); hrefs on the retired blob store ``https://radiantearth.blob.core.windows.net/``
@@ -43,8 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import synth
+from . import generated, synth
 from .items import (
+    BLOB_ROOT,
     ItemSource,
     JsonlItems,
     MemoryItems,
@@ -59,6 +68,8 @@ __all__ = [
     "API_PLACEHOLDER",
     "BLOB_ROOT",
     "FILES_PLACEHOLDER",
+    "METADATA_ONLY_FIELD",
+    "NO_COLLECTIONS_REASON",
     "DatasetSource",
     "ItemSource",
     "Store",
@@ -74,10 +85,14 @@ JSON = dict[str, Any]
 #: Internal links are written against this root and rewritten to the hub's own URL when served.
 API_PLACEHOLDER = "https://staging.api.radiant.earth/mlhub/v1/"
 RECORDED_ROOTS = (API_PLACEHOLDER, "https://api.radiant.earth/mlhub/v1/")
-#: The retired blob store; its URLs are rewritten to the hub's storage origin.
-BLOB_ROOT = "https://radiantearth.blob.core.windows.net/"
 #: Relative asset hrefs are stored as ``FILES_PLACEHOLDER + "<dataset>/<path>"``.
 FILES_PLACEHOLDER = "hub-file:///"
+#: The field of a dataset record that says it cannot be downloaded, and why (absent otherwise).
+METADATA_ONLY_FIELD = "metadata_only_reason"
+NO_COLLECTIONS_REASON = (
+    "Metadata only: none of this dataset's collections was recorded, so there is no STAC "
+    "catalogue or asset to download."
+)
 
 DATASET_KEYS = (
     "id",
@@ -165,12 +180,16 @@ class DatasetSource:
     tarball: Path | None = None
     synthetic: SyntheticSpec | None = None
     recorded_info: JSON = field(default_factory=dict)
+    #: Registry files a generated catalogue is made from (empty: the catalogue is not generated).
+    generated_from: tuple[Path, ...] = ()
 
     @property
     def has_catalog(self) -> bool:
         """Whether ``/catalog/{id}`` can be served."""
-        return self.tarball is not None or (
-            self.folder is not None and (self.folder / "catalog.json").is_file()
+        return (
+            self.tarball is not None
+            or bool(self.generated_from)
+            or (self.folder is not None and (self.folder / "catalog.json").is_file())
         )
 
     @property
@@ -217,9 +236,11 @@ class Store:
         self._folder_collections: dict[str, tuple[str, Path, JSON]] = {}
         self._tar_item_cache: dict[str, list[JSON]] = {}
         self._asset_index: set[str] | None = None
+        self._generated: dict[str, generated.GeneratedDataset] = {}
         self._load_registry()
         self._load_folders()
         self._load_archives()
+        self._find_generated()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -344,6 +365,39 @@ class Store:
             out["assets"] = self._canonical_assets(ds, out["assets"], col_path.parent)
         return out
 
+    def _find_generated(self) -> None:
+        """Registry-only datasets with recorded collections get a generated catalogue."""
+        reg = self.root / "registry"
+        for ds in self.datasets.values():
+            if ds.folder is not None or ds.tarball is not None or ds.synthetic is not None:
+                continue
+            if any(cid in self.collections for cid in ds.collection_ids):
+                items = [
+                    self._registry_items[c] for c in ds.collection_ids if c in self._registry_items
+                ]
+                ds.generated_from = (reg / "collections.json", *items)
+
+    def generator(self, ds: DatasetSource) -> generated.GeneratedDataset:
+        """The generated catalogue of ``ds`` (built on first use, then cached)."""
+        with self._lock:
+            gen = self._generated.get(ds.id)
+            if gen is None:
+                cols = {c: self.collections[c] for c in ds.collection_ids if c in self.collections}
+                recorded = {c: self._recorded_items(c) for c in cols if c in self._registry_items}
+                gen = generated.GeneratedDataset(ds.id, ds.record, cols, recorded)
+                self._generated[ds.id] = gen
+            return gen
+
+    def generated_asset(self, path: str) -> bytes | None:
+        """The bytes of a generated catalogue's asset at URL path ``path``, or None."""
+        parts = path.split("/", 2)
+        if len(parts) < 3 or parts[0] != "mlhub":
+            return None
+        ds = self.dataset_for_collection(parts[1])
+        if ds is None or not ds.generated_from:
+            return None
+        return self.generator(ds).asset_bytes(path)
+
     def _load_archives(self) -> None:
         adir = self.root / "archives"
         if not adir.is_dir():
@@ -354,9 +408,15 @@ class Store:
     # -- records -------------------------------------------------------------------------------
 
     def dataset_records(self) -> list[JSON]:
-        """All dataset records, registry order first, with every MLHub key present."""
+        """All dataset records, registry order first, with every MLHub key present.
+
+        A dataset without a catalogue carries :data:`METADATA_ONLY_FIELD` (the reason).
+        """
         return [
-            {k: ds.record.get(k) for k in DATASET_KEYS} | ds.record for ds in self.datasets.values()
+            {k: ds.record.get(k) for k in DATASET_KEYS}
+            | ds.record
+            | ({} if ds.has_catalog else {METADATA_ONLY_FIELD: NO_COLLECTIONS_REASON})
+            for ds in self.datasets.values()
         ]
 
     def dataset_for_collection(self, collection_id: str) -> DatasetSource | None:
@@ -394,12 +454,14 @@ class Store:
         return collection_id in self._items
 
     def _load_items(self, collection_id: str) -> ItemSource:
-        if collection_id in self._registry_items:
-            data = _read_json(self._registry_items[collection_id])
-            feats = data["features"] if isinstance(data, dict) else data
+        owner = self.dataset_for_collection(collection_id)
+        if owner is not None and owner.generated_from:
+            gen = self.generator(owner)
             return MemoryItems(
-                collection_id, [self._canonical_registry_item(collection_id, f) for f in feats]
+                collection_id, gen.items(collection_id), gen.catalog_links(collection_id)
             )
+        if collection_id in self._registry_items:
+            return MemoryItems(collection_id, self._recorded_items(collection_id))
         ds = self.dataset_for_collection(collection_id)
         if ds is None:
             return MemoryItems(collection_id, [])
@@ -431,6 +493,12 @@ class Store:
             extras.append(_extra_links(item))
         return MemoryItems(collection_id, items, extras)
 
+    def _recorded_items(self, collection_id: str) -> list[JSON]:
+        """The registry's items of a collection, asset hrefs on the blob store."""
+        data = _read_json(self._registry_items[collection_id])
+        feats = data["features"] if isinstance(data, dict) else data
+        return [self._canonical_registry_item(collection_id, f) for f in feats]
+
     def _canonical_registry_item(self, collection_id: str, item: JSON) -> JSON:
         out = dict(item)
         assets = {}
@@ -439,7 +507,7 @@ class Store:
             href = str(asset.get("href", ""))
             for root in RECORDED_ROOTS:
                 if href.startswith(root + "download/"):
-                    ext = _ext_for_media(asset.get("type"), href)
+                    ext = synth.extension_for(asset.get("type"), href)
                     asset["href"] = f"{BLOB_ROOT}mlhub/{collection_id}/{item['id']}/{key}{ext}"
             assets[key] = asset
         out["assets"] = assets
@@ -505,6 +573,12 @@ class Store:
         """Members of a prebuilt catalogue tarball, in order (regular files with their bytes)."""
         return self._tar_members(ds)
 
+    def catalog_collections(self, ds: DatasetSource) -> list[str]:
+        """The collection ids of a folder or generated dataset's catalogue, in order."""
+        if ds.generated_from:
+            return [cid for cid in ds.collection_ids if cid in self.collections]
+        return [cid for cid, _, _ in self.folder_collections(ds)]
+
     def folder_collections(self, ds: DatasetSource) -> list[tuple[str, Path, JSON]]:
         """``(collection id, collection.json path, collection)`` of a folder dataset, in order."""
         return [
@@ -512,26 +586,36 @@ class Store:
         ]
 
     def catalog_text(self, ds: DatasetSource) -> str:
-        """``catalog.json`` of a folder dataset's catalogue (relative links, placeholder URLs)."""
-        assert ds.folder is not None
-        catalog = _read_json(ds.folder / "catalog.json")
+        """``catalog.json`` of a folder or generated dataset's catalogue (relative links,
+        placeholder URLs)."""
+        if ds.folder is not None:
+            catalog = _read_json(ds.folder / "catalog.json")
+        else:
+            rec = ds.record
+            catalog = {"type": "Catalog", "id": ds.id, "stac_version": "1.0.0"}
+            catalog |= {"title": rec.get("title"), "description": rec.get("description") or ds.id}
         out = {k: v for k, v in catalog.items() if k != "links"}
         out["links"] = [
             {"rel": "root", "href": "catalog.json", "type": "application/json"},
             *(
                 {"rel": "child", "href": f"{cid}/collection.json", "type": "application/json"}
-                for cid, _, _ in self.folder_collections(ds)
+                for cid in self.catalog_collections(ds)
             ),
             {"rel": "self", "href": "catalog.json", "type": "application/json"},
         ]
         return json.dumps(out, separators=(",", ":"))
 
     def collection_text(self, ds: DatasetSource, collection_id: str, ids: list[str]) -> str:
-        """``<cid>/collection.json`` of a folder dataset's catalogue, linking items ``ids``."""
-        _, col_path, col = self._folder_collections[collection_id]
-        out = {k: v for k, v in col.items() if k != "links"}
-        if isinstance(col.get("assets"), dict):
-            out["assets"] = self._canonical_assets(ds, col["assets"], col_path.parent)
+        """``<cid>/collection.json`` of a folder or generated dataset's catalogue, linking items
+        ``ids``."""
+        if ds.generated_from:
+            col = self.collections[collection_id]
+            out = {k: v for k, v in col.items() if k != "links"}
+        else:
+            _, col_path, col = self._folder_collections[collection_id]
+            out = {k: v for k, v in col.items() if k != "links"}
+            if isinstance(col.get("assets"), dict):
+                out["assets"] = self._canonical_assets(ds, col["assets"], col_path.parent)
         head = json.dumps(out, separators=(",", ":"))
         item_links = ",".join(
             f'{{"rel":"item","href":"{e}/{e}.json","type":"application/json"}}'
@@ -557,14 +641,17 @@ class Store:
         return None
 
     def known_blob_paths(self) -> set[str]:
-        """URL paths (no leading slash) of every generated asset of non-synthetic datasets."""
+        """URL paths (no leading slash) of the generated assets of recorded and folder datasets.
+
+        Assets of generated catalogues are resolved on request instead (:meth:`generated_asset`).
+        """
         with self._lock:
             if self._asset_index is not None:
                 return self._asset_index
             blob_url = re.compile(re.escape(BLOB_ROOT) + r"""([^\s"'()<>\\]+)""")
             text = json.dumps([self.dataset_records(), list(self.collections.values())])
             paths: set[str] = {m.group(1) for m in blob_url.finditer(text)}
-            col_ids = set(self._registry_items) | {
+            col_ids = {c for c in self._registry_items if not self._is_generated(c)} | {
                 cid
                 for ds in self.datasets.values()
                 if ds.synthetic is None and (ds.tarball is not None or ds.folder is not None)
@@ -580,6 +667,10 @@ class Store:
                             paths.add(href[len(BLOB_ROOT) :])
             self._asset_index = paths
             return paths
+
+    def _is_generated(self, collection_id: str) -> bool:
+        ds = self.dataset_for_collection(collection_id)
+        return ds is not None and bool(ds.generated_from)
 
     def _collections_of(self, ds: DatasetSource) -> list[str]:
         if ds.tarball is not None:
@@ -687,26 +778,6 @@ def _is_absolute(href: str) -> bool:
 
 def _has_label_ext(col: JSON) -> bool:
     return any("label" in str(ext) for ext in col.get("stac_extensions") or [])
-
-
-_MEDIA_EXT = {
-    "image/tiff": ".tif",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "application/geo+json": ".geojson",
-    "application/json": ".json",
-    "application/pdf": ".pdf",
-    "text/csv": ".csv",
-}
-
-
-def _ext_for_media(media: Any, href: str) -> str:
-    if isinstance(media, str):
-        base = media.split(";")[0].strip().lower()
-        if base in _MEDIA_EXT:
-            return _MEDIA_EXT[base]
-    ext = synth.extension(href)
-    return f".{ext}" if ext else ".bin"
 
 
 def _json_escape(text: str) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "MATERIALIZE_LIMIT",
     "Body",
     "default_size",
+    "extension_for",
     "generate",
     "media_type_for",
     "path_hash",
@@ -116,6 +117,27 @@ def extension(path: str) -> str:
     """The lower-case extension of the last path segment (``""`` if none)."""
     name = path.rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+_MEDIA_EXT = {
+    "image/tiff": ".tif",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "application/geo+json": ".geojson",
+    "application/json": ".json",
+    "application/pdf": ".pdf",
+    "text/csv": ".csv",
+}
+
+
+def extension_for(media: object, href: str) -> str:
+    """The file extension (with its dot) for media type ``media``, else of ``href``."""
+    if isinstance(media, str):
+        base = media.split(";")[0].strip().lower()
+        if base in _MEDIA_EXT:
+            return _MEDIA_EXT[base]
+    ext = extension(href)
+    return f".{ext}" if ext else ".bin"
 
 
 def media_type_for(path: str) -> str:
