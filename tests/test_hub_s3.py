@@ -309,6 +309,8 @@ def test_changed_asset_gets_new_etag_and_bytes(tmp_path: Path) -> None:
         key = "syn_change/syn_change_source/syn_change_0000001/asset_0.tif"
         url = hub.storage_url + "mlhub/syn_change/syn_change_source/syn_change_0000001/asset_0.tif"
         before = s3.head_object(Bucket="radiantearth", Key=key)["ETag"]
+        listed = s3.list_objects_v2(Bucket="radiantearth", Prefix=key)["Contents"]
+        assert listed[0]["ETag"] == before  # the page is now kept by the hub
         hub.change_asset(url)
         after = s3.get_object(Bucket="radiantearth", Key=key)
         assert after["ETag"] != before

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from .http import BodySink, FileBody, FileParts, Request, Response, http_date
+from .http import MAX_BODY, BodySink, FileBody, FileParts, Request, Response, http_date
 from .s3_datasets import DATASETS_BUCKET, DatasetBucket
 from .s3_store import Bucket, S3Object, ScratchStore, SpoolFile, Upload, stored_headers
 from .s3_xml import (
@@ -157,10 +157,15 @@ class S3Routes:
             return "s3-multipart"
         return "s3-object"
 
-    def sink(self, method: str, target: str, headers: dict[str, str], length: int) -> BodySink:
-        """Where a large request body goes: a scratch file for writes that may succeed."""
+    def sink(
+        self, method: str, target: str, headers: dict[str, str], length: int
+    ) -> BodySink | None:
+        """Where a large request body goes: a scratch file for an object or part upload,
+        memory for an XML document up to 16 MiB, nowhere for anything else."""
+        if method == "POST":
+            return None if length <= MAX_BODY else NullSink()
         bucket, _, key = unquote(target.partition("?")[0])[1:].partition("/")
-        if method in ("PUT", "POST") and key and self.scratch.bucket(bucket) is not None:
+        if method == "PUT" and key and self.scratch.bucket(bucket) is not None:
             return self.scratch.spool(headers)
         return NullSink()
 
@@ -208,6 +213,8 @@ class S3Routes:
     def _route(self, req: Request, slow_ok: bool) -> Response | Awaitable[Response]:
         name, _, key = req.path[1:].partition("/")
         self._check_faults(req, name, key)
+        if req.method == "POST" and isinstance(req.sink, NullSink):
+            raise S3Error(400, "MaxMessageLengthExceeded", "Your request was too big.")
         if not name:
             if req.method not in ("GET", "HEAD"):
                 raise S3Error(405, "MethodNotAllowed", "The specified method is not allowed.")
@@ -268,7 +275,9 @@ class S3Routes:
         obj = self.datasets.lookup(key)
         if obj is None:
             raise self._no_such_key(key)
-        if m == "GET" and not self.datasets.body_cheap(obj) and not slow_ok:
+        if m == "HEAD":  # the listing knows the size: no need to render or generate the bytes
+            return self._serve(req, obj, None)
+        if not self.datasets.body_cheap(obj) and not slow_ok:
             raise _Pending(lambda: self.datasets.body(obj))
         body = self.datasets.body(obj)
         if body is None:
@@ -344,7 +353,11 @@ class S3Routes:
             prefix_marker = delimiter and marker.endswith(delimiter)
             lower = (successor(marker), True) if prefix_marker else (marker, False)
         walk = ListWalk(prefix, delimiter, lower, max_keys)
+        params = tuple(sorted((k, tuple(v)) for k, v in req.query.items() if k[:6] != "X-Amz-"))
         if bucket is None:
+            cached = self.datasets.page(params)
+            if cached is not None:
+                return self._xml(cached)
             needed = self.datasets.needed(walk)
             if needed:
                 raise _Pending(lambda: [self.datasets.index(d) for d in needed])
@@ -362,6 +375,8 @@ class S3Routes:
             data = list_v2_xml(name, walk, rows, url=url, token=token, start_after=start_after)
         else:
             data = list_v1_xml(name, walk, rows, url=url, marker=marker)
+        if bucket is None:
+            self.datasets.keep_page(params, data)
         return self._xml(data)
 
     def _list_uploads(self, req: Request, name: str, bucket: Bucket | None) -> Response:
@@ -596,12 +611,17 @@ class S3Routes:
 
     # -- reading objects -----------------------------------------------------------------------
 
-    def _serve(self, req: Request, obj: S3Object, body: Body | FileBody | FileParts) -> Response:
-        """A 200/206/304/412/416 answer for ``obj`` with S3's conditional and range rules."""
+    def _serve(
+        self, req: Request, obj: S3Object, body: Body | FileBody | FileParts | None
+    ) -> Response:
+        """A 200/206/304/412/416 answer for ``obj`` with S3's conditional and range rules
+        (``body`` may be None for HEAD)."""
         h = req.headers
         send = req.method == "GET"
         if not h.keys() & CONDITIONS:
-            return Response(200, obj.headers(), body, send_body=send)
+            return Response(
+                200, obj.headers(), body, send_body=send, length=self._length(body, obj.size)
+            )
         etag = obj.etag.strip('"')
         modified = int(obj.last_modified)
         if "if-match" in h:
@@ -635,8 +655,14 @@ class S3Routes:
         if isinstance(rng, tuple):
             first, last = rng
             headers = obj.headers() + f"Content-Range: bytes {first}-{last}/{size}\r\n"
-            return Response(206, headers, body, first, last, send_body=send)
-        return Response(200, obj.headers(), body, send_body=send)
+            length = self._length(body, last - first + 1)
+            return Response(206, headers, body, first, last, send_body=send, length=length)
+        return Response(200, obj.headers(), body, send_body=send, length=self._length(body, size))
+
+    @staticmethod
+    def _length(body: object, length: int) -> int | None:
+        """The Content-Length to announce when there is no body at hand (HEAD)."""
+        return length if body is None else None
 
     @staticmethod
     def _if_range_ok(value: str, obj: S3Object) -> bool:

@@ -15,7 +15,8 @@ A catalogue in the bucket refers to its assets by relative hrefs, so a copy of t
 self-contained catalogue; object bytes are exactly what the storage origin serves. Each
 dataset's listing (keys, sizes, ETags: MD5 of the bytes, or S3's multipart form over 8 MiB parts
 for objects above 8 MiB) is built on first use, off the event loop, and kept; documents are
-re-rendered on demand when they fell out of a 64 MiB cache.
+re-rendered on demand when they fell out of a 64 MiB cache. Listing pages are kept too (32 MiB,
+by request parameters): a client listing a prefix again gets the same bytes without a rebuild.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ DATASETS_BUCKET = "radiantearth"
 #: Objects above this size get a multipart ETag over parts of this size (``aws s3 cp``'s default).
 PART_SIZE = 8 * 1024 * 1024
 DOC_CACHE_BYTES = 64 * 1024 * 1024
+PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -91,19 +93,26 @@ class DatasetBucket:
         self._docs: OrderedDict[str, bytes] = OrderedDict()
         self._doc_bytes = 0
         self._pattern: re.Pattern[str] | None = None
+        self._pages: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._page_bytes = 0
+        self._ids: list[str] | None = None  # the store's datasets do not change once loaded
+        self._id_set: frozenset[str] = frozenset()
 
     # -- layout --------------------------------------------------------------------------------
 
     def dataset_ids(self) -> list[str]:
         """Datasets in the bucket, in key order of their prefixes."""
-        return sorted(
-            (d for d, ds in self.store.datasets.items() if ds.has_catalog), key=lambda d: d + "/"
-        )
+        if self._ids is None:
+            found = (d for d, ds in self.store.datasets.items() if ds.has_catalog)
+            self._ids = sorted(found, key=lambda d: d + "/")
+            self._id_set = frozenset(self._ids)
+        return self._ids
 
     def has_dataset(self, ds_id: str) -> bool:
         """Whether ``<ds_id>/`` is a prefix of the bucket."""
-        ds = self.store.datasets.get(ds_id)
-        return ds is not None and ds.has_catalog
+        if self._ids is None:
+            self.dataset_ids()
+        return ds_id in self._id_set
 
     def key_for(self, ds_id: str, path: str) -> tuple[str, bool] | None:
         """``(key, is an asset)`` of storage ``path`` referenced by dataset ``ds_id``'s
@@ -262,6 +271,31 @@ class DatasetBucket:
         return True
 
     # -- listing -------------------------------------------------------------------------------
+
+    def page(self, params: tuple[object, ...]) -> bytes | None:
+        """A listing page answered before for the same request parameters."""
+        with self._lock:
+            hit = self._pages.get(params)
+            if hit is not None:
+                self._pages.move_to_end(params)
+            return hit
+
+    def keep_page(self, params: tuple[object, ...], data: bytes) -> None:
+        """Remember a listing page (dropped when an asset changes: see :meth:`asset_changed`)."""
+        with self._lock:
+            if params in self._pages or len(data) > PAGE_CACHE_BYTES // 8:
+                return
+            self._pages[params] = data
+            self._page_bytes += len(data)
+            while self._page_bytes > PAGE_CACHE_BYTES:
+                _, old = self._pages.popitem(last=False)
+                self._page_bytes -= len(old)
+
+    def asset_changed(self) -> None:
+        """Forget listing pages: an asset got new bytes (``Hub.change_asset``)."""
+        with self._lock:
+            self._pages.clear()
+            self._page_bytes = 0
 
     def needed(self, walk: ListWalk) -> list[str]:
         """Datasets whose index a listing needs and that are not built yet."""

@@ -349,6 +349,7 @@ class Hub:
         with self._lock:
             self.storage.versions[path] = self.storage.versions.get(path, 0) + 1
         self.storage.forget(path)
+        self.s3.datasets.asset_changed()
 
     # -- catalogues and archives ---------------------------------------------------------------
 
