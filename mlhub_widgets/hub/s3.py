@@ -46,7 +46,6 @@ from .s3_xml import (
     XML_TYPE,
     ListWalk,
     S3Error,
-    decode_token,
     document,
     element_texts,
     error_xml,
@@ -55,6 +54,7 @@ from .s3_xml import (
     list_v2_xml,
     parse_xml,
     successor,
+    token_bound,
 )
 from .storage import parse_range
 from .synth import Body
@@ -345,8 +345,7 @@ class S3Routes:
         marker = "" if v2 else _first(req, "marker", "") or ""
         lower: tuple[str, bool] = ("", True)
         if token is not None:
-            kind, value = decode_token(token)
-            lower = (successor(value), True) if kind == "P" else (value, False)
+            lower = token_bound(token)
         elif start_after:
             lower = (start_after, False)
         elif marker:

@@ -299,28 +299,16 @@ class DatasetBucket:
 
     def needed(self, walk: ListWalk) -> list[str]:
         """Datasets whose index a listing needs and that are not built yet."""
-        return [d for d, whole in self._blocks(walk) if whole is None and not self.ready(d)]
+        blocks = walk.plan([d + "/" for d in self.dataset_ids()])
+        return [b[:-1] for b, whole in blocks if not whole and not self.ready(b[:-1])]
 
     def fill(self, walk: ListWalk) -> None:
         """Fill a listing page (every index it needs must be built: see :meth:`needed`)."""
-        for ds_id, whole in self._blocks(walk):
-            if whole is not None:  # one common prefix stands for the whole dataset
-                go = walk.feed([whole])
+        for block, whole in walk.plan([d + "/" for d in self.dataset_ids()]):
+            if whole:  # one common prefix stands for the whole dataset
+                go = walk.feed([block])
             else:
-                index = self._indexes[ds_id]
+                index = self._indexes[block[:-1]]
                 go = walk.feed(index.keys, index)
             if not go:
                 return
-
-    def _blocks(self, walk: ListWalk) -> list[tuple[str, str | None]]:
-        """``(dataset, its prefix if the page collapses the dataset whole, else None)``."""
-        out: list[tuple[str, str | None]] = []
-        for ds_id in self.dataset_ids():
-            block = ds_id + "/"
-            if not (block.startswith(walk.prefix) or walk.prefix.startswith(block)):
-                continue
-            if walk.beyond(block):
-                continue
-            whole = walk.collapses(block) is not None and walk.before(block)
-            out.append((ds_id, block if whole else None))
-        return out

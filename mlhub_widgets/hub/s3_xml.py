@@ -29,6 +29,7 @@ __all__ = [
     "iso_time",
     "parse_xml",
     "successor",
+    "token_bound",
 ]
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -89,6 +90,12 @@ def decode_token(token: str) -> tuple[str, str]:
     if raw[:1] not in ("K", "P") or (raw[:1] == "P" and len(raw) < 2):
         raise S3Error(400, "InvalidArgument", "The continuation token provided is incorrect")
     return raw[0], raw[1:]
+
+
+def token_bound(token: str) -> tuple[str, bool]:
+    """The lower bound ``(value, inclusive)`` a continuation token resumes from."""
+    kind, value = decode_token(token)
+    return (successor(value), True) if kind == "P" else (value, False)
 
 
 def parse_xml(body: bytes) -> ET.Element:
@@ -154,6 +161,20 @@ class ListWalk:
             return None
         j = block_prefix.find(d, len(self.prefix))
         return block_prefix[: j + len(d)] if j >= 0 else None
+
+    def plan(self, blocks: Sequence[str]) -> list[tuple[str, bool]]:
+        """Which of the sorted ``blocks`` (key prefixes that partition the keys, none a prefix
+        of another) a page visits: ``(block, True)`` when the page's prefix and delimiter
+        collapse the whole block into one common prefix (``feed([block])`` stands for it, no
+        need to know its keys), ``(block, False)`` when its keys must be fed."""
+        out = []
+        for block in blocks:
+            if not (block.startswith(self.prefix) or self.prefix.startswith(block)):
+                continue
+            if self.beyond(block):
+                continue
+            out.append((block, self.collapses(block) is not None and self.before(block)))
+        return out
 
     def feed(self, keys: Sequence[str], block: Any = None) -> bool:
         """Add the matching keys of sorted ``keys``; False once the page is complete."""
