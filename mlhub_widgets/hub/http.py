@@ -106,10 +106,6 @@ class FileParts:
             start = end + 1
         return out
 
-    def read(self) -> bytes:
-        """The whole body as bytes."""
-        return b"".join(p.path.read_bytes() for p in self.parts)
-
 
 class BodySink(Protocol):
     """Where a streamed request body goes, chunk by chunk, as it arrives."""
