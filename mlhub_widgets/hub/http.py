@@ -77,10 +77,12 @@ def _formatted_date(ts: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FileBody:
-    """A body read from a file on disk (sent with ``sendfile`` when large)."""
+    """A body read from a file on disk (sent with ``sendfile`` when large): ``size`` bytes from
+    ``offset`` (a slice of a larger file, such as an append-only log of small objects)."""
 
     path: Path
     size: int
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +96,19 @@ class FileParts:
         """Length of the whole body."""
         return sum(p.size for p in self.parts)
 
-    def spans(self, first: int, last: int) -> list[tuple[Path, int, int]]:
-        """``(file, offset, count)`` covering bytes ``first..last`` (inclusive)."""
-        out = []
-        start = 0
-        for part in self.parts:
-            end = start + part.size - 1
-            if end >= first and start <= last:
-                lo = max(first, start)
-                out.append((part.path, lo - start, min(last, end) - lo + 1))
-            start = end + 1
-        return out
+
+def file_spans(parts: Iterable[FileBody], first: int, last: int) -> list[tuple[Path, int, int]]:
+    """``(file, offset in it, count)`` covering bytes ``first..last`` (inclusive) of the body
+    made of ``parts`` one after the other."""
+    out = []
+    start = 0
+    for part in parts:
+        end = start + part.size - 1
+        if end >= first and start <= last:
+            lo = max(first, start)
+            out.append((part.path, part.offset + lo - start, min(last, end) - lo + 1))
+        start = end + 1
+    return out
 
 
 class BodySink(Protocol):
@@ -524,9 +528,10 @@ class HTTPProtocol(asyncio.Protocol):
         if last < first:
             return
         rate = fault.bandwidth
-        if isinstance(body, FileParts):
-            spans = body.spans(first, last)
-            if rate is None:
+        if isinstance(body, FileBody | FileParts):
+            parts = body.parts if isinstance(body, FileParts) else (body,)
+            spans = file_spans(parts, first, last)
+            if rate is None and last - first + 1 >= SENDFILE_MIN:
                 await self._drain()
                 loop = asyncio.get_running_loop()
                 for path, offset, count in spans:
@@ -537,15 +542,6 @@ class HTTPProtocol(asyncio.Protocol):
                 return
             chunks = [c for p, o, n in spans for c in _file_chunks(p, o, o + n - 1)]
             await self._stream(chunks, rate)
-            return
-        if isinstance(body, FileBody):
-            if rate is None and last - first + 1 >= SENDFILE_MIN:
-                await self._drain()
-                loop = asyncio.get_running_loop()
-                with open(body.path, "rb") as fh:
-                    await loop.sendfile(transport, fh, first, last - first + 1)
-                return
-            await self._stream(_file_chunks(body.path, first, last), rate)
             return
         head_len = len(body.head)
         if rate is None and last - first + 1 >= SENDFILE_MIN and last >= head_len:
