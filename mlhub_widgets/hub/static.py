@@ -93,14 +93,21 @@ class StaticCatalogs:
                 if blob is not None:
                     yield rel, blob
             return
+        root = self.blob(f"{PREFIX}{ds_id}/catalog.json")
+        if root is None:
+            return
+        yield "catalog.json", root
         mtime = record_mtime(ds)
-        for rel in ["catalog.json"] + [
-            f"{cid}/collection.json" for cid, _, _ in self.store.folder_collections(ds)
-        ]:
-            blob = self.blob(f"{PREFIX}{ds_id}/{rel}")
-            if blob is not None:
-                yield rel, blob
-        for cid, _, _ in self.store.folder_collections(ds):
+        links = json.loads(root.read()).get("links") or []
+        for link in links:
+            if not isinstance(link, dict) or link.get("rel") != "child":
+                continue
+            rel = posixpath.normpath(str(link.get("href", "")))
+            collection = self.blob(f"{PREFIX}{ds_id}/{rel}")
+            if collection is None:
+                continue
+            yield rel, collection
+            cid = rel.split("/", 1)[0]
             for r in self.store.items(cid).iter_rendered(rewrite=self.hub.rewrite):
                 text = tar_item_text(r).encode("utf-8")
                 yield f"{cid}/{r.id}/{r.id}.json", blob_of(text, JSON_TYPE, mtime)
