@@ -44,7 +44,7 @@ HUB_CHILD = r"""
 import json, sys
 from mlhub_widgets.hub import Hub, FaultConfig
 hub = Hub(sys.argv[1]).start()
-print(json.dumps({"api": hub.url, "storage": hub.storage_url}), flush=True)
+print(json.dumps({"api": hub.url, "storage": hub.storage_url, "s3": hub.s3_url}), flush=True)
 for line in sys.stdin:
     cmd = json.loads(line)
     if cmd["op"] == "counters":
@@ -54,6 +54,8 @@ for line in sys.stdin:
         hub.reset_counters(); out = {}
     elif cmd["op"] == "faults":
         hub.faults = FaultConfig(**cmd["faults"]); out = {}
+    elif cmd["op"] == "warm_objects":  # the S3 origin's listing of a dataset (sizes, ETags)
+        hub.warm(cmd["id"], catalogs=False); out = {}
     elif cmd["op"] == "warm":
         from mlhub_widgets.session import get_session
         out = get_session(root_url=hub.url, api_key="x").get_json(f"catalog/{cmd['id']}/info")
@@ -151,6 +153,7 @@ class HubProc:
         urls = json.loads(self._readline())
         self.url: str = urls["api"]
         self.storage: str = urls["storage"]
+        self.s3: str = urls["s3"]
 
     def _readline(self) -> str:
         assert self.proc.stdout is not None

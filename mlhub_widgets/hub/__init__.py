@@ -2,14 +2,22 @@
 
 The hosted Radiant MLHub API is retired. The hub serves the same endpoints, shapes and status
 codes on loopback from recorded and generated data, plus a second origin standing in for the blob
-store that the API redirected downloads to::
+store that the API redirected downloads to, and a third, S3-compatible one laid out as Source
+Cooperative, where the datasets live now::
 
     from mlhub_widgets.hub import serve, FaultConfig
 
     with serve() as hub:                        # bundled sample data
         hub.url           # "http://127.0.0.1:41234/mlhub/v1/"
         hub.storage_url   # "http://127.0.0.1:41235/"
+        hub.s3_url        # "http://127.0.0.1:41236": --endpoint-url of s5cmd, aws, boto3, obstore
         hub.faults = FaultConfig(error_rate=0.05, seed=1)
+
+The S3 origin (always started, see :mod:`.s3`) has bucket ``radiantearth``, read-only: every
+dataset with a catalogue under ``<dataset_id>/``, its static STAC catalogue with relative asset
+hrefs next to its asset bytes (:mod:`.s3_datasets`), and bucket ``scratch``, writable (PUT,
+multipart, copy, delete; more buckets with ``CreateBucket``) into a scratch folder removed by
+``stop()`` (:mod:`.s3_store`). Requests may be anonymous or signed; signatures are not verified.
 
 Besides the MLHub endpoints the API origin is a STAC API 1.0.0: Item Search, ``GET``/``POST
 {hub.url}search`` over every collection, with the fields, sort and query extensions (see

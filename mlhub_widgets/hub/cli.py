@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--storage-port", type=int, default=0, help="storage port (default: any free port)"
     )
     parser.add_argument(
+        "--s3-port", type=int, default=0, help="S3 endpoint port (default: any free port)"
+    )
+    parser.add_argument(
         "--data", default=None, metavar="DIR", help="data directory (default: the bundled sample)"
     )
     parser.add_argument(
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The stand-alone parser of ``python -m mlhub_widgets.hub``."""
     parser = argparse.ArgumentParser(
         prog="mlhub hub",
-        description="Serve an MLHub-compatible API and blob store on loopback until Ctrl-C.",
+        description="Serve an MLHub-compatible API, blob store and S3 endpoint on loopback "
+        "until Ctrl-C.",
     )
     add_arguments(parser)
     return parser
@@ -83,6 +87,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         host=args.host,
         port=args.port,
         storage_port=args.storage_port,
+        s3_port=getattr(args, "s3_port", 0),
         require_key=args.require_key,
         faults=faults,
         cache_dir=False if getattr(args, "no_cache", False) else getattr(args, "cache_dir", None),
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
             hub.warm()
         print(f"MLHub API:  {hub.url}", flush=True)
         print(f"storage:    {hub.storage_url}", flush=True)
+        print(f"S3:         {hub.s3_url}  (buckets: radiantearth, scratch)", flush=True)
         ids = hub.dataset_ids()
         print(f"datasets ({len(ids)}): {', '.join(ids)}", flush=True)
         if args.require_key:

@@ -43,14 +43,17 @@ class FaultConfig:
         connect_latency_ms: extra delay on the first request of each new connection (a stand-in
             for TCP + TLS handshakes; all requests, whatever ``scope``).
         bandwidth_bps: cap in bytes per second for each response body (matching requests).
-        missing: asset URL paths (or full URLs) answered 404, permanently.
-        forbidden: asset URL paths (or full URLs) answered 403, permanently.
+        missing: asset URL paths (or full URLs) answered 404, permanently; on the S3 origin,
+            ``/bucket/key`` paths (``NoSuchKey``).
+        forbidden: asset URL paths (or full URLs) answered 403, permanently; on the S3 origin,
+            ``/bucket/key`` paths or a whole ``/bucket`` (``AccessDenied``).
         no_ranges: the storage origin ignores ``Range`` everywhere (200 with the full body and no
             ``Accept-Ranges``), like servers without range support.
         no_range_paths: the same, only for these paths (or full URLs).
         scope: which requests the random faults and the bandwidth cap apply to: ``"assets"``
-            (asset files on the storage origin), ``"storage"`` (everything on the storage origin,
-            including catalogue and archive tarballs), ``"api"`` (the API origin) or ``"all"``.
+            (asset files on the storage origin, object reads and writes on the S3 origin),
+            ``"storage"`` (everything on the storage and S3 origins, including catalogue and
+            archive tarballs and listings), ``"api"`` (the API origin) or ``"all"``.
         seed: makes the random draws reproducible.
     """
 
@@ -96,8 +99,8 @@ class FaultConfig:
         if self.scope == "api":
             return origin == "api"
         if self.scope == "storage":
-            return origin == "storage"
-        return origin == "storage" and kind == "asset"
+            return origin in ("storage", "s3")
+        return (origin == "storage" and kind == "asset") or (origin == "s3" and kind == "s3-object")
 
 
 _OFF = FaultConfig()

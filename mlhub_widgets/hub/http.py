@@ -1,9 +1,11 @@
 """A small, fast HTTP/1.1 server on ``asyncio.Protocol``.
 
 Only what the hub needs, done carefully: keep-alive, pipelining (requests on one connection are
-answered strictly in order, one at a time), ``Content-Length`` request bodies, HEAD, flow-controlled
-streaming of large bodies (``memoryview`` windows, or ``loop.sendfile`` for files on disk), and the
-transport-level faults of :mod:`.faults` (delays, bandwidth caps, cut bodies, resets).
+answered strictly in order, one at a time), ``Content-Length`` request bodies (``Expect:
+100-continue`` answered; large bodies optionally streamed into a :class:`BodySink` as they
+arrive, never buffered whole), HEAD, flow-controlled streaming of large bodies (``memoryview``
+windows, or ``loop.sendfile`` for files on disk, also for objects stored as several files), and
+the transport-level faults of :mod:`.faults` (delays, bandwidth caps, cut bodies, resets).
 
 The hot path, a small materialised body with no fault, is answered synchronously from
 ``data_received`` with a single ``transport.write``: no task, no coroutine, no copy of the body
@@ -25,18 +27,34 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import parse_qs, unquote
 
 from . import synth
 from .faults import NO_FAULT, FaultDecision
 from .synth import Body
 
-__all__ = ["Connection", "FileBody", "HTTPProtocol", "Handler", "Request", "Response"]
+__all__ = [
+    "BodySink",
+    "Connection",
+    "FileBody",
+    "FileParts",
+    "HTTPProtocol",
+    "Handler",
+    "Request",
+    "Response",
+    "SinkFactory",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 16 * 1024 * 1024
+#: Largest body a protocol with a sink factory accepts (S3's limit for a single PUT).
+MAX_STREAMED_BODY = 5 * 1024**3
+#: Bodies from this size go to the sink factory (when there is one) instead of memory.
+STREAM_BODY_MIN = 256 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 MAX_BUFFER = 1024 * 1024
 FAST_BODY_LIMIT = 256 * 1024
 STREAM_CHUNK = 1024 * 1024
@@ -59,10 +77,55 @@ def _formatted_date(ts: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FileBody:
-    """A body read from a file on disk (sent with ``sendfile`` when large)."""
+    """A body read from a file on disk (sent with ``sendfile`` when large): ``size`` bytes from
+    ``offset`` (a slice of a larger file, such as an append-only log of small objects)."""
 
     path: Path
     size: int
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileParts:
+    """A body stored as several files, one after the other (a multipart upload's parts)."""
+
+    parts: tuple[FileBody, ...]
+
+    @property
+    def size(self) -> int:
+        """Length of the whole body."""
+        return sum(p.size for p in self.parts)
+
+
+def file_spans(parts: Iterable[FileBody], first: int, last: int) -> list[tuple[Path, int, int]]:
+    """``(file, offset in it, count)`` covering bytes ``first..last`` (inclusive) of the body
+    made of ``parts`` one after the other."""
+    out = []
+    start = 0
+    for part in parts:
+        end = start + part.size - 1
+        if end >= first and start <= last:
+            lo = max(first, start)
+            out.append((part.path, part.offset + lo - start, min(last, end) - lo + 1))
+        start = end + 1
+    return out
+
+
+class BodySink(Protocol):
+    """Where a streamed request body goes, chunk by chunk, as it arrives."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Take the next bytes of the body."""
+
+    def close(self) -> None:
+        """The whole body has arrived."""
+
+    def discard(self) -> None:
+        """The body will not be used (connection lost, or the request was refused)."""
+
+
+#: ``(method, target, lower-case headers, content length)`` -> a sink, or None to buffer.
+SinkFactory = Callable[[str, str, dict[str, str], int], "BodySink | None"]
 
 
 @dataclass(slots=True)
@@ -86,6 +149,7 @@ class Request:
     version: str
     body: bytes
     conn: Connection
+    sink: BodySink | None = None  # the streamed body, when the sink factory took it
 
     @property
     def first_on_connection(self) -> bool:
@@ -104,7 +168,7 @@ class Response:
 
     status: int
     headers: list[tuple[str, str]] | str = field(default_factory=list)
-    body: Body | FileBody | None = None
+    body: Body | FileBody | FileParts | None = None
     first: int = 0
     last: int | None = None
     send_body: bool = True
@@ -152,9 +216,19 @@ def _error(status: int, detail: str) -> Response:
 class HTTPProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection, dispatching each request to ``handler``."""
 
-    def __init__(self, handler: Handler, on_close: Callable[[HTTPProtocol], None] | None = None):
+    def __init__(
+        self,
+        handler: Handler,
+        on_close: Callable[[HTTPProtocol], None] | None = None,
+        sink_factory: SinkFactory | None = None,
+    ):
         self._handler = handler
         self._on_close = on_close
+        self._sink_factory = sink_factory
+        self._max_body = MAX_STREAMED_BODY if sink_factory is not None else MAX_BODY
+        # a request whose body is being streamed into its sink: (request, keep-alive, bytes left)
+        self._pending: tuple[Request, bool, int] | None = None
+        self._continued = False  # "100 Continue" sent for the request waiting for its body
         self._transport: asyncio.Transport | None = None
         self._buf = b""
         self._busy = False
@@ -180,6 +254,11 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._pending is not None:
+            sink = self._pending[0].sink
+            self._pending = None
+            if sink is not None:
+                sink.discard()
         self._wake_drain()
         if self._on_close is not None:
             self._on_close(self)
@@ -192,6 +271,10 @@ class HTTPProtocol(asyncio.Protocol):
         self._wake_drain()
 
     def data_received(self, data: bytes) -> None:
+        if self._pending is not None:
+            data = self._feed_sink(data)
+            if not data or self._closed:
+                return
         self._buf = self._buf + data if self._buf else data
         if self._busy:
             if len(self._buf) > MAX_BUFFER and not self._reading_paused:
@@ -226,12 +309,29 @@ class HTTPProtocol(asyncio.Protocol):
             self._drain_waiter = loop.create_future()
             await self._drain_waiter
 
+    def _feed_sink(self, data: bytes) -> bytes:
+        """Pass body bytes to the pending request's sink; return what follows the body."""
+        assert self._pending is not None
+        req, keep_alive, left = self._pending
+        sink = req.sink
+        assert sink is not None
+        if len(data) < left:
+            sink.write(data)
+            self._pending = (req, keep_alive, left - len(data))
+            return b""
+        sink.write(memoryview(data)[:left] if len(data) > left else data)
+        self._pending = None
+        sink.close()
+        if not self._dispatch(req, keep_alive):
+            return b""
+        return data[left:]
+
     def _process(self) -> None:
         transport = self._transport
         assert transport is not None
         buf = self._buf
         pos = 0
-        while not self._busy and not self._closed:
+        while not self._busy and not self._closed and self._pending is None:
             end = buf.find(b"\r\n\r\n", pos)
             if end < 0:
                 if len(buf) - pos > MAX_HEAD:
@@ -251,7 +351,7 @@ class HTTPProtocol(asyncio.Protocol):
                         raise ValueError(line)
                     headers[name.strip().lower()] = value.strip()
                 clen = int(headers.get("content-length", "0") or "0")
-                if clen < 0 or clen > MAX_BODY:
+                if clen < 0 or clen > self._max_body:
                     raise ValueError("bad content-length")
             except (ValueError, IndexError):
                 self._send_sync(_error(400, "Bad Request"), False)
@@ -262,10 +362,16 @@ class HTTPProtocol(asyncio.Protocol):
                 pos = len(buf)
                 break
             body_start = end + 4
-            if len(buf) < body_start + clen:
+            expects = headers.get("expect", "").lower() == "100-continue"
+            sink = None
+            if self._sink_factory is not None and clen >= STREAM_BODY_MIN:
+                sink = self._sink_factory(method, target, headers, clen)
+            if sink is None and len(buf) < body_start + clen:
+                if expects and not self._continued:
+                    transport.write(CONTINUE)
+                    self._continued = True
                 break  # wait for the rest of the body
-            body = buf[body_start : body_start + clen]
-            pos = body_start + clen
+            self._continued = False
             raw_path, _, qs = target.partition("?")
             conn = headers.get("connection", "").lower()
             keep_alive = ("close" not in conn) if version == "HTTP/1.1" else ("keep-alive" in conn)
@@ -277,26 +383,43 @@ class HTTPProtocol(asyncio.Protocol):
                 parse_qs(qs, keep_blank_values=True) if qs else {},
                 headers,
                 version,
-                body,
+                b"",
                 self.conn,
+                sink,
             )
-            try:
-                result = self._handler(req)
-            except Exception:  # pragma: no cover - a bug in a handler
-                log.exception("hub handler failed for %s %s", method, target)
-                result = _error(500, "Internal Server Error")
-            if isinstance(result, Response) and self._is_fast(result):
-                keep_alive = keep_alive and not result.close
-                self._send_sync(result, keep_alive)
-                if not keep_alive:
-                    pos = len(buf)
-                    break
+            if sink is None:
+                req.body = buf[body_start : body_start + clen]
+                pos = body_start + clen
             else:
-                self._busy = True
-                self._task = asyncio.get_running_loop().create_task(
-                    self._respond_async(result, keep_alive)
-                )
+                have = min(len(buf) - body_start, clen)
+                if have:
+                    sink.write(memoryview(buf)[body_start : body_start + have])
+                pos = body_start + have
+                if have < clen:
+                    if expects:
+                        transport.write(CONTINUE)
+                    self._pending = (req, keep_alive, clen - have)
+                    break
+                sink.close()
+            if not self._dispatch(req, keep_alive):
+                pos = len(buf)
+                break
         self._buf = buf[pos:] if pos < len(buf) else b""
+
+    def _dispatch(self, req: Request, keep_alive: bool) -> bool:
+        """Hand ``req`` to the handler and answer it; False when the connection is closing."""
+        try:
+            result = self._handler(req)
+        except Exception:  # pragma: no cover - a bug in a handler
+            log.exception("hub handler failed for %s %s", req.method, req.target)
+            result = _error(500, "Internal Server Error")
+        if isinstance(result, Response) and self._is_fast(result):
+            keep_alive = keep_alive and not result.close
+            self._send_sync(result, keep_alive)
+            return keep_alive
+        self._busy = True
+        self._task = asyncio.get_running_loop().create_task(self._respond_async(result, keep_alive))
+        return True
 
     @staticmethod
     def _is_fast(resp: Response) -> bool:
@@ -405,14 +528,20 @@ class HTTPProtocol(asyncio.Protocol):
         if last < first:
             return
         rate = fault.bandwidth
-        if isinstance(body, FileBody):
+        if isinstance(body, FileBody | FileParts):
+            parts = body.parts if isinstance(body, FileParts) else (body,)
+            spans = file_spans(parts, first, last)
             if rate is None and last - first + 1 >= SENDFILE_MIN:
                 await self._drain()
                 loop = asyncio.get_running_loop()
-                with open(body.path, "rb") as fh:
-                    await loop.sendfile(transport, fh, first, last - first + 1)
+                for path, offset, count in spans:
+                    if self._closed:
+                        return
+                    with open(path, "rb") as fh:
+                        await loop.sendfile(transport, fh, offset, count)
                 return
-            await self._stream(_file_chunks(body.path, first, last), rate)
+            chunks = [c for p, o, n in spans for c in _file_chunks(p, o, o + n - 1)]
+            await self._stream(chunks, rate)
             return
         head_len = len(body.head)
         if rate is None and last - first + 1 >= SENDFILE_MIN and last >= head_len:

@@ -1,4 +1,4 @@
-"""The bundled hub: two HTTP origins (API and storage) on one asyncio loop in a daemon thread."""
+"""The bundled hub: three HTTP origins (API, storage, S3) on one asyncio loop in a daemon thread."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from . import synth
 from .api import ApiRoutes, json_bytes
 from .catalog import CatalogCache, build_catalog, default_cache_dir
 from .faults import NO_FAULT, FaultConfig, FaultDecision, FaultState
-from .http import FileBody, Handler, HTTPProtocol, Request, Response
+from .http import FileBody, Handler, HTTPProtocol, Request, Response, SinkFactory
+from .s3 import S3Routes
 from .static import StaticCatalogs
 from .storage import Blob, StorageRoutes, blob_of, blob_with_md5
 from .store import BLOB_ROOT, FILES_PLACEHOLDER, RECORDED_ROOTS, Store, record_mtime
@@ -31,7 +32,7 @@ __all__ = ["API_PATH", "Hub", "RequestRecord", "serve"]
 log = logging.getLogger(__name__)
 
 API_PATH = "/mlhub/v1/"
-Origin = Literal["api", "storage"]
+Origin = Literal["api", "storage", "s3"]
 MAX_RECORDS = 20_000
 
 
@@ -53,7 +54,7 @@ class Hub:
     """An MLHub-compatible server for tests, notebooks and benchmarks.
 
     ``Hub(...)`` loads the data directory (cheap: items and tarballs load lazily);
-    :meth:`start` binds both origins on loopback and serves them from a daemon thread;
+    :meth:`start` binds the three origins on loopback and serves them from a daemon thread;
     :meth:`stop` shuts everything down. Also usable as a context manager.
 
     Args:
@@ -61,6 +62,9 @@ class Hub:
         host: interface to bind; loopback by default.
         port: API port (0: any free port).
         storage_port: storage port (0: any free port).
+        s3_port: port of the S3 origin (0: any free port; see :mod:`.s3`).
+        s3_dir: folder in which the S3 origin makes its scratch folder for written objects
+            (``None``: the system temp dir); the scratch folder is removed by :meth:`stop`.
         require_key: if set, items, catalogue and archive routes need ``?key=`` or
             ``Authorization: Bearer`` with this value (401 otherwise).
         faults: initial :class:`FaultConfig` (none by default).
@@ -79,6 +83,8 @@ class Hub:
         host: str = "127.0.0.1",
         port: int = 0,
         storage_port: int = 0,
+        s3_port: int = 0,
+        s3_dir: Path | str | None = None,
         require_key: str | None = None,
         faults: FaultConfig | None = None,
         cache_dir: Path | str | Literal[False] | None = None,
@@ -92,18 +98,20 @@ class Hub:
         self.host = host
         self._port = port
         self._storage_port = storage_port
+        self._s3_port = s3_port
         self.require_key = require_key
         self._faults = faults or FaultConfig()
         self._fault_state = FaultState()
         self._url = ""
         self._storage_url = ""
+        self._s3_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.Server] = []
         self._conns: set[HTTPProtocol] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._counters: dict[tuple[str, str], int] = {}
-        self._keys_seen: dict[str, int] = {"api": 0, "storage": 0}
+        self._keys_seen: dict[str, int] = {"api": 0, "storage": 0, "s3": 0}
         self._records: deque[RequestRecord] = deque(maxlen=MAX_RECORDS)
         self._catalogs: dict[str, Blob] = {}
         self._catalog_locks: dict[str, threading.Lock] = {}
@@ -113,11 +121,12 @@ class Hub:
         self.api = ApiRoutes(self)
         self.storage = StorageRoutes(self)
         self.static = StaticCatalogs(self)
+        self.s3 = S3Routes(self, Path(s3_dir) if s3_dir is not None else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Hub:
-        """Bind both origins and start serving in a daemon thread; returns ``self``."""
+        """Bind the three origins and start serving in a daemon thread; returns ``self``."""
         if self._thread is not None:
             return self
         loop = asyncio.new_event_loop()
@@ -129,13 +138,15 @@ class Hub:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                for port, handler in (
-                    (self._port, self._handle_api),
-                    (self._storage_port, self._handle_storage),
-                ):
+                origins: list[tuple[int, Handler, SinkFactory | None]] = [
+                    (self._port, self._handle_api, None),
+                    (self._storage_port, self._handle_storage, None),
+                    (self._s3_port, self._handle_s3, self.s3.sink),
+                ]
+                for port, handler, sink in origins:
                     server = loop.run_until_complete(
                         loop.create_server(
-                            lambda h=handler: self._protocol(h),  # type: ignore[misc]
+                            lambda h=handler, s=sink: self._protocol(h, s),  # type: ignore[misc]
                             self.host,
                             port,
                             backlog=2048,
@@ -166,9 +177,11 @@ class Hub:
         self._thread = thread
         api_port = self._servers[0].sockets[0].getsockname()[1]
         st_port = self._servers[1].sockets[0].getsockname()[1]
+        s3_port = self._servers[2].sockets[0].getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._url = f"http://{host}:{api_port}{API_PATH}"
         self._storage_url = f"http://{host}:{st_port}/"
+        self._s3_url = f"http://{host}:{s3_port}"
         self._executor.submit(self._warm_up)
         return self
 
@@ -182,7 +195,7 @@ class Hub:
             log.exception("indexing the hub's assets failed")
 
     def stop(self) -> None:
-        """Stop serving and close every connection (idempotent)."""
+        """Stop serving, close every connection, remove the S3 scratch folder (idempotent)."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -203,6 +216,7 @@ class Hub:
         self._loop = None
         self._thread = None
         self._servers = []
+        self.s3.close()
 
     def __enter__(self) -> Hub:
         return self.start()
@@ -215,8 +229,8 @@ class Hub:
     ) -> None:
         self.stop()
 
-    def _protocol(self, handler: Handler) -> HTTPProtocol:
-        proto = HTTPProtocol(handler, self._conns.discard)
+    def _protocol(self, handler: Handler, sink: SinkFactory | None = None) -> HTTPProtocol:
+        proto = HTTPProtocol(handler, self._conns.discard, sink)
         self._conns.add(proto)
         return proto
 
@@ -237,6 +251,17 @@ class Hub:
         return self._storage_url
 
     @property
+    def s3_url(self) -> str:
+        """The S3 endpoint, without trailing slash, for ``--endpoint-url`` / ``endpoint_url``.
+
+        Path-style buckets: ``radiantearth`` (every dataset, read-only) and ``scratch``
+        (writable); see :mod:`.s3`.
+        """
+        if not self._s3_url:
+            raise RuntimeError("the hub is not started")
+        return self._s3_url
+
+    @property
     def faults(self) -> FaultConfig:
         """The active fault configuration; assign a new :class:`FaultConfig` at any time."""
         return self._faults
@@ -249,7 +274,8 @@ class Hub:
     def counters(self) -> dict[tuple[str, str], int]:
         """Requests so far by ``(kind, method)``.
 
-        Kinds: api/catalog/archive/asset/static (static catalogue documents)/other.
+        Kinds: api/catalog/archive/asset/static (static catalogue documents)/other, and on the
+        S3 origin s3-list/s3-object/s3-multipart/s3-bucket.
         """
         return self._counters.copy()
 
@@ -267,13 +293,14 @@ class Hub:
         return list(self._records)
 
     def keys_seen(self, origin: Origin = "storage") -> int:
-        """Requests on ``origin`` that carried a ``key`` parameter or an Authorization header."""
+        """Requests on ``origin`` that carried a ``key`` parameter or an Authorization header
+        (on the S3 origin also a presigned URL's ``X-Amz-Signature``)."""
         return self._keys_seen[origin]
 
     def reset_counters(self) -> None:
         """Zero the counters, the key tally and the request log."""
         self._counters = {}
-        self._keys_seen = {"api": 0, "storage": 0}
+        self._keys_seen = {"api": 0, "storage": 0, "s3": 0}
         self._records.clear()
 
     def dataset_ids(self) -> list[str]:
@@ -322,6 +349,7 @@ class Hub:
         with self._lock:
             self.storage.versions[path] = self.storage.versions.get(path, 0) + 1
         self.storage.forget(path)
+        self.s3.datasets.asset_changed()
 
     # -- catalogues and archives ---------------------------------------------------------------
 
@@ -376,16 +404,22 @@ class Hub:
             )
             return blob
 
-    def warm(self, *ds_ids: str, catalogs: bool = True, items: bool = True) -> None:
+    def warm(
+        self, *ds_ids: str, catalogs: bool = True, items: bool = True, objects: bool = True
+    ) -> None:
         """Do up front what the first requests for ``ds_ids`` (default: all) would do.
 
-        Builds the catalogue tarballs (:meth:`catalog_blob`) and opens the collections' items
-        with their id index, so a benchmark times only the client. Needs a started hub.
+        Builds the catalogue tarballs (:meth:`catalog_blob`), opens the collections' items
+        with their id index and lists the datasets' objects in the S3 origin's bucket (sizes
+        and ETags of every document and asset), so a benchmark times only the client. Needs a
+        started hub.
         """
         for ds_id in ds_ids or tuple(self.store.datasets):
             ds = self.store.datasets[ds_id]
             if catalogs and ds.has_catalog:
                 self.catalog_blob(ds_id)
+            if objects and ds.has_catalog:
+                self.s3.datasets.index(ds_id)
             if items:
                 for cid in ds.collection_ids:
                     self.store.items(cid).ids()
@@ -448,7 +482,9 @@ class Hub:
         key = (kind, req.method)
         counters = self._counters
         counters[key] = counters.get(key, 0) + 1
-        has_key = "key" in req.query or "authorization" in req.headers
+        has_key = (
+            "key" in req.query or "authorization" in req.headers or "X-Amz-Signature" in req.query
+        )
         if has_key:
             self._keys_seen[origin] += 1
         self._records.append(
@@ -465,16 +501,20 @@ class Hub:
             )
         )
 
-    def _fault_response(self, req: Request, decision: FaultDecision) -> Response:
+    def _fault_response(self, origin: Origin, req: Request, decision: FaultDecision) -> Response:
         assert decision.status is not None
-        headers = [("Content-Type", "application/json")]
+        xml = origin == "s3"
+        headers = [("Content-Type", "application/xml" if xml else "application/json")]
         if decision.retry_after is not None:
             ra = decision.retry_after
             headers.append(("Retry-After", str(int(ra)) if ra == int(ra) else f"{ra:g}"))
         detail = {404: "The specified blob does not exist.", 403: "Forbidden"}.get(
             decision.status, "Injected fault"
         )
-        body = Body.of(json_bytes({"detail": detail}))
+        if xml:
+            body = Body.of(self.s3.fault_body(decision.status))
+        else:
+            body = Body.of(json_bytes({"detail": detail}))
         return Response(
             decision.status,
             headers,
@@ -498,7 +538,7 @@ class Hub:
         if decision.status is not None:
             if isinstance(result, Coroutine):
                 result.close()  # never awaited: the fault answers instead
-            resp = self._fault_response(req, decision)
+            resp = self._fault_response(origin, req, decision)
             self._record(origin, req, kind, resp.status)
             return resp
         if isinstance(result, Response):
@@ -535,6 +575,9 @@ class Hub:
         kind = self.storage.kind(path)
         return self._apply("storage", req, kind, self.storage.handle(req, path))
 
+    def _handle_s3(self, req: Request) -> Response | Awaitable[Response]:
+        return self._apply("s3", req, self.s3.kind(req), self.s3.handle(req))
+
 
 @contextmanager
 def serve(
@@ -543,6 +586,8 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     storage_port: int = 0,
+    s3_port: int = 0,
+    s3_dir: Path | str | None = None,
     require_key: str | None = None,
     faults: FaultConfig | None = None,
     cache_dir: Path | str | Literal[False] | None = None,
@@ -557,6 +602,8 @@ def serve(
         host=host,
         port=port,
         storage_port=storage_port,
+        s3_port=s3_port,
+        s3_dir=s3_dir,
         require_key=require_key,
         faults=faults,
         cache_dir=cache_dir,

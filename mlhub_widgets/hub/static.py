@@ -21,6 +21,7 @@ import json
 import posixpath
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import synth
@@ -77,6 +78,39 @@ class StaticCatalogs:
                         _, old = self._cache.popitem(last=False)
                         self._cache_bytes -= old.size
         return blob
+
+    def documents(self, ds_id: str) -> Iterator[tuple[str, Blob]]:
+        """Every document of the dataset's static catalogue: ``(path below its root, blob)``.
+
+        The same bytes :meth:`blob` serves, made in bulk (items are rendered in batches, not
+        one lookup each). Prebuilt tarballs yield all their files.
+        """
+        ds = self.store.datasets[ds_id]
+        if ds.tarball is not None:
+            _, index = self._index(ds)
+            for rel in index:
+                blob = self.blob(f"{PREFIX}{ds_id}/{rel}")
+                if blob is not None:
+                    yield rel, blob
+            return
+        root = self.blob(f"{PREFIX}{ds_id}/catalog.json")
+        if root is None:
+            return
+        yield "catalog.json", root
+        mtime = record_mtime(ds)
+        links = json.loads(root.read()).get("links") or []
+        for link in links:
+            if not isinstance(link, dict) or link.get("rel") != "child":
+                continue
+            rel = posixpath.normpath(str(link.get("href", "")))
+            collection = self.blob(f"{PREFIX}{ds_id}/{rel}")
+            if collection is None:
+                continue
+            yield rel, collection
+            cid = rel.split("/", 1)[0]
+            for r in self.store.items(cid).iter_rendered(rewrite=self.hub.rewrite):
+                text = tar_item_text(r).encode("utf-8")
+                yield f"{cid}/{r.id}/{r.id}.json", blob_of(text, JSON_TYPE, mtime)
 
     def cheap(self, path: str) -> bool:
         """Whether :meth:`blob` of ``path`` is quick (no indexing), so it may run on the loop."""
