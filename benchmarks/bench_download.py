@@ -55,7 +55,7 @@ for line in sys.stdin:
     elif cmd["op"] == "faults":
         hub.faults = FaultConfig(**cmd["faults"]); out = {}
     elif cmd["op"] == "warm":
-        from mlhub_widgets.session import get_session
+        from mlhub_widgets.config.session import get_session
         out = get_session(root_url=hub.url, api_key="x").get_json(f"catalog/{cmd['id']}/info")
     else:
         break

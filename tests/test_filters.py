@@ -28,6 +28,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box, mapping, shape
 
+from mlhub_widgets.download.paths import asset_relpath
 from mlhub_widgets.filters import (
     AssetFilter,
     DateRange,
@@ -38,7 +39,6 @@ from mlhub_widgets.filters import (
     validate_datetime,
     validate_intersects,
 )
-from mlhub_widgets.paths import asset_relpath
 from tests.fixture_paths import NASA_CATALOG, SU_SAR_CATALOG
 
 NASA_TAR = NASA_CATALOG
@@ -936,7 +936,7 @@ def test_collection_filter_fuzz(cf: dict[str, list[str]]) -> None:
 
 
 def test_stamp_parse_cache_is_bounded() -> None:
-    from mlhub_widgets import filters
+    from mlhub_widgets.filters import asset_filter as filters
 
     f = AssetFilter.build(datetime="2018")
     for i in range(filters._ITEM_DATE_CACHE_MAX + 10):

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import MLHubException
-from ._fetch import JsonReader, is_url
 from .base import DatasetEntry, Source, SourceKind, collection_types, dataset_record
+from .fetch import JsonReader, is_url
 from .mlhub_api import MLHubApiSource
 from .stac_api import StacApiSource
 from .static_catalog import StaticCatalogSource

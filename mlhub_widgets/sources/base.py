@@ -61,7 +61,7 @@ DATASET_KEYS = (
 class DatasetEntry:
     """One JSON document of a dataset, as :meth:`Source.iter_dataset` streams it.
 
-    Shaped like :class:`mlhub_widgets.catalog_archive.CatalogEntry` (``kind``, ``name``,
+    Shaped like :class:`mlhub_widgets.download.catalog_archive.CatalogEntry` (``kind``, ``name``,
     ``path``, ``data``, ``size``) so the download engine consumes both the same way.
 
     Attributes:

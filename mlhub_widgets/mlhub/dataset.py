@@ -1,6 +1,6 @@
 """Object layer with the names a ``radiant_mlhub`` user knows: Dataset, Collection, MLModel.
 
->>> from mlhub_widgets.models import Dataset            # was: from radiant_mlhub import Dataset
+>>> from mlhub_widgets import Dataset                   # was: from radiant_mlhub import Dataset
 >>> ds = Dataset.fetch("ref_african_crops_kenya_02")   # doctest: +SKIP
 >>> [c.id for c in ds.collections.labels]               # doctest: +SKIP
 
@@ -21,8 +21,6 @@ from __future__ import annotations
 import builtins
 import enum
 import logging
-import sys
-import types
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,16 +30,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import pystac
 from dateutil.parser import isoparse
 
+from ..config.session import Session, get_session
+from ..exceptions import EntityDoesNotExist
 from . import client
-from .exceptions import EntityDoesNotExist
-from .session import Session, get_session
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import pandas as pd
     from shapely.geometry.base import BaseGeometry
 
-    from .download import Callback, DownloadJob, DownloadSummary
+    from ..download import Callback, DownloadJob, DownloadSummary
 
 __all__ = ["Collection", "CollectionList", "CollectionType", "Dataset", "MLModel"]
 
@@ -326,7 +323,7 @@ class Collection(_SessionBound, pystac.Collection):
         Returns:
             The path of the archive.
         """
-        from .download import download_archive
+        from ..download import download_archive
 
         s = self._session_for(api_key, profile, root_url, session)
         path: Path = download_archive(
@@ -550,7 +547,7 @@ class Dataset(_SessionBound):
 
     def to_frame(self) -> gpd.GeoDataFrame:
         """This dataset as a one-row GeoDataFrame with the columns of ``datasets()``."""
-        from .discovery import datasets_frame
+        from ..discovery import datasets_frame
 
         return datasets_frame([self._raw])
 
@@ -569,7 +566,7 @@ class Dataset(_SessionBound):
         the server does not know are skipped with a logged warning.
         """
         if self._collections is None:
-            from .discovery import fetch_collections
+            from ..discovery import fetch_collections
 
             ids = [
                 c["id"]
@@ -653,7 +650,7 @@ class Dataset(_SessionBound):
             A :class:`~mlhub_widgets.download.DownloadSummary`, or with ``background=True`` a
             running :class:`~mlhub_widgets.download.DownloadJob`.
         """
-        from .download import download_dataset
+        from ..download import download_dataset
 
         s = self._session_for(api_key, profile, root_url, session)
         return download_dataset(
@@ -798,31 +795,3 @@ class MLModel(_SessionBound, pystac.Item):
         other._mlhub_session = self._mlhub_session
         other._mlhub_session_kwargs = self.session_kwargs
         return other
-
-
-# --------------------------------------------------------------------------------------------
-# ``mlhub_widgets.models`` is both this module and the discovery function ``models()``
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``mlhub_widgets.models(...)`` the DataFrame of ML models.
-
-    The package exports the discovery function ``models()`` under the same name as this module;
-    once the module is imported, Python binds the package attribute to the module, so the
-    module itself forwards calls to :func:`mlhub_widgets.discovery.models`.
-    """
-
-    def __call__(
-        self,
-        *,
-        session: Session | None = None,
-        api_key: str | None = None,
-        profile: str | None = None,
-        root_url: str | None = None,
-    ) -> pd.DataFrame:
-        from .discovery import models
-
-        return models(session=session, api_key=api_key, profile=profile, root_url=root_url)
-
-
-sys.modules[__name__].__class__ = _CallableModule

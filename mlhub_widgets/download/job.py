@@ -50,19 +50,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import transfer
-from .asset_index import (
-    Cancelled,
-    IndexBuilder,
-    IndexConfig,
-    IndexProcess,
-    filter_fingerprint,
-    stats_dict,
-)
-from .catalog_archive import (
-    ArchiveLimits,
-)
-from .exceptions import (
+from ..config.session import Session, get_session
+from ..exceptions import (
     CatalogError,
     DiskFullError,
     DownloadError,
@@ -70,7 +59,20 @@ from .exceptions import (
     MLHubException,
     NoAssetsSelected,
 )
-from .filters import AssetFilter, FilterStats
+from ..filters import AssetFilter, FilterStats
+from ..net.redact import redact_text, redact_url
+from . import transfer
+from .catalog_archive import (
+    ArchiveLimits,
+)
+from .index import (
+    Cancelled,
+    IndexBuilder,
+    IndexConfig,
+    IndexProcess,
+    filter_fingerprint,
+    stats_dict,
+)
 from .manifest import (
     DONE,
     FAILED,
@@ -79,8 +81,6 @@ from .manifest import (
     Manifest,
     Outcome,
 )
-from .redact import redact_text, redact_url
-from .session import Session, get_session
 
 __all__ = [
     "AssetFailed",
@@ -523,7 +523,7 @@ def _make_config(
             raise ValueError(f"{name} {path} exists and is not a folder")
     src: Any = None
     if source is not None:
-        from .sources import open_source
+        from ..sources import open_source
 
         src = open_source(source)  # type: ignore[arg-type]
         if src.kind == "mlhub":  # the MLHub API: its catalogue tarball, as without a source
@@ -728,7 +728,7 @@ class _Pipeline:
 
     def spawn_index_process(self) -> None:
         """Start the child interpreter that will build the index of a tarball, so that its
-        start-up overlaps the catalogue download (see :mod:`mlhub_widgets.asset_index`)."""
+        start-up overlaps the catalogue download (see :mod:`mlhub_widgets.download.index`)."""
         if self.cfg.source is not None or self.index_process is not None:
             return
         try:

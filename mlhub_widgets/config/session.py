@@ -29,9 +29,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from . import profiles
-from ._version import __version__
-from .exceptions import (
+from .._version import __version__
+from ..exceptions import (
     APIKeyNotFound,
     AuthenticationError,
     EntityDoesNotExist,
@@ -39,7 +38,8 @@ from .exceptions import (
     MLHubHTTPError,
     MLHubResponseError,
 )
-from .redact import install_log_redaction, redact_text, redact_url
+from ..net.redact import install_log_redaction, redact_text, redact_url
+from . import profiles
 
 log = logging.getLogger(__name__)
 install_log_redaction()

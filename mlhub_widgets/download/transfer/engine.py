@@ -1,7 +1,7 @@
 """The transfer engine: moves asset bytes from HTTP(S) to disk, fast and never corrupt.
 
 :class:`TransferEngine` runs inside an asyncio event loop and downloads many files at once over
-keep-alive connections (one pool per origin, see :mod:`mlhub_widgets.http11`). Every file goes
+keep-alive connections (one pool per origin, see :mod:`mlhub_widgets.net.http11`). Every file goes
 through the same safe path:
 
 * bytes are written to ``dest.part`` and renamed to ``dest`` only after the byte count matches
@@ -58,6 +58,9 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from ...config.session import USER_AGENT, backoff_delay, retry_after_seconds
+from ...net.http11 import ConnectionDropped, HTTPClient, HTTPClientError, ReadTimeout, Response
+from ...net.redact import redact_text, redact_url
 from .file_writer import (
     HASH_LABEL,
     PART_FLAGS,
@@ -69,9 +72,6 @@ from .file_writer import (
     write_all,
     write_small,
 )
-from .http11 import ConnectionDropped, HTTPClient, HTTPClientError, ReadTimeout, Response
-from .redact import redact_text, redact_url
-from .session import USER_AGENT, backoff_delay, retry_after_seconds
 
 __all__ = [
     "TransferControl",

@@ -4,7 +4,7 @@
 :mod:`mlhub_widgets.widgets` observe its traits to render and call its methods to forward what
 the user asked for; code can do exactly the same::
 
-    from mlhub_widgets.state import ExplorerState, Filters
+    from mlhub_widgets.widgets.state import ExplorerState, Filters
 
     st = ExplorerState()
     st.connect(root_url="http://127.0.0.1:8000/")   # returns at once; work runs in a thread
@@ -29,7 +29,6 @@ Rules this module keeps (they make the widgets safe in every Jupyter front end):
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -46,17 +45,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import traitlets
 from traitlets import Bool, Dict, Enum, HasTraits, Int, List, Unicode, observe, validate
 
-from .exceptions import (
+from ...exceptions import (
     AuthenticationError,
     EntityDoesNotExist,
     MLHubException,
     MLHubHTTPError,
     MLHubResponseError,
 )
-from .filters import validate_bbox, validate_collection_filter, validate_intersects
+from ...filters import validate_bbox, validate_collection_filter, validate_intersects
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ...config.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,6 @@ __all__ = [
     "ExplorerState",
     "FailedAsset",
     "Filters",
-    "demo_hub_url",
     "friendly_error",
 ]
 
@@ -333,37 +331,11 @@ class FailedAsset:
 
 
 # --------------------------------------------------------------------------------------------
-# the bundled demo hub, one per process
-
-
-_HUB_LOCK = threading.Lock()
-_HUB: Any = None
-
-
-def demo_hub_url() -> str:
-    """API root of the bundled demo hub, started in this process on first use.
-
-    The hub lives until the interpreter (the notebook kernel) exits. Blocking: call it from a
-    worker thread (:meth:`ExplorerState.connect` does).
-    """
-    global _HUB
-    with _HUB_LOCK:
-        if _HUB is None:
-            from . import hub
-
-            manager = hub.serve()
-            server = manager.__enter__()
-            atexit.register(manager.__exit__, None, None, None)
-            _HUB = server
-        return str(_HUB.url)
-
-
-# --------------------------------------------------------------------------------------------
 # the state
 
 
 def _read_profiles() -> tuple[list[str], dict[str, str]]:
-    from .profiles import list_profiles
+    from ...config.profiles import list_profiles
 
     found = list_profiles()
     return [p.name for p in found], {p.name: p.root_url for p in found if p.root_url}
@@ -578,8 +550,11 @@ class ExplorerState(HasTraits):
         """
 
         def work() -> tuple[Session, int, str]:
-            from . import discovery
-            from .session import ANONYMOUS_PROFILE, get_session
+            from ... import discovery
+            from ...config.session import ANONYMOUS_PROFILE, get_session
+
+            if demo:
+                from ...demo import demo_hub_url
 
             root = demo_hub_url() if demo else (root_url or None)
             prof = profile or None
@@ -603,7 +578,7 @@ class ExplorerState(HasTraits):
             if count:
                 # Listing datasets is public; the catalogue is not. Ask for one catalogue's info
                 # so a missing or wrong key shows up now (401), not at the first download.
-                from .client import get_catalog_info
+                from ...mlhub.client import get_catalog_info
 
                 with contextlib.suppress(EntityDoesNotExist):
                     get_catalog_info(str(frame["id"].iloc[0]), session=probe)
@@ -638,7 +613,7 @@ class ExplorerState(HasTraits):
         """
 
         def work() -> tuple[Any, int]:
-            from .sources import MLHubApiSource, Source, open_source
+            from ...sources import MLHubApiSource, Source, open_source
 
             text = url_or_path if isinstance(url_or_path, Source) else str(url_or_path).strip()
             if not text:
@@ -700,7 +675,7 @@ class ExplorerState(HasTraits):
         """Save ``api_key`` (and ``root_url``) as profile ``name`` in the profiles file."""
 
         def work() -> tuple[list[str], dict[str, str]]:
-            from .profiles import save_profile
+            from ...config.profiles import save_profile
 
             if not name.strip():
                 raise ValueError("Give the profile a name.")
@@ -729,7 +704,7 @@ class ExplorerState(HasTraits):
         where = self._where()
 
         def work() -> list[tuple[str, int]]:
-            from . import discovery
+            from ... import discovery
 
             return _jsonable_tags(discovery.tags(**where))
 
@@ -752,7 +727,7 @@ class ExplorerState(HasTraits):
         wanted_text = self.search_text.strip() or None
 
         def work() -> Any:
-            from . import discovery
+            from ... import discovery
 
             return discovery.datasets(tags=wanted_tags, text=wanted_text, **where)
 
@@ -795,8 +770,8 @@ class ExplorerState(HasTraits):
         where = self._where()
 
         def work() -> tuple[Any, Any, dict[str, Any]]:
-            from . import discovery
-            from .models import Dataset
+            from ... import discovery
+            from ...mlhub.dataset import Dataset
 
             src = where.get("source")
             if src is not None:
@@ -825,7 +800,7 @@ class ExplorerState(HasTraits):
         output_dir = self.output_dir
 
         def work() -> dict[str, list[str]]:
-            from .download import plan_download
+            from ...download import plan_download
 
             try:
                 plan = plan_download(dataset_id, output_dir, **where)
@@ -908,7 +883,7 @@ class ExplorerState(HasTraits):
         filters = self.filters
 
         def work() -> Any:
-            from .download import plan_download
+            from ...download import plan_download
 
             try:
                 return plan_download(dataset_id, output_dir, **where, **kwargs)
@@ -934,7 +909,7 @@ class ExplorerState(HasTraits):
         }
 
         def work() -> Any:
-            from .download import download_dataset
+            from ...download import download_dataset
 
             Path(output_dir).expanduser().mkdir(parents=True, exist_ok=True)
             job = download_dataset(
@@ -1015,7 +990,7 @@ class ExplorerState(HasTraits):
         self._publish(job, force=True)
 
     def _on_job_event(self, job: Any, event: Any) -> None:
-        from .download import (
+        from ...download import (
             AssetFailed,
             JobCancelled,
             JobFailed,
@@ -1081,7 +1056,7 @@ def _state_name(state: Any) -> str:
 
 
 def _job_error_text(error: BaseException) -> str:
-    from .exceptions import DownloadError
+    from ...exceptions import DownloadError
 
     if isinstance(error, DownloadError):
         return (

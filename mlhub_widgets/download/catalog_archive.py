@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol, cast
 
-from .exceptions import MLHubException
+from ..exceptions import MLHubException
 from .stac_json import load_without_item_links
 
 __all__ = [
