@@ -328,7 +328,7 @@ def test_small_catalogues_are_indexed_without_a_child(
     would take longer to start than the whole build); a larger one in the child. Both
     downloads are complete either way."""
     from mlhub_widgets.client import get_catalog_info
-    from mlhub_widgets.download.job import INDEX_PROCESS_FROM_BYTES
+    from mlhub_widgets.download.pipeline import INDEX_PROCESS_FROM_BYTES
     from mlhub_widgets.hub import serve
     from mlhub_widgets.hub.sample import make_synthetic_dataset
 

@@ -30,7 +30,7 @@ from mlhub_widgets.download import (
     DownloadSummary,
     download_dataset,
 )
-from mlhub_widgets.download.job import DEFAULT_WORKERS
+from mlhub_widgets.download.pipeline import DEFAULT_WORKERS
 from mlhub_widgets.hub import Hub
 
 from .reliability_support import (

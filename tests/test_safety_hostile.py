@@ -911,6 +911,6 @@ def test_naive_and_aware_datetimes_documented_behaviour(fuzz_hub: Hub, tmp_path:
 
 
 def test_err_report_header_constant_matches_product() -> None:
-    from mlhub_widgets.download.job import ERR_REPORT_COLUMNS
+    from mlhub_widgets.download.report import ERR_REPORT_COLUMNS
 
     assert ",".join(ERR_REPORT_COLUMNS) == ERR_HEADER

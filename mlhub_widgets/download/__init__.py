@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..exceptions import CatalogError, DiskFullError, NoAssetsSelected
-    from .job import (
+    from .api import download_archive, download_dataset, plan_download
+    from .events import (
         AssetFailed,
         AssetFinished,
         AssetRetried,
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
         Callback,
         CatalogFetched,
         CollectionProgress,
-        DownloadJob,
         DownloadPlan,
         DownloadSummary,
         Event,
@@ -34,43 +34,8 @@ if TYPE_CHECKING:
         JobResumed,
         ProgressSnapshot,
         ProgressUpdated,
-        download_archive,
-        download_dataset,
-        iter_events_until_done,
-        plan_download,
     )
-
-# name -> the module (relative) that defines it
-_LAZY_EXPORTS = {
-    **dict.fromkeys(
-        (
-            "AssetFailed",
-            "AssetFinished",
-            "AssetRetried",
-            "AssetStarted",
-            "Callback",
-            "CatalogFetched",
-            "CollectionProgress",
-            "DownloadPlan",
-            "DownloadSummary",
-            "Event",
-            "IndexBuilt",
-            "IndexProgress",
-            "JobCancelled",
-            "JobFailed",
-            "JobFinished",
-            "JobPaused",
-            "JobResumed",
-            "ProgressSnapshot",
-            "ProgressUpdated",
-        ),
-        ".job",
-    ),
-    **dict.fromkeys(("DownloadJob", "iter_events_until_done"), ".job"),
-    **dict.fromkeys(("download_archive", "download_dataset", "plan_download"), ".job"),
-    # the errors a download raises, also importable from here (they live in exceptions)
-    **dict.fromkeys(("CatalogError", "DiskFullError", "NoAssetsSelected"), "..exceptions"),
-}
+    from .job import DownloadJob, iter_events_until_done
 
 __all__ = [
     "AssetFailed",
@@ -101,6 +66,38 @@ __all__ = [
     "iter_events_until_done",
     "plan_download",
 ]
+
+# name -> the module (relative) that defines it
+_LAZY_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "AssetFailed",
+            "AssetFinished",
+            "AssetRetried",
+            "AssetStarted",
+            "Callback",
+            "CatalogFetched",
+            "CollectionProgress",
+            "DownloadPlan",
+            "DownloadSummary",
+            "Event",
+            "IndexBuilt",
+            "IndexProgress",
+            "JobCancelled",
+            "JobFailed",
+            "JobFinished",
+            "JobPaused",
+            "JobResumed",
+            "ProgressSnapshot",
+            "ProgressUpdated",
+        ),
+        ".events",
+    ),
+    **dict.fromkeys(("DownloadJob", "iter_events_until_done"), ".job"),
+    **dict.fromkeys(("download_archive", "download_dataset", "plan_download"), ".api"),
+    # the errors a download raises, also importable from here (they live in exceptions)
+    **dict.fromkeys(("CatalogError", "DiskFullError", "NoAssetsSelected"), "..exceptions"),
+}
 
 
 def __getattr__(name: str) -> Any:
