@@ -22,7 +22,7 @@ from mlhub_widgets.download.transfer import (
     TransferSpec,
     file_writer,
 )
-from mlhub_widgets.download.transfer import engine as transfer
+from mlhub_widgets.download.transfer import disk as transfer
 from mlhub_widgets.download.transfer.file_writer import WriteArgs, WriterProcess, write_small
 from mlhub_widgets.hub import Hub, serve, synth
 from mlhub_widgets.hub.sample import make_synthetic_dataset, multihash
