@@ -936,7 +936,7 @@ def test_collection_filter_fuzz(cf: dict[str, list[str]]) -> None:
 
 
 def test_stamp_parse_cache_is_bounded() -> None:
-    from mlhub_widgets.filters import asset_filter as filters
+    from mlhub_widgets.filters import temporal as filters
 
     f = AssetFilter.build(datetime="2018")
     for i in range(filters._ITEM_DATE_CACHE_MAX + 10):
