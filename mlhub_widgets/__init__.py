@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from .config.session import ANONYMOUS_PROFILE, Session, get_session
     from .discovery import collections, datasets, items, models, tags
     from .download import DownloadJob, download_archive, download_dataset, plan_download
-    from .mlhub.dataset import Collection, Dataset, MLModel
+    from .mlhub.collection import Collection
+    from .mlhub.dataset import Dataset
+    from .mlhub.ml_model import MLModel
     from .sources import open_source
     from .widgets import explorer
 
@@ -75,7 +77,9 @@ __all__ = [
 # parts of this package that need none of them. Name -> the module (relative) that defines it.
 _LAZY_EXPORTS = {
     **dict.fromkeys(("collections", "datasets", "items", "models", "tags"), ".discovery"),
-    **dict.fromkeys(("Collection", "Dataset", "MLModel"), ".mlhub.dataset"),
+    "Collection": ".mlhub.collection",
+    "Dataset": ".mlhub.dataset",
+    "MLModel": ".mlhub.ml_model",
     **dict.fromkeys(("ANONYMOUS_PROFILE", "Session", "get_session"), ".config.session"),
     **dict.fromkeys(
         ("DownloadJob", "download_archive", "download_dataset", "plan_download"), ".download"

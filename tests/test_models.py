@@ -20,7 +20,7 @@ from mlhub_widgets.config.session import get_session
 from mlhub_widgets.download import DownloadSummary
 from mlhub_widgets.exceptions import AuthenticationError, EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir, serve
-from mlhub_widgets.mlhub.dataset import CollectionList
+from mlhub_widgets.mlhub.collection import CollectionList
 
 REGISTRY = bundled_data_dir() / "registry"
 KEY = "models-test-key-0123456789abcdef"
