@@ -17,7 +17,6 @@ from .config.session import Session
 from .mlhub.client import (
     check_id,
     check_limit,
-    gc_paused,
     get_catalog_info,
     get_collection,
     get_collection_archive_info,
@@ -40,7 +39,6 @@ from .mlhub.client import (
 __all__ = [
     "check_limit",
     "download_collection_archive",
-    "gc_paused",
     "get_catalog_info",
     "get_collection",
     "get_collection_archive_info",

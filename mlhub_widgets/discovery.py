@@ -547,11 +547,6 @@ def items_frame(features: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
     Scalar properties (strings, numbers, booleans) and lists of scalars become columns named as
     the property; properties holding objects (e.g. ``eo:bands``) are left out.
     """
-    with client.gc_paused():
-        return _items_frame(features)
-
-
-def _items_frame(features: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
     n = len(features)
     ids: list[Any] = [None] * n
     colls: list[Any] = [None] * n
