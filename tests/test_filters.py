@@ -891,6 +891,9 @@ def test_item_matches_never_raises_on_malformed_items(item: dict[str, Any]) -> N
 
 
 @given(w=lon, s=lat, e=lon, n=lat, cx=lon, cy=lat, size=st.floats(0, 5))
+@example(
+    w=6.046419939126976e-289, s=0.0, e=0.0, n=6.046419939126976e-289, cx=0.0, cy=-1.0, size=1.0
+)
 @settings(max_examples=300, deadline=None)
 def test_bbox_filter_agrees_with_shapely(
     w: float, s: float, e: float, n: float, cx: float, cy: float, size: float

@@ -377,7 +377,9 @@ class _Spatial:
             self.is_bbox = True
             self.boxes = _bbox_envelopes(*bbox)
             parts = [_rect(*b) for b in self.boxes]
-            self.geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+            # a collection, not a union: GEOS' union dropped one of two antimeridian boxes of
+            # denormal height (6e-289), and no overlay is needed to test intersection
+            self.geom = parts[0] if len(parts) == 1 else shapely.GeometryCollection(parts)
         elif intersects is not None:
             self.is_bbox = False
             bounds = tuple(float(v) for v in intersects.bounds)
