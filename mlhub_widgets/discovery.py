@@ -31,15 +31,10 @@ import shapely
 from .config.session import Session
 from .exceptions import EntityDoesNotExist
 from .mlhub import client
+from .types import BBoxLike, DatasetLike, DatetimeLike, IntersectsLike
 
 if TYPE_CHECKING:
-    import os
-    from typing import TypeAlias
-
-    from .mlhub.dataset import Dataset
-    from .sources import Source
-
-    SourceLike: TypeAlias = Source | str | os.PathLike[str]
+    from .sources import Source, SourceLike
 
 __all__ = [
     "COLLECTION_COLUMNS",
@@ -467,7 +462,7 @@ def fetch_collections(
 
 
 def resolve_dataset(
-    dataset: str | Dataset | Mapping[str, Any], session: Session
+    dataset: str | DatasetLike | Mapping[str, Any], session: Session
 ) -> Mapping[str, Any]:
     """A dataset record from an id, a DOI, a :class:`~mlhub_widgets.Dataset` or a record."""
     raw = getattr(dataset, "raw", None)
@@ -483,7 +478,7 @@ def resolve_dataset(
 
 
 def collections(
-    dataset: str | Dataset | None = None,
+    dataset: str | DatasetLike | None = None,
     *,
     source: SourceLike | None = None,
     session: Session | None = None,
@@ -622,9 +617,9 @@ def _progress_bar(page: Mapping[str, Any], limit: int | None, *, filtered: bool)
 def items(
     collection_id: str | Any,
     *,
-    bbox: Any = None,
-    intersects: Any = None,
-    datetime: Any = None,
+    bbox: BBoxLike | None = None,
+    intersects: IntersectsLike | None = None,
+    datetime: DatetimeLike = None,
     limit: int | None = 100,
     page_size: int | None = None,
     progress: bool = True,

@@ -34,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config.session import Session, get_session
@@ -44,6 +44,7 @@ from ..exceptions import (
     MLHubException,
 )
 from ..net.redact import redact_text, redact_url
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
@@ -52,6 +53,9 @@ from .manifest import (
 )
 from .pipeline import Pipeline, ignore_event, make_config, validate_common, with_key
 from .progress import TqdmProgress
+
+if TYPE_CHECKING:
+    from ..sources import SourceLike
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +67,10 @@ def download_dataset(
     asset_output_dir: str | os.PathLike[str] | None = None,
     catalog_only: bool = False,
     if_exists: str = "resume",
-    bbox: object = None,
-    intersects: object = None,
-    datetime: object = None,
-    collection_filter: object = None,
+    bbox: BBoxLike | None = None,
+    intersects: IntersectsLike | None = None,
+    datetime: DatetimeLike = None,
+    collection_filter: CollectionFilter | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
@@ -74,7 +78,7 @@ def download_dataset(
     workers: int | None = None,
     progress: bool | Callback = True,
     background: bool = False,
-    source: object = None,
+    source: SourceLike | None = None,
 ) -> DownloadSummary | DownloadJob:
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
 
@@ -141,15 +145,15 @@ def plan_download(
     output_dir: str | os.PathLike[str] = ".",
     *,
     asset_output_dir: str | os.PathLike[str] | None = None,
-    bbox: object = None,
-    intersects: object = None,
-    datetime: object = None,
-    collection_filter: object = None,
+    bbox: BBoxLike | None = None,
+    intersects: IntersectsLike | None = None,
+    datetime: DatetimeLike = None,
+    collection_filter: CollectionFilter | None = None,
     session: Session | None = None,
     api_key: str | None = None,
     profile: str | None = None,
     root_url: str | None = None,
-    source: object = None,
+    source: SourceLike | None = None,
 ) -> DownloadPlan:
     """What :func:`download_dataset` with these filters would fetch, without asset requests.
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.session import Session
 from ..exceptions import (
@@ -27,6 +27,7 @@ from ..exceptions import (
     DownloadError,
 )
 from ..net.redact import redact_text
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from .catalog_archive import (
     ArchiveLimits,
 )
@@ -52,6 +53,9 @@ from .manifest import (
 from .outcome_writer import TRANSFER_CACHE_KIB
 from .pipeline import Pipeline, make_config
 
+if TYPE_CHECKING:
+    from ..sources import SourceLike
+
 log = logging.getLogger(__name__)
 
 
@@ -72,17 +76,17 @@ class DownloadJob(JobRun):
         asset_output_dir: str | os.PathLike[str] | None = None,
         catalog_only: bool = False,
         if_exists: str = "resume",
-        bbox: object = None,
-        intersects: object = None,
-        datetime: object = None,
-        collection_filter: object = None,
+        bbox: BBoxLike | None = None,
+        intersects: IntersectsLike | None = None,
+        datetime: DatetimeLike = None,
+        collection_filter: CollectionFilter | None = None,
         session: Session | None = None,
         api_key: str | None = None,
         profile: str | None = None,
         root_url: str | None = None,
         workers: int | None = None,
         limits: ArchiveLimits | None = None,
-        source: object = None,
+        source: SourceLike | None = None,
     ) -> None:
         cfg = make_config(
             dataset_id,

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..config.session import Session, get_session
@@ -26,6 +26,7 @@ from ..exceptions import (
 )
 from ..filters import AssetFilter, FilterStats
 from ..net.redact import redact_text, redact_url
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .catalog_archive import (
     ArchiveLimits,
@@ -43,6 +44,9 @@ from .manifest import (
     Manifest,
 )
 from .report import ERR_REPORT_NAME
+
+if TYPE_CHECKING:
+    from ..sources import SourceLike
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +129,17 @@ def make_config(
     asset_output_dir: str | os.PathLike[str] | None,
     catalog_only: bool,
     if_exists: str,
-    bbox: object,
-    intersects: object,
-    datetime: object,
-    collection_filter: object,
+    bbox: BBoxLike | None,
+    intersects: IntersectsLike | None,
+    datetime: DatetimeLike,
+    collection_filter: CollectionFilter | None,
     session: Session | None,
     api_key: str | None,
     profile: str | None,
     root_url: str | None,
     workers: int | None,
     limits: ArchiveLimits | None,
-    source: object = None,
+    source: SourceLike | None = None,
 ) -> DownloadConfig:
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise ValueError("dataset_id must be a non-empty string")
@@ -155,7 +159,7 @@ def make_config(
     if source is not None:
         from ..sources import open_source
 
-        src = open_source(source)  # type: ignore[arg-type]
+        src = open_source(source)
         if src.kind == "mlhub":  # the MLHub API: its catalogue tarball, as without a source
             session = session or getattr(src, "session", None)
             src = None

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from .common import (
     Exclusion,
     _fmt_num,
@@ -100,10 +101,10 @@ class AssetFilter:
     def build(
         cls,
         *,
-        bbox: object = None,
-        intersects: object = None,
-        datetime: object = None,
-        collection_filter: object = None,
+        bbox: BBoxLike | None = None,
+        intersects: IntersectsLike | None = None,
+        datetime: DatetimeLike = None,
+        collection_filter: CollectionFilter | None = None,
         available: Mapping[str, Iterable[str]] | None = None,
     ) -> AssetFilter:
         """Validate raw user input (see the ``validate_*`` functions) and build the filter.

@@ -26,16 +26,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.session import Session
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import client
+from .collection import Collection, CollectionList
+from .session_bound import SessionBound, parse_time
 
 if TYPE_CHECKING:
     import geopandas as gpd
     from shapely.geometry.base import BaseGeometry
 
     from ..download import Callback, DownloadJob, DownloadSummary
-
-from .collection import Collection, CollectionList
-from .session_bound import SessionBound, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +292,10 @@ class Dataset(SessionBound):
         asset_output_dir: str | Path | None = None,
         catalog_only: bool = False,
         if_exists: str = "resume",
-        bbox: Any = None,
-        intersects: Any = None,
-        datetime: Any = None,
-        collection_filter: Mapping[str, Any] | None = None,
+        bbox: BBoxLike | None = None,
+        intersects: IntersectsLike | None = None,
+        datetime: DatetimeLike = None,
+        collection_filter: CollectionFilter | None = None,
         api_key: str | None = None,
         profile: str | None = None,
         root_url: str | None = None,

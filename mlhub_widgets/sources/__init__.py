@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import MLHubException
-from .base import DatasetEntry, Source, SourceKind, collection_types, dataset_record
+from .base import (
+    DatasetEntry,
+    Source,
+    SourceKind,
+    SourceLike,
+    collection_types,
+    dataset_record,
+)
 from .fetch import JsonReader, is_url
 from .mlhub_api import MLHubApiSource
 from .stac_api import StacApiSource
@@ -28,6 +35,7 @@ __all__ = [
     "MLHubApiSource",
     "Source",
     "SourceKind",
+    "SourceLike",
     "StacApiSource",
     "StaticCatalogSource",
     "collection_types",

@@ -9,12 +9,13 @@ JSON ``dict`` (no pystac objects cross this boundary); asset hrefs are absolute.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias
 
 from ..exceptions import EntityDoesNotExist
 
@@ -26,6 +27,7 @@ __all__ = [
     "DatasetEntry",
     "Source",
     "SourceKind",
+    "SourceLike",
     "collection_types",
     "dataset_record",
     "matches_search",
@@ -344,3 +346,7 @@ class Source(ABC):
             None,
             message=f"{what} '{ident}' does not exist in the {self.describe()}.",
         )
+
+
+SourceLike: TypeAlias = Source | str | os.PathLike[str]
+"""A :class:`Source`, or the URL or path :func:`~mlhub_widgets.open_source` opens."""

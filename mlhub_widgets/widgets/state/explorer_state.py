@@ -45,6 +45,7 @@ from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 from ...exceptions import (
     EntityDoesNotExist,
 )
+from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
     from ...config.session import Session
@@ -475,7 +476,7 @@ class ExplorerState(BackgroundTasks):
         """Use a rectangle ``(west, south, east, north)`` as the area (drops any polygon)."""
         self.filters = self.filters.with_bbox(bbox)
 
-    def set_intersects(self, geometry: object | None) -> None:
+    def set_intersects(self, geometry: IntersectsLike | None) -> None:
         """Use a GeoJSON geometry/feature as the area (drops any bbox)."""
         self.filters = self.filters.with_intersects(geometry)
 
@@ -483,7 +484,7 @@ class ExplorerState(BackgroundTasks):
         """No area filter."""
         self.filters = dataclasses.replace(self.filters, bbox=None, intersects=None)
 
-    def set_dates(self, start: object, end: object) -> None:
+    def set_dates(self, start: DateBound, end: DateBound) -> None:
         """Use ``start``..``end`` (dates, inclusive; None = open) as the date filter."""
         self.filters = self.filters.with_dates(start, end)
 

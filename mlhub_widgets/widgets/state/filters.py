@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...filters import validate_bbox, validate_collection_filter, validate_intersects
+from ...types import DateBound, IntersectsLike
 
 
 def _as_date(value: object, what: str) -> _dt.date | None:
@@ -166,11 +167,11 @@ class Filters:
         box: Any = None if bbox is None else tuple(bbox)
         return dataclasses.replace(self, bbox=box, intersects=None)
 
-    def with_intersects(self, geometry: object | None) -> Filters:
+    def with_intersects(self, geometry: IntersectsLike | None) -> Filters:
         """A copy whose area is ``geometry`` (any bbox is dropped: they are exclusive)."""
         return dataclasses.replace(self, bbox=None, intersects=geometry)  # type: ignore[arg-type]
 
-    def with_dates(self, start: object, end: object) -> Filters:
+    def with_dates(self, start: DateBound, end: DateBound) -> Filters:
         """A copy with another date range (``None`` = open end)."""
         return dataclasses.replace(self, start=start, end=end)  # type: ignore[arg-type]
 
