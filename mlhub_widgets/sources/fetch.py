@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from .._version import __version__
-from ..config.session import backoff_delay, retry_after_seconds
 from ..exceptions import EntityDoesNotExist, MLHubException, MLHubHTTPError
+from ..net.retry import backoff_delay, retry_after_seconds
 
 __all__ = ["JsonReader", "is_url", "resolve_href"]
 

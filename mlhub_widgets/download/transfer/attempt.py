@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
-from ...config.session import backoff_delay, retry_after_seconds
 from ...net.http11 import ConnectionDropped, HTTPClient, HTTPClientError, ReadTimeout, Response
 from ...net.redact import redact_text, redact_url
+from ...net.retry import backoff_delay, retry_after_seconds
 from .disk import _DiskError, _DiskWorkers, _write_chunk
 from .file_writer import (
     HASH_LABEL,

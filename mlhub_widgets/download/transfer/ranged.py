@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable
 from typing import Final
 
-from ...config.session import retry_after_seconds
 from ...net.http11 import HTTPClient, HTTPClientError, Response
+from ...net.retry import retry_after_seconds
 from .attempt import (
     RETRY_STATUSES,
     FileAttempts,
