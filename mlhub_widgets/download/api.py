@@ -48,9 +48,7 @@ from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
-from .manifest import (
-    Manifest,
-)
+from .manifest import Manifest
 from .pipeline import Pipeline, ignore_event, make_config, validate_common, with_key
 from .progress import TqdmProgress
 

@@ -4,8 +4,8 @@
 :mod:`.tar_reader`, over the decompressed bytes, read in large blocks: ustar, GNU and PAX
 headers): every member is checked, written under the destination directory, and — for JSON
 members — parsed and handed to the caller straight away, so a download can select and fetch
-assets while the rest of the catalogue is still
-being unpacked. Nothing is ever written outside the destination directory.
+assets while the rest of the catalogue is still being unpacked. Nothing is ever written outside
+the destination directory.
 
 Rejected with :class:`UnsafeArchiveError` (the whole archive is refused at the first bad member):
 

@@ -28,9 +28,7 @@ from ..exceptions import (
 )
 from ..net.redact import redact_text
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
-from .catalog_archive import (
-    ArchiveLimits,
-)
+from .catalog_archive import ArchiveLimits
 from .events import (
     Callback,
     DownloadSummary,
@@ -43,13 +41,9 @@ from .events import (
     ProgressSnapshot,
     human_bytes,
 )
-from .index import (
-    Cancelled,
-)
+from .index import Cancelled
 from .job_run import JobRun
-from .manifest import (
-    Manifest,
-)
+from .manifest import Manifest
 from .outcome_writer import TRANSFER_CACHE_KIB
 from .pipeline import Pipeline, make_config
 

@@ -28,9 +28,7 @@ from ..filters import AssetFilter, FilterStats
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
-from .catalog_archive import (
-    ArchiveLimits,
-)
+from .catalog_archive import ArchiveLimits
 from .events import CatalogFetched, DownloadPlan, IndexProgress
 from .index import (
     IndexBuilder,

@@ -17,9 +17,7 @@ from .attempt import (
     _Retry,
 )
 from .engine import TransferEngine
-from .ranged import (
-    _Ranged,
-)
+from .ranged import _Ranged
 from .spec import TransferControl, TransferOutcome, TransferSpec
 
 

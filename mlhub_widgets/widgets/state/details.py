@@ -7,9 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from ...exceptions import (
-    MLHubException,
-)
+from ...exceptions import MLHubException
 from .filters import _plain
 
 log = logging.getLogger(__name__)

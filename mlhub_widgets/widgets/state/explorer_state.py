@@ -42,9 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 
-from ...exceptions import (
-    EntityDoesNotExist,
-)
+from ...exceptions import EntityDoesNotExist
 from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:

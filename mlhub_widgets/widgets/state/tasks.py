@@ -11,9 +11,7 @@ from typing import Any, TypeVar
 
 from traitlets import Dict, HasTraits, Unicode
 
-from ...exceptions import (
-    MLHubException,
-)
+from ...exceptions import MLHubException
 from .errors import friendly_error
 
 log = logging.getLogger(__name__)
