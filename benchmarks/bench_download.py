@@ -57,7 +57,7 @@ for line in sys.stdin:
     elif cmd["op"] == "warm_objects":  # the S3 origin's listing of a dataset (sizes, ETags)
         hub.warm(cmd["id"], catalogs=False); out = {}
     elif cmd["op"] == "warm":
-        from mlhub_widgets.session import get_session
+        from mlhub_widgets.config.session import get_session
         out = get_session(root_url=hub.url, api_key="x").get_json(f"catalog/{cmd['id']}/info")
     else:
         break

@@ -38,14 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlhub_widgets.hub.sample import make_synthetic_dataset  # noqa: E402
-from mlhub_widgets.hub.store import BLOB_ROOT  # noqa: E402
-from mlhub_widgets.transfer import (  # noqa: E402
+from mlhub_widgets.download.transfer import (  # noqa: E402
     TransferEngine,
     TransferOutcome,
     TransferSpec,
     download_file,
 )
+from mlhub_widgets.hub.sample import make_synthetic_dataset  # noqa: E402
+from mlhub_widgets.hub.store import BLOB_ROOT  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -26,7 +26,14 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from .session import ANONYMOUS_PROFILE, Session, get_session
+    from .config.session import ANONYMOUS_PROFILE, Session, get_session
+    from .discovery import collections, datasets, items, models, tags
+    from .download import DownloadJob, download_archive, download_dataset, plan_download
+    from .mlhub.collection import Collection
+    from .mlhub.dataset import Dataset
+    from .mlhub.ml_model import MLModel
+    from .sources import open_source
+    from .widgets import explorer
 
 # A library never configures logging; this only stops Python's last-resort handler from
 # printing our warnings (e.g. from background threads) when the application has no handler.
@@ -64,36 +71,31 @@ __all__ = [
     "tags",
 ]
 
-# Discovery (pandas/geopandas) and the object layer are imported on first use, so that
-# ``import mlhub_widgets`` and the ``mlhub`` command stay fast. ``models`` is the
-# :mod:`mlhub_widgets.models` module, which is callable: ``mlhub_widgets.models()`` is
-# :func:`mlhub_widgets.discovery.models` and ``mlhub_widgets.models.Dataset`` the class.
-_DISCOVERY_EXPORTS = frozenset({"collections", "datasets", "items", "tags"})
-_MODEL_EXPORTS = {"Collection": "Collection", "Dataset": "Dataset", "MLModel": "MLModel"}
-# The session (and requests, ~70-130 ms to import) too: the helper processes a download starts
-# import parts of this package that never talk to the API.
-_SESSION_EXPORTS = frozenset({"ANONYMOUS_PROFILE", "Session", "get_session"})
-_DOWNLOAD_EXPORTS = frozenset(
-    {"DownloadJob", "download_archive", "download_dataset", "plan_download"}
-)
+# Everything but the exceptions is imported on first use, so that ``import mlhub_widgets`` and
+# the ``mlhub`` command stay fast: discovery needs pandas/geopandas, the session requests (~70-130
+# ms), the explorer ipywidgets (an optional extra); the helper processes a download starts import
+# parts of this package that need none of them. Name -> the module (relative) that defines it.
+_LAZY_EXPORTS = {
+    **dict.fromkeys(("collections", "datasets", "items", "models", "tags"), ".discovery"),
+    "Collection": ".mlhub.collection",
+    "Dataset": ".mlhub.dataset",
+    "MLModel": ".mlhub.ml_model",
+    **dict.fromkeys(("ANONYMOUS_PROFILE", "Session", "get_session"), ".config.session"),
+    **dict.fromkeys(
+        ("DownloadJob", "download_archive", "download_dataset", "plan_download"), ".download"
+    ),
+    "open_source": ".sources",
+    "explorer": ".widgets",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy export: ``import mlhub_widgets`` must not import ipywidgets (an optional extra).
-    if name in _DISCOVERY_EXPORTS:
-        return getattr(importlib.import_module(".discovery", __name__), name)
-    if name == "models" or name in _MODEL_EXPORTS:
-        # import_module, not ``from . import models``: that would recurse into __getattr__
-        module = importlib.import_module(".models", __name__)
-        return module if name == "models" else getattr(module, _MODEL_EXPORTS[name])
-    if name in _SESSION_EXPORTS:
-        return getattr(importlib.import_module(".session", __name__), name)
-    if name in _DOWNLOAD_EXPORTS:
-        return getattr(importlib.import_module(".download", __name__), name)
-    if name == "open_source":
-        return importlib.import_module(".sources", __name__).open_source
-    if name == "explorer":
-        from .widgets import explorer
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
 
-        return explorer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    # lazy names too, for dir() and tab completion
+    return sorted({*globals(), *_LAZY_EXPORTS})

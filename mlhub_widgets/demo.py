@@ -1,19 +1,28 @@
-"""``mlhub demo``: the explorer notebook in Voila, talking to the bundled hub.
+"""The demo launcher: the one client-side module that starts the bundled hub.
 
-Starts the bundled MLHub-compatible hub on loopback, points ``MLHUB_ROOT_URL`` at it and serves
-``notebooks/01-explorer.ipynb`` with Voila on ``127.0.0.1``. The explorer client talks to the hub
-exactly as to a remote API.
+* :func:`run_demo` (``mlhub demo``) starts the bundled MLHub-compatible hub on loopback, points
+  ``MLHUB_ROOT_URL`` at it and serves ``notebooks/01-explorer.ipynb`` with Voila on
+  ``127.0.0.1``. The explorer client talks to the hub exactly as to a remote API.
+* :func:`run_hub` (``mlhub hub``) serves the hub alone until Ctrl-C.
+* :func:`demo_hub_url` starts one hub per process for the explorer's "bundled demo hub" choice.
+
+The hub (:mod:`mlhub_widgets.hub`) imports nothing from the client side; the client reaches it
+only through this module (``tests/test_architecture.py`` checks both).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXPLORER_CELL = """\
 import mlhub_widgets
@@ -80,3 +89,32 @@ def run_demo(*, port: int = 8866, data_dir: str | None = None, voila: bool = Tru
             except subprocess.TimeoutExpired:
                 proc.kill()
             return 0
+
+
+def run_hub(argv: Sequence[str]) -> int:
+    """``python -m mlhub_widgets.hub`` with these arguments (see :func:`mlhub_widgets.hub.main`)."""
+    from .hub import main
+
+    return main(list(argv))
+
+
+_HUB_LOCK = threading.Lock()
+_HUB: Any = None
+
+
+def demo_hub_url() -> str:
+    """API root of the bundled demo hub, started in this process on first use.
+
+    The hub lives until the interpreter (the notebook kernel) exits. Blocking: call it from a
+    worker thread (:meth:`~mlhub_widgets.widgets.state.ExplorerState.connect` does).
+    """
+    global _HUB
+    with _HUB_LOCK:
+        if _HUB is None:
+            from .hub import serve
+
+            manager = serve()
+            server = manager.__enter__()
+            atexit.register(manager.__exit__, None, None, None)
+            _HUB = server
+        return str(_HUB.url)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .redact import redact_text, redact_url
+from .net.redact import redact_text, redact_url
 
 
 class MLHubException(Exception):

@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
-from mlhub_widgets.asset_index import (
+from mlhub_widgets.download import download_dataset
+from mlhub_widgets.download.catalog_archive import ArchiveLimits
+from mlhub_widgets.download.index import (
     Cancelled,
     IndexBuilder,
     IndexConfig,
     IndexProcess,
 )
-from mlhub_widgets.catalog_archive import ArchiveLimits
-from mlhub_widgets.download import download_dataset
 from mlhub_widgets.exceptions import CatalogError, DownloadError
 from mlhub_widgets.filters import AssetFilter
 from mlhub_widgets.hub import Hub
@@ -232,7 +232,7 @@ def test_child_warnings_reach_the_parent_log(
     assert proc.error is None
     assert proc.assets == 2 and len(_rows(cfg)) == 1
     shared = [r for r in caplog.records if "share the saved path" in r.getMessage()]
-    assert shared and shared[0].name == "mlhub_widgets.asset_index"
+    assert shared and shared[0].name == "mlhub_widgets.download.index"
 
 
 def test_child_ends_when_the_parent_dies(tarball: Path, tmp_path: Path) -> None:
@@ -242,8 +242,8 @@ def test_child_ends_when_the_parent_dies(tarball: Path, tmp_path: Path) -> None:
         f"""
         import threading, sys, time
         from pathlib import Path
-        from mlhub_widgets.asset_index import IndexConfig, IndexProcess
-        from mlhub_widgets.catalog_archive import ArchiveLimits
+        from mlhub_widgets.download.index import IndexConfig, IndexProcess
+        from mlhub_widgets.download.catalog_archive import ArchiveLimits
         from mlhub_widgets.filters import AssetFilter
         cfg = IndexConfig({DS!r}, Path({str(cfg.output_dir)!r}), Path({str(cfg.catalog_path)!r}),
                           Path({str(cfg.manifest_path)!r}), AssetFilter.build(), ArchiveLimits())
@@ -327,8 +327,8 @@ def test_small_catalogues_are_indexed_without_a_child(
     """A catalogue under INDEX_PROCESS_FROM_BYTES is indexed in a thread (a child interpreter
     would take longer to start than the whole build); a larger one in the child. Both
     downloads are complete either way."""
-    from mlhub_widgets import download as download_module
     from mlhub_widgets.client import get_catalog_info
+    from mlhub_widgets.download.pipeline import INDEX_PROCESS_FROM_BYTES
     from mlhub_widgets.hub import serve
     from mlhub_widgets.hub.sample import make_synthetic_dataset
 
@@ -343,7 +343,7 @@ def test_small_catalogues_are_indexed_without_a_child(
         return spawned[-1]
 
     monkeypatch.setattr(IndexProcess, "spawn", staticmethod(spawn))
-    limit = download_module.INDEX_PROCESS_FROM_BYTES
+    limit = INDEX_PROCESS_FROM_BYTES
     with serve(data, cache_dir=False) as hub:
         for ds, n, child in (("tiny_cat", 6, False), ("wide_cat", 400, True)):
             size = get_catalog_info(ds, root_url=hub.url)["stac_catalog_size"]

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
+from mlhub_widgets.config.session import get_session
 from mlhub_widgets.filters import AssetFilter
 from mlhub_widgets.hub import FaultConfig, Hub, serve
-from mlhub_widgets.session import get_session
 
 from .browser_support import (
     CHROMIUM,

@@ -1,4 +1,4 @@
-"""Safe streaming extraction of catalogue tarballs (mlhub_widgets.catalog_archive)."""
+"""Safe streaming extraction of catalogue tarballs (mlhub_widgets.download.catalog_archive)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mlhub_widgets.catalog_archive import (
+from mlhub_widgets.download.catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
     CorruptArchiveError,

@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from mlhub_widgets import client
+from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import AuthenticationError, EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir, serve
-from mlhub_widgets.session import Session, get_session
 
 REGISTRY = bundled_data_dir() / "registry"
 KENYA = "ref_african_crops_kenya_02_source"

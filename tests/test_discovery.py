@@ -18,12 +18,12 @@ import shapely
 from shapely.geometry import box, shape
 
 import mlhub_widgets as mw
-from mlhub_widgets import discovery
+from mlhub_widgets import Dataset, client, discovery
 from mlhub_widgets.cli import main
+from mlhub_widgets.cli.discovery_commands import human_size
+from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir
-from mlhub_widgets.models import Dataset
-from mlhub_widgets.session import Session, get_session
 
 REGISTRY = bundled_data_dir() / "registry"
 KENYA = "ref_african_crops_kenya_02_source"
@@ -141,7 +141,7 @@ def test_tags_counts_and_order(hub: Hub) -> None:
     df = mw.tags(root_url=hub.url)
     assert list(df.columns) == ["tag", "datasets"]
     assert str(df["datasets"].dtype) == "int64"
-    counts = Counter(t for d in mw.client.list_datasets(root_url=hub.url) for t in set(d["tags"]))
+    counts = Counter(t for d in client.list_datasets(root_url=hub.url) for t in set(d["tags"]))
     assert dict(zip(df["tag"], df["datasets"], strict=True)) == dict(counts)
     keys = list(zip(-df["datasets"], df["tag"], strict=True))
     assert keys == sorted(keys)
@@ -417,7 +417,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 def test_cli_datasets_table_and_json(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "datasets", "--tags", "crop type", "--root-url", hub.url)
     assert code == 0
-    expected = [d["id"] for d in mw.client.list_datasets(tags="crop type", root_url=hub.url)]
+    expected = [d["id"] for d in client.list_datasets(tags="crop type", root_url=hub.url)]
     for ds_id in expected:
         assert ds_id in out
     assert "nasa_marine_debris" not in out
@@ -485,7 +485,7 @@ def test_cli_info(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
     assert "Source imagery collections (1):\n    ref_african_crops_kenya_02_source" in out
     assert "Labels collections (1):\n    ref_african_crops_kenya_02_labels" in out
     size = (bundled_data_dir() / "archives/ref_african_crops_kenya_02_labels.tar.gz").stat().st_size
-    assert f"ref_african_crops_kenya_02_labels  ({discovery.human_size(size)})" in out
+    assert f"ref_african_crops_kenya_02_labels  ({human_size(size)})" in out
     assert "ref_african_crops_kenya_02_source  (no archive)" in out
     assert "CC-BY-SA-4.0" in out and rec["citation"] in out
 
@@ -511,7 +511,7 @@ def test_cli_errors(
 
 
 def test_human_size() -> None:
-    assert discovery.human_size(None) == "unknown"
-    assert discovery.human_size(999) == "999 B"
-    assert discovery.human_size(263582) == "263.6 kB"
-    assert discovery.human_size(169265765) == "169.3 MB"
+    assert human_size(None) == "unknown"
+    assert human_size(999) == "999 B"
+    assert human_size(263582) == "263.6 kB"
+    assert human_size(169265765) == "169.3 MB"

@@ -17,7 +17,6 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
-from mlhub_widgets.asset_index import _relpath
 from mlhub_widgets.download import (
     AssetFinished,
     AssetStarted,
@@ -32,9 +31,10 @@ from mlhub_widgets.download import (
     download_dataset,
     plan_download,
 )
+from mlhub_widgets.download.index import _relpath
+from mlhub_widgets.download.paths import asset_relpath
 from mlhub_widgets.exceptions import DownloadError, EntityDoesNotExist
 from mlhub_widgets.hub import FaultConfig, Hub, serve
-from mlhub_widgets.paths import asset_relpath
 
 DS = "nasa_marine_debris"
 KEY = "K-test-key-123456"
@@ -552,7 +552,7 @@ def test_download_archive(khub: Hub, tmp_path: Path) -> None:
     ["abc", "a.b", "CON", "con.txt", "com1", "LPT9.x", "a" * 200, "a" * 201, "x.", ".x", "-", "é"],
 )
 def test_fast_path_component_equals_paths_module(name: str) -> None:
-    from mlhub_widgets.asset_index import _safe_fast
-    from mlhub_widgets.paths import safe_component
+    from mlhub_widgets.download.index import _safe_fast
+    from mlhub_widgets.download.paths import safe_component
 
     assert _safe_fast(name) == safe_component(name)

@@ -1,5 +1,6 @@
-"""Tests of :mod:`mlhub_widgets.file_writer`: small files verified and written by a helper
-process, and the transfer engine's use of it (real processes, real files, the bundled hub)."""
+"""Tests of :mod:`mlhub_widgets.download.transfer.file_writer`: small files verified and written
+by a helper process, and the transfer engine's use of it (real processes, real files, the
+bundled hub)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from typing import Any
 
 import pytest
 
-from mlhub_widgets import file_writer, transfer
-from mlhub_widgets.file_writer import WriteArgs, WriterProcess, write_small
+from mlhub_widgets.download.transfer import (
+    TransferEngine,
+    TransferOutcome,
+    TransferSpec,
+    file_writer,
+)
+from mlhub_widgets.download.transfer import disk as transfer
+from mlhub_widgets.download.transfer.file_writer import WriteArgs, WriterProcess, write_small
 from mlhub_widgets.hub import Hub, serve, synth
 from mlhub_widgets.hub.sample import make_synthetic_dataset, multihash
-from mlhub_widgets.transfer import TransferEngine, TransferOutcome, TransferSpec
 
 from .reliability_support import child_outlives_killed_parent
 
@@ -125,7 +131,7 @@ def test_a_dead_helper_hands_its_files_to_the_fallback(
     cases = _cases(tmp_path / "out")
     expected = [write_small(*a) for a in _cases(tmp_path / "ref")]
     fallback_calls: list[WriteArgs] = []
-    caplog.set_level(logging.WARNING, logger="mlhub_widgets.file_writer")
+    caplog.set_level(logging.WARNING, logger="mlhub_widgets.download.transfer.file_writer")
 
     async def main() -> list[file_writer.Failure]:
         loop = asyncio.get_running_loop()
@@ -262,7 +268,7 @@ def test_engine_falls_back_to_threads_when_no_helper_can_start(
         raise OSError("no processes here")
 
     monkeypatch.setattr(WriterProcess, "spawn", refuse)
-    caplog.set_level(logging.INFO, logger="mlhub_widgets.transfer")
+    caplog.set_level(logging.INFO, logger="mlhub_widgets.download.transfer")
     specs = _specs(hub, tmp_path)
     specs[5] = TransferSpec(specs[5].url, specs[5].dest, specs[5].size, "1220" + "00" * 32)
     outcomes = {o.spec.dest: o for o in _run(specs)}
@@ -280,7 +286,7 @@ def test_engine_falls_back_to_threads_when_no_helper_can_start(
 
 PARENT = r"""
 import asyncio, sys, time
-from mlhub_widgets.file_writer import WriterProcess
+from mlhub_widgets.download.transfer.file_writer import WriterProcess
 
 async def main():
     loop = asyncio.get_running_loop()

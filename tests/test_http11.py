@@ -1,4 +1,4 @@
-"""Protocol-level tests of the asyncio HTTP/1.1 client (:mod:`mlhub_widgets.http11`).
+"""Protocol-level tests of the asyncio HTTP/1.1 client (:mod:`mlhub_widgets.net.http11`).
 
 A scripted loopback server answers each request with exact bytes, optionally cut into pieces
 (every split point of a response head is tried), so head parsing, body framing, keep-alive and
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlhub_widgets.http11 import (
+from mlhub_widgets.net.http11 import (
     ConnectionDropped,
     HTTPClient,
     HTTPClientError,

@@ -82,7 +82,7 @@ def test_area_of_interest_loads_shapely_on_first_use_and_works() -> None:
     out = _run(
         """
         import mlhub_widgets.download
-        from mlhub_widgets import filters
+        from mlhub_widgets.filters import spatial as filters
         from mlhub_widgets.filters import AssetFilter
 
         out['before'] = 'shapely' in sys.modules

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 
 from mlhub_widgets.download import (
-    DEFAULT_WORKERS,
     AssetFinished,
     DownloadJob,
     DownloadSummary,
     download_dataset,
 )
+from mlhub_widgets.download.pipeline import DEFAULT_WORKERS
 from mlhub_widgets.hub import Hub
 
 from .reliability_support import (

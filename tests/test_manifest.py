@@ -1,10 +1,10 @@
-"""The SQLite asset index (mlhub_widgets.manifest)."""
+"""The SQLite asset index (mlhub_widgets.download.manifest)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mlhub_widgets.manifest import DONE, FAILED, PENDING, Manifest, NewAsset, Outcome
+from mlhub_widgets.download.manifest import DONE, FAILED, PENDING, Manifest, NewAsset, Outcome
 
 
 def _asset(path: str, url: str, item_ref: int | None, key: str, selected: bool) -> NewAsset:

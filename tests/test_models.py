@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Iterator
@@ -14,12 +15,12 @@ import pytest
 from shapely.geometry import shape
 
 import mlhub_widgets as mw
-from mlhub_widgets import client
+from mlhub_widgets import Collection, Dataset, MLModel, client, discovery
+from mlhub_widgets.config.session import get_session
 from mlhub_widgets.download import DownloadSummary
 from mlhub_widgets.exceptions import AuthenticationError, EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir, serve
-from mlhub_widgets.models import Collection, CollectionList, Dataset, MLModel
-from mlhub_widgets.session import get_session
+from mlhub_widgets.mlhub.collection import CollectionList
 
 REGISTRY = bundled_data_dir() / "registry"
 KEY = "models-test-key-0123456789abcdef"
@@ -231,9 +232,11 @@ def test_models_list_fetch_and_links(hub: Hub) -> None:
 
 def test_package_exports(hub: Hub) -> None:
     assert mw.Dataset is Dataset and mw.Collection is Collection and mw.MLModel is MLModel
-    frame = mw.models(root_url=hub.url)  # the models module is callable: the models() frame
+    frame = mw.models(root_url=hub.url)  # a plain function: the models() frame
     assert list(frame["id"]) == [m["id"] for m in RECORDED_MODELS]
-    assert mw.models.Dataset is Dataset
+    assert inspect.isfunction(mw.models) and mw.models is discovery.models
+    # the names load on first use but are listed for dir() and tab completion
+    assert {"Dataset", "models", "download_dataset", "explorer"} <= set(dir(mw))
 
 
 # ------------------------------------------------------------------ key propagation (keyed)

@@ -1,4 +1,4 @@
-"""Tests of mlhub_widgets.paths: the on-disk layout, hostile names and extensions."""
+"""Tests of mlhub_widgets.download.paths: the on-disk layout, hostile names and extensions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mlhub_widgets.paths import (
+from mlhub_widgets.download.paths import (
     COMMON_ASSET_KEYS,
     MAX_COMPONENT_BYTES,
     asset_extension,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlhub_widgets import profiles
 from mlhub_widgets.cli import main
+from mlhub_widgets.config import profiles
+from mlhub_widgets.config.session import get_session
 from mlhub_widgets.exceptions import ProfileError
-from mlhub_widgets.session import get_session
 
 KEY = "abcdef0123456789abcdef0123456789"
 

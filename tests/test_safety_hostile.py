@@ -26,19 +26,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlhub_widgets import profiles
-from mlhub_widgets.catalog_archive import ArchiveLimits, UnsafeArchiveError
 from mlhub_widgets.cli import main as cli_main
+from mlhub_widgets.config import profiles
 from mlhub_widgets.download import (
     DownloadJob,
     DownloadSummary,
     download_dataset,
     plan_download,
 )
+from mlhub_widgets.download.catalog_archive import ArchiveLimits, UnsafeArchiveError
+from mlhub_widgets.download.paths import asset_relpath
 from mlhub_widgets.exceptions import DownloadError, MLHubException, ProfileError
 from mlhub_widgets.hub import FaultConfig, Hub, serve
 from mlhub_widgets.hub.store import API_PLACEHOLDER, BLOB_ROOT, FILES_PLACEHOLDER
-from mlhub_widgets.paths import asset_relpath
 
 from .reliability_support import (
     ERR_HEADER,
@@ -911,6 +911,6 @@ def test_naive_and_aware_datetimes_documented_behaviour(fuzz_hub: Hub, tmp_path:
 
 
 def test_err_report_header_constant_matches_product() -> None:
-    from mlhub_widgets.download import ERR_REPORT_COLUMNS
+    from mlhub_widgets.download.report import ERR_REPORT_COLUMNS
 
     assert ",".join(ERR_REPORT_COLUMNS) == ERR_HEADER

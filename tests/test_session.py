@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlhub_widgets import profiles
+from mlhub_widgets.config import profiles
+from mlhub_widgets.config.session import DEFAULT_ROOT_URL, USER_AGENT, Session, get_session
 from mlhub_widgets.exceptions import (
     AuthenticationError,
     EntityDoesNotExist,
@@ -17,7 +18,6 @@ from mlhub_widgets.exceptions import (
     MLHubResponseError,
     ProfileError,
 )
-from mlhub_widgets.session import DEFAULT_ROOT_URL, USER_AGENT, Session, get_session
 
 from .recording_server import Reply, recording_server
 

@@ -438,7 +438,7 @@ def test_items_are_plain_json(http_source: StaticCatalogSource) -> None:
 def test_relative_hrefs_resolve_like_urljoin(base: str) -> None:
     from urllib.parse import urljoin
 
-    from mlhub_widgets.sources._fetch import resolve_href
+    from mlhub_widgets.sources.fetch import resolve_href
 
     for href in (
         "x.json",
@@ -463,7 +463,7 @@ def test_relative_hrefs_resolve_like_urljoin(base: str) -> None:
 
 
 def test_local_copy_is_complete_only_when_closed(tmp_path: Path) -> None:
-    from mlhub_widgets.sources._local import LocalCatalogWriter
+    from mlhub_widgets.download.catalog_writer import LocalCatalogWriter
 
     def entries(writer: LocalCatalogWriter) -> None:
         writer.add(DatasetEntry("catalog", "ds/catalog.json", {"type": "Catalog", "id": "ds"}))

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from mlhub_widgets.config.session import get_session
 from mlhub_widgets.download import DownloadSummary, download_dataset, plan_download
 from mlhub_widgets.hub import Hub
-from mlhub_widgets.session import get_session
 from mlhub_widgets.sources import Source, StacApiSource, StaticCatalogSource
 
 from .sources_support import (

@@ -10,7 +10,7 @@ import pytest
 
 from mlhub_widgets.hub import Hub
 from mlhub_widgets.sources import StacApiSource, StaticCatalogSource
-from mlhub_widgets.state import ExplorerState, Filters
+from mlhub_widgets.widgets.state import ExplorerState, Filters
 
 from .sources_support import DATASET, hub_has_search, hub_serves_static, sources_hub
 

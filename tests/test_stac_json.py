@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlhub_widgets.stac_json import DROPPED_RELS, load_without_item_links
+from mlhub_widgets.download.stac_json import DROPPED_RELS, load_without_item_links
 
 JSON = st.recursive(
     st.none()

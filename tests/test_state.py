@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mlhub_widgets.config.session import get_session
 from mlhub_widgets.hub import FaultConfig, Hub, serve
-from mlhub_widgets.session import get_session
-from mlhub_widgets.state import ExplorerState, Filters, friendly_error
+from mlhub_widgets.widgets.state import ExplorerState, Filters, friendly_error
 
 DEMO = "mlhub_widgets_demo_crops"
 SOURCE = f"{DEMO}_source"

@@ -25,9 +25,7 @@ from typing import Any
 
 import pytest
 
-from mlhub_widgets.hub import FaultConfig, Hub, serve, synth
-from mlhub_widgets.hub.sample import DEMO_ID, make_synthetic_dataset, multihash
-from mlhub_widgets.transfer import (
+from mlhub_widgets.download.transfer import (
     TransferControl,
     TransferEngine,
     TransferOutcome,
@@ -35,6 +33,8 @@ from mlhub_widgets.transfer import (
     download_file,
     parse_checksum,
 )
+from mlhub_widgets.hub import FaultConfig, Hub, serve, synth
+from mlhub_widgets.hub.sample import DEMO_ID, make_synthetic_dataset, multihash
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -434,7 +434,7 @@ def test_resume_after_sigkill(hub: Hub, tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from mlhub_widgets.transfer import download_file\n"
+        "from mlhub_widgets.download.transfer import download_file\n"
         "download_file(sys.argv[1], Path(sys.argv[2]), size=int(sys.argv[3]))\n"
     )
     proc = subprocess.Popen(

@@ -18,7 +18,6 @@ pytest.importorskip("ipyleaflet")
 import ipyleaflet as L
 
 from mlhub_widgets.hub import FaultConfig, Hub, serve
-from mlhub_widgets.state import ExplorerState, Filters
 from mlhub_widgets.widgets import (
     ContentFilterPanel,
     DateRangePanel,
@@ -28,6 +27,7 @@ from mlhub_widgets.widgets import (
     SearchPanel,
 )
 from mlhub_widgets.widgets.map_filter import OUTLINES, POLYGON_COLOR, RECTANGLE_COLOR
+from mlhub_widgets.widgets.state import ExplorerState, Filters
 
 DEMO = "mlhub_widgets_demo_crops"
 SOURCE = f"{DEMO}_source"

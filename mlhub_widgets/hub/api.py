@@ -17,7 +17,7 @@ import asyncio
 import gzip
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -37,13 +37,29 @@ from .search import (
     query_from_get,
     query_from_post,
 )
-from .store import API_PLACEHOLDER, JSON, NO_COLLECTIONS_REASON
+from .storage import Blob
+from .store import API_PLACEHOLDER, JSON, NO_COLLECTIONS_REASON, Store
 from .synth import Body
 
-if TYPE_CHECKING:
-    from .server import Hub
+__all__ = ["CONFORMANCE", "NO_KEY_DETAIL", "ApiHub", "ApiRoutes", "HTTPError"]
 
-__all__ = ["CONFORMANCE", "NO_KEY_DETAIL", "ApiRoutes", "HTTPError"]
+
+class ApiHub(Protocol):
+    """What the API routes need from the :class:`~.server.Hub` they serve (the hub's server
+    module imports this one, so the routes name what they use instead of importing the hub)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def storage_url(self) -> str: ...
+    @property
+    def require_key(self) -> str | None: ...
+    def rewrite(self, text: str) -> str: ...
+    async def catalog_blob_async(self, ds_id: str) -> Blob: ...
+    async def estimated_size_async(self, ds_id: str) -> int: ...
+
 
 NO_KEY_DETAIL = "Must provide API key or Bearer token to access this route."
 GZIP_MIN = 1400
@@ -81,9 +97,9 @@ class _Static:
 
 
 class ApiRoutes:
-    """Routes of the API origin, bound to one :class:`Hub`."""
+    """Routes of the API origin, bound to one :class:`~.server.Hub`."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: ApiHub) -> None:
         self.hub = hub
         self.store = hub.store
         self._static: dict[str, _Static] = {}

@@ -22,27 +22,35 @@ import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import synth
 from .items import is_relative_href, tar_item_text
 from .storage import Blob, blob_of
-from .store import DatasetSource, record_mtime
+from .store import DatasetSource, Store, record_mtime
 
-if TYPE_CHECKING:
-    from .server import Hub
-
-__all__ = ["PREFIX", "StaticCatalogs"]
+__all__ = ["PREFIX", "StaticCatalogs", "StaticHub"]
 
 PREFIX = "catalogs/"
 CACHE_BYTES = 64 * 1024 * 1024
 JSON_TYPE = "application/json"
 
 
-class StaticCatalogs:
-    """Resolves ``catalogs/...`` storage paths to blobs, for one :class:`Hub`."""
+class StaticHub(Protocol):
+    """What the static catalogues need from the :class:`~.server.Hub` they serve (the hub's
+    server module imports this one, so it names what it uses instead of importing the hub)."""
 
-    def __init__(self, hub: Hub) -> None:
+    @property
+    def store(self) -> Store: ...
+    @property
+    def storage_url(self) -> str: ...
+    def rewrite(self, text: str) -> str: ...
+
+
+class StaticCatalogs:
+    """Resolves ``catalogs/...`` storage paths to blobs, for one :class:`~.server.Hub`."""
+
+    def __init__(self, hub: StaticHub) -> None:
         self.hub = hub
         self.store = hub.store
         self._members: dict[str, tuple[str, dict[str, tuple[float, bytes]]]] = {}

@@ -24,16 +24,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import synth
+from .faults import FaultConfig
 from .http import FileBody, Request, Response, http_date
+from .store import Store
 from .synth import Body
 
-if TYPE_CHECKING:
-    from .server import Hub
-
-__all__ = ["Blob", "StorageRoutes", "blob_of", "blob_with_md5", "parse_range"]
+__all__ = ["Blob", "StorageHub", "StorageRoutes", "blob_of", "blob_with_md5", "parse_range"]
 
 #: Last-Modified of generated assets at version 0; each change adds one hour.
 GENERATED_EPOCH = 1_662_998_400  # 2022-09-12T16:00:00Z
@@ -122,10 +121,32 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return (first, size - 1 if last is None else min(last, size - 1))
 
 
+class StaticBlobs(Protocol):
+    """The hub's static catalogues, as the storage routes use them (see :mod:`.static`)."""
+
+    def cheap(self, path: str) -> bool: ...
+    def blob(self, path: str) -> Blob | None: ...
+
+
+class StorageHub(Protocol):
+    """What the storage routes need from the :class:`~.server.Hub` they serve (the hub's server
+    module imports this one, so the routes name what they use instead of importing the hub)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def faults(self) -> FaultConfig: ...
+    @property
+    def static(self) -> StaticBlobs: ...
+    def catalog_blob_cached(self, ds_id: str) -> Blob | None: ...
+    async def catalog_blob_async(self, ds_id: str) -> Blob: ...
+    def archive_blob(self, collection_id: str) -> Blob | None: ...
+
+
 class StorageRoutes:
     """Routes of the storage origin, bound to one :class:`Hub`."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: StorageHub) -> None:
         self.hub = hub
         self.store = hub.store
         self.versions: dict[str, int] = {}

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import MLHubException
-from ._fetch import JsonReader, is_url
-from .base import DatasetEntry, Source, SourceKind, collection_types, dataset_record
+from .base import (
+    DatasetEntry,
+    Source,
+    SourceKind,
+    SourceLike,
+    collection_types,
+    dataset_record,
+)
+from .fetch import JsonReader, is_url
 from .mlhub_api import MLHubApiSource
 from .stac_api import StacApiSource
 from .static_catalog import StaticCatalogSource
@@ -28,6 +35,7 @@ __all__ = [
     "MLHubApiSource",
     "Source",
     "SourceKind",
+    "SourceLike",
     "StacApiSource",
     "StaticCatalogSource",
     "collection_types",

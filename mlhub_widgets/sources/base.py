@@ -9,12 +9,13 @@ JSON ``dict`` (no pystac objects cross this boundary); asset hrefs are absolute.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias
 
 from ..exceptions import EntityDoesNotExist
 
@@ -26,6 +27,7 @@ __all__ = [
     "DatasetEntry",
     "Source",
     "SourceKind",
+    "SourceLike",
     "collection_types",
     "dataset_record",
     "matches_search",
@@ -61,7 +63,7 @@ DATASET_KEYS = (
 class DatasetEntry:
     """One JSON document of a dataset, as :meth:`Source.iter_dataset` streams it.
 
-    Shaped like :class:`mlhub_widgets.catalog_archive.CatalogEntry` (``kind``, ``name``,
+    Shaped like :class:`mlhub_widgets.download.catalog_archive.CatalogEntry` (``kind``, ``name``,
     ``path``, ``data``, ``size``) so the download engine consumes both the same way.
 
     Attributes:
@@ -344,3 +346,7 @@ class Source(ABC):
             None,
             message=f"{what} '{ident}' does not exist in the {self.describe()}.",
         )
+
+
+SourceLike: TypeAlias = Source | str | os.PathLike[str]
+"""A :class:`Source`, or the URL or path :func:`~mlhub_widgets.open_source` opens."""

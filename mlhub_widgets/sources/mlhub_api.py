@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from .. import client
+from ..config.session import Session
 from ..exceptions import EntityDoesNotExist
-from ..session import Session
+from ..mlhub import client
 from .base import JSON, Source
 
 if TYPE_CHECKING:

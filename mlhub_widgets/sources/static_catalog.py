@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..exceptions import MLHubException
-from ._fetch import JsonReader, is_url, resolve_href
 from .base import JSON, DatasetEntry, Source, dataset_record
+from .fetch import JsonReader, is_url, resolve_href
 
 if TYPE_CHECKING:
     from ..filters import AssetFilter

@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..state import ExplorerState
+from .state import ExplorerState
 
 #: Width of the description column of labelled inputs, so the inputs of a panel line up.
 LABEL_STYLE = {"description_width": "120px"}

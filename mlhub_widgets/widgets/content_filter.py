@@ -6,8 +6,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..state import ExplorerState, Filters
 from ._common import Retired, StatusLine, css_widget, esc, msg_html
+from .state import ExplorerState, Filters
 
 
 class ContentFilterPanel(W.VBox):  # type: ignore[misc]

@@ -8,8 +8,8 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
-from ..state import ExplorerState, Filters
 from ._common import LABEL_STYLE, css_widget, esc, msg_html
+from .state import ExplorerState, Filters
 
 
 def _partial(value: dt.date | None) -> bool:

@@ -9,7 +9,6 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
-from ..state import ExplorerState
 from ._common import (
     LABEL_STYLE,
     StatusLine,
@@ -19,6 +18,7 @@ from ._common import (
     human_duration,
     msg_html,
 )
+from .state import ExplorerState
 
 #: Largest err_report.csv offered as an in-page download link.
 MAX_REPORT_LINK_BYTES = 2_000_000

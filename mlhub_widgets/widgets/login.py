@@ -8,9 +8,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..session import DEFAULT_ROOT_URL, ROOT_URL_ENV
-from ..state import ExplorerState
+from ..config.session import DEFAULT_ROOT_URL, ROOT_URL_ENV
 from ._common import LABEL_STYLE, StatusLine, css_widget, esc
+from .state import ExplorerState
 
 NO_PROFILE = ""
 

@@ -27,8 +27,8 @@ from typing import Any
 import ipyleaflet as L
 import ipywidgets as W
 
-from ..state import ExplorerState, Filters, friendly_error
 from ._common import LABEL_STYLE, css_widget, esc, msg_html
+from .state import ExplorerState, Filters, friendly_error
 
 BASEMAP_ENV = "MLHUB_BASEMAP"
 OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"

@@ -7,8 +7,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..state import ExplorerState
 from ._common import LABEL_STYLE, Retired, StatusLine, css_widget, esc, human_bytes
+from .state import ExplorerState
 
 #: Most rows the table renders (the count above it says how many matched).
 MAX_ROWS = 200

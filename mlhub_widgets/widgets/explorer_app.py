@@ -1,4 +1,4 @@
-"""The explorer: every panel around one :class:`~mlhub_widgets.state.ExplorerState`."""
+"""The explorer: every panel around one :class:`~mlhub_widgets.widgets.state.ExplorerState`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..state import ExplorerState, Filters
 from ._common import css_widget, esc, human_bytes
 from .content_filter import ContentFilterPanel
 from .date_range import DateRangePanel
@@ -16,6 +15,7 @@ from .download_panel import DownloadPanel
 from .login import LoginPanel
 from .map_filter import MapFilterPanel
 from .search import SearchPanel
+from .state import ExplorerState, Filters
 
 # Library loggers must not print from worker threads (ipykernel 7 routes thread output badly);
 # without any handler, Python's last-resort handler would write WARNINGs to stderr.
@@ -28,7 +28,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
     """The dataset explorer widget returned by :func:`explorer`.
 
     Attributes:
-        state: the shared :class:`~mlhub_widgets.state.ExplorerState`.
+        state: the shared :class:`~mlhub_widgets.widgets.state.ExplorerState`.
         login, search, map, dates, content, download: the panels.
         tabs: the :class:`ipywidgets.Tab` holding them.
 
@@ -69,7 +69,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
     # -- code access ---------------------------------------------------------------------------
     @property
     def filters(self) -> Filters:
-        """The current :class:`~mlhub_widgets.state.Filters` (settable; a dict works too)."""
+        """The current :class:`~mlhub_widgets.widgets.state.Filters` (settable; a dict too)."""
         value: Filters = self.state.filters
         return value
 

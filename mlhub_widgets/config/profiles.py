@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import ProfileError
+from ..exceptions import ProfileError
 
 log = logging.getLogger(__name__)
 

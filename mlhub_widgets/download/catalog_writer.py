@@ -10,7 +10,7 @@ MLHub catalogue archive::
 
 Structural links (root, parent, collection, self, child, item) are relative; other links and
 asset hrefs stay absolute (they point at the source). Path components go through
-:func:`mlhub_widgets.paths.safe_component`, so no id can escape the folder. Collections are
+:func:`mlhub_widgets.download.paths.safe_component`, so no id can escape the folder. Collections are
 written when their items are done and the catalogue last, so a complete ``catalog.json`` means
 a complete copy. Files are written by a helper thread behind a bounded queue (creating a folder
 per item is slow on some file systems; the walk does not wait for it).
@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..paths import safe_component
-from .base import JSON, DatasetEntry
+from ..sources.base import JSON, DatasetEntry
+from .paths import safe_component
 
 __all__ = ["LocalCatalogWriter"]
 

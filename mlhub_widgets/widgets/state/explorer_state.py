@@ -4,7 +4,7 @@
 :mod:`mlhub_widgets.widgets` observe its traits to render and call its methods to forward what
 the user asked for; code can do exactly the same::
 
-    from mlhub_widgets.state import ExplorerState, Filters
+    from mlhub_widgets.widgets.state import ExplorerState, Filters
 
     st = ExplorerState()
     st.connect(root_url="http://127.0.0.1:8000/")   # returns at once; work runs in a thread
@@ -29,47 +29,33 @@ Rules this module keeps (they make the widgets safe in every Jupyter front end):
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
-import datetime as _dt
 import logging
 import os
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import traitlets
-from traitlets import Bool, Dict, Enum, HasTraits, Int, List, Unicode, observe, validate
+from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
 
-from .exceptions import (
-    AuthenticationError,
-    EntityDoesNotExist,
-    MLHubException,
-    MLHubHTTPError,
-    MLHubResponseError,
-)
-from .filters import validate_bbox, validate_collection_filter, validate_intersects
+from ...exceptions import EntityDoesNotExist
+from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ...config.session import Session
+
+from .details import dataset_detail, dataset_footprint, temporal_extent
+from .errors import FailedAsset, job_error_text
+from .filters import Filters
+from .tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-__all__ = [
-    "AREAS",
-    "ExplorerState",
-    "FailedAsset",
-    "Filters",
-    "demo_hub_url",
-    "friendly_error",
-]
 
 #: The kinds of background work, each with its own busy flag and error message.
 AREAS = ("login", "profiles", "tags", "search", "dataset", "assets", "estimate", "download")
@@ -86,284 +72,8 @@ _NO_CATALOGUE = (
 MAX_FAILURES_SHOWN = 200
 
 
-# --------------------------------------------------------------------------------------------
-# filters
-
-
-def _as_date(value: object, what: str) -> _dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return _dt.date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            raise ValueError(f"{what} {value!r} is not a date (use YYYY-MM-DD)") from None
-    raise TypeError(f"{what} must be a date, a 'YYYY-MM-DD' string or None, not {type(value)}")
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What to download, as chosen in the explorer (or set from code).
-
-    Attributes:
-        bbox: ``(west, south, east, north)`` in degrees, or None. Exclusive with ``intersects``.
-        intersects: a GeoJSON geometry dict (the area of interest), or None.
-        start: first day (inclusive, UTC) or None for an open start.
-        end: last day (inclusive, UTC) or None for an open end.
-        collection_filter: ``{collection_id: (asset_key, ...)}`` or None for every asset.
-            Collections missing from the mapping are not downloaded; ``{}`` selects nothing
-            (reported by :meth:`problems`).
-
-    The constructor validates with the core filter functions and raises :class:`ValueError` or
-    :class:`TypeError` with a message for the user. An end date before the start date is kept
-    (so a form can show it) and reported by :meth:`problems`.
-    """
-
-    bbox: tuple[float, float, float, float] | None = None
-    intersects: dict[str, Any] | None = None
-    start: _dt.date | None = None
-    end: _dt.date | None = None
-    collection_filter: dict[str, tuple[str, ...]] | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if self.bbox is not None and self.intersects is not None:
-            raise ValueError(
-                "bbox and intersects cannot be used together: choose a rectangle (bbox) or a "
-                "polygon (intersects) as the area of interest"
-            )
-        if self.bbox is not None:
-            set_(self, "bbox", validate_bbox(self.bbox))
-        if self.intersects is not None:
-            from shapely.geometry import mapping
-
-            geom = validate_intersects(self.intersects)
-            set_(self, "intersects", _plain(mapping(geom)))
-        set_(self, "start", _as_date(self.start, "start date"))
-        set_(self, "end", _as_date(self.end, "end date"))
-        if self.collection_filter is not None:
-            checked = validate_collection_filter(self.collection_filter)
-            cf: dict[str, tuple[str, ...]] = {}
-            for cid, keys in checked.items():
-                original = self.collection_filter[cid]
-                if keys is None and original:
-                    raise ValueError(f"collection_filter[{cid!r}] is empty")
-                cf[cid] = tuple(sorted(keys)) if keys is not None else ()
-            set_(self, "collection_filter", cf)
-
-    # -- derived -------------------------------------------------------------------------------
-    def problems(self) -> list[str]:
-        """Messages for choices that cannot be downloaded (empty when the filters are usable)."""
-        out = []
-        if self.start is not None and self.end is not None and self.end < self.start:
-            out.append(
-                f"The end date ({self.end.isoformat()}) is before the start date "
-                f"({self.start.isoformat()})."
-            )
-        if self.collection_filter is not None and not self.collection_filter:
-            out.append("No asset key is selected: tick at least one in Content.")
-        return out
-
-    @property
-    def datetime(self) -> tuple[_dt.date | None, _dt.date | None] | None:
-        """The ``datetime`` argument of the download API (whole UTC days), or None."""
-        if self.start is None and self.end is None:
-            return None
-        return (self.start, self.end)
-
-    def download_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`~mlhub_widgets.download.plan_download`/``download_dataset``.
-
-        Raises:
-            ValueError: :meth:`problems` is not empty.
-        """
-        problems = self.problems()
-        if problems:
-            raise ValueError(" ".join(problems))
-        cf: dict[str, list[str]] | None = None
-        if self.collection_filter is not None:
-            cf = {cid: list(keys) for cid, keys in self.collection_filter.items()}
-        return {
-            "bbox": list(self.bbox) if self.bbox is not None else None,
-            "intersects": self.intersects,
-            "datetime": self.datetime,
-            "collection_filter": cf,
-        }
-
-    def describe_area(self) -> str:
-        """The area of interest as text: ``bbox W, S, E, N``, ``polygon …`` or ``whole dataset``."""
-        if self.bbox is not None:
-            w, s, e, n = self.bbox
-            return f"bbox W {_fmt(w)}, S {_fmt(s)}, E {_fmt(e)}, N {_fmt(n)}"
-        if self.intersects is not None:
-            from shapely.geometry import shape
-
-            geom = shape(self.intersects)
-            w, s, e, n = geom.bounds
-            return (
-                f"{geom.geom_type.lower()} with {_vertex_count(self.intersects)} vertices within "
-                f"W {_fmt(w)}, S {_fmt(s)}, E {_fmt(e)}, N {_fmt(n)}"
-            )
-        return "whole dataset (no area filter)"
-
-    def describe_dates(self) -> str:
-        """The date filter as text."""
-        if self.start is None and self.end is None:
-            return "all dates"
-        if self.start is not None and self.start == self.end:
-            return f"on {self.start.isoformat()}"
-        a = self.start.isoformat() if self.start else "…"
-        b = self.end.isoformat() if self.end else "…"
-        return f"{a} to {b}"
-
-    def describe_content(self) -> str:
-        """The collection filter as text."""
-        if self.collection_filter is None:
-            return "all collections and asset keys"
-        if not self.collection_filter:
-            return "nothing selected"
-        return "; ".join(
-            f"{cid}: {', '.join(keys) if keys else 'all keys'}"
-            for cid, keys in sorted(self.collection_filter.items())
-        )
-
-    def describe(self) -> str:
-        """One line with area, dates and content."""
-        return f"{self.describe_area()} · {self.describe_dates()} · {self.describe_content()}"
-
-    # -- copies --------------------------------------------------------------------------------
-    def with_bbox(self, bbox: Sequence[float] | None) -> Filters:
-        """A copy whose area is ``bbox`` (any polygon area is dropped: they are exclusive)."""
-        box: Any = None if bbox is None else tuple(bbox)
-        return dataclasses.replace(self, bbox=box, intersects=None)
-
-    def with_intersects(self, geometry: object | None) -> Filters:
-        """A copy whose area is ``geometry`` (any bbox is dropped: they are exclusive)."""
-        return dataclasses.replace(self, bbox=None, intersects=geometry)  # type: ignore[arg-type]
-
-    def with_dates(self, start: object, end: object) -> Filters:
-        """A copy with another date range (``None`` = open end)."""
-        return dataclasses.replace(self, start=start, end=end)  # type: ignore[arg-type]
-
-    def with_collection_filter(self, cf: Mapping[str, Sequence[str]] | None) -> Filters:
-        """A copy with another collection filter (``None`` = everything)."""
-        value = None if cf is None else {k: tuple(v) for k, v in cf.items()}
-        return dataclasses.replace(self, collection_filter=value)
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples to lists, recursively (GeoJSON as ``json.loads`` would give it)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _vertex_count(geometry: Mapping[str, Any]) -> int:
-    def count(coords: Any) -> int:
-        if isinstance(coords, list | tuple) and coords and isinstance(coords[0], int | float):
-            return 1
-        if isinstance(coords, list | tuple):
-            return sum(count(c) for c in coords)
-        return 0
-
-    if geometry.get("type") == "GeometryCollection":
-        return sum(_vertex_count(g) for g in geometry.get("geometries", []))
-    # rings repeat their first vertex at the end
-    rings = 0
-    coords = geometry.get("coordinates")
-    if geometry.get("type") == "Polygon" and isinstance(coords, list):
-        rings = len(coords)
-    elif geometry.get("type") == "MultiPolygon" and isinstance(coords, list):
-        rings = sum(len(p) for p in coords)
-    return count(coords) - rings
-
-
-# --------------------------------------------------------------------------------------------
-# errors
-
-
-def friendly_error(exc: BaseException) -> str:
-    """A message for the user (no traceback) for an exception raised by the core or the OS."""
-    if isinstance(exc, AuthenticationError):
-        return str(exc)
-    if isinstance(exc, MLHubResponseError):
-        return (
-            f"The server answered, but not like an MLHub API: {exc}. Check the root URL "
-            "(it must end at the API root, e.g. …/v1/)."
-        )
-    if isinstance(exc, MLHubHTTPError):
-        return str(exc)
-    if isinstance(exc, MLHubException):
-        text = str(exc)
-        if "ConnectionError" in text or "Timeout" in text or "failed after" in text:
-            return (
-                f"Cannot reach the server: {text}. Is the server running, is the URL right, and "
-                "is the network up?"
-            )
-        return text
-    if isinstance(exc, ValueError | TypeError):
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"Permission denied: {exc.filename or exc}"
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}"
-    return f"Unexpected error ({type(exc).__name__}): {exc}"
-
-
-@dataclass(frozen=True)
-class FailedAsset:
-    """One asset a download could not fetch."""
-
-    collection: str
-    item: str
-    asset_key: str
-    reason: str
-    url: str = ""
-
-
-# --------------------------------------------------------------------------------------------
-# the bundled demo hub, one per process
-
-
-_HUB_LOCK = threading.Lock()
-_HUB: Any = None
-
-
-def demo_hub_url() -> str:
-    """API root of the bundled demo hub, started in this process on first use.
-
-    The hub lives until the interpreter (the notebook kernel) exits. Blocking: call it from a
-    worker thread (:meth:`ExplorerState.connect` does).
-    """
-    global _HUB
-    with _HUB_LOCK:
-        if _HUB is None:
-            from . import hub
-
-            manager = hub.serve()
-            server = manager.__enter__()
-            atexit.register(manager.__exit__, None, None, None)
-            _HUB = server
-        return str(_HUB.url)
-
-
-# --------------------------------------------------------------------------------------------
-# the state
-
-
 def _read_profiles() -> tuple[list[str], dict[str, str]]:
-    from .profiles import list_profiles
+    from ...config.profiles import list_profiles
 
     found = list_profiles()
     return [p.name for p in found], {p.name: p.root_url for p in found if p.root_url}
@@ -378,7 +88,7 @@ def _jsonable_tags(frame: Any) -> list[tuple[str, int]]:
     return out
 
 
-class ExplorerState(HasTraits):
+class ExplorerState(BackgroundTasks):
     """Everything the explorer shows, from the session to the download job.
 
     Set traits directly (``state.filters = Filters(...)``, ``state.dataset_id = "x"``, ...) or call
@@ -398,12 +108,6 @@ class ExplorerState(HasTraits):
     dataset_count = Int(-1, help="datasets the server lists (-1: unknown)")
     profiles = List(Unicode(), help="profile names found in the profiles file")
     profile_urls = Dict(help="profile name -> its root URL (profiles that store one)")
-
-    # -- work in progress and errors ----------------------------------------------------------
-    busy = Dict(help="area -> what is being done, for every area with work in progress")
-    errors = Dict(help="area -> message for the user about the last failure in that area")
-    notices = Dict(help="area -> informational message (e.g. 'profile saved')")
-    last_traceback = Unicode("", help="traceback of the last unexpected error (for bug reports)")
 
     # -- discovery -----------------------------------------------------------------------------
     tags: List[tuple[str, int]] = List(help="[(tag, number of datasets)] of the server")
@@ -441,109 +145,12 @@ class ExplorerState(HasTraits):
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
-        self._generation: dict[str, int] = {}
-        self._threads: set[threading.Thread] = set()
         self._job_unsubscribe: Callable[[], None] | None = None
         self._last_progress = 0.0
         self._pending_failures: list[FailedAsset] = []
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
-
-    # ------------------------------------------------------------------------------------------
-    # task machinery
-
-    def _set_area(self, trait: str, area: str, value: str | None) -> None:
-        with self._lock:
-            current = dict(getattr(self, trait))
-            if value is None:
-                if area not in current:
-                    return
-                current.pop(area)
-            else:
-                if current.get(area) == value:
-                    return
-                current[area] = value
-            setattr(self, trait, current)
-
-    def set_error(self, area: str, message: str | None) -> None:
-        """Show (or with None clear) a message for the user in ``area``."""
-        self._set_area("errors", area, message)
-
-    def set_notice(self, area: str, message: str | None) -> None:
-        """Show (or with None clear) an informational message in ``area``."""
-        self._set_area("notices", area, message)
-
-    def run_in_background(
-        self,
-        area: str,
-        label: str,
-        work: Callable[[], T],
-        done: Callable[[T], None] | None = None,
-    ) -> threading.Thread:
-        """Run ``work()`` in a daemon thread; then ``done(result)`` in that thread.
-
-        ``busy[area]`` is ``label`` meanwhile; an exception becomes ``errors[area]``. Work started
-        later in the same area supersedes this one (its result and errors are dropped).
-        """
-        with self._lock:
-            gen = self._generation.get(area, 0) + 1
-            self._generation[area] = gen
-        self._set_area("busy", area, label)
-        self.set_error(area, None)
-        self.set_notice(area, None)
-
-        def current() -> bool:
-            with self._lock:
-                return self._generation.get(area) == gen
-
-        def runner() -> None:
-            try:
-                result = work()
-                # Under the lock: newer work in this area cannot start (and later finish) while
-                # this result is applied, so a superseded result never overwrites a newer one.
-                with self._lock:
-                    if current() and done is not None:
-                        done(result)
-            except Exception as exc:
-                if current():
-                    if not isinstance(exc, MLHubException | ValueError | TypeError | OSError):
-                        self.last_traceback = traceback.format_exc()
-                        log.debug("explorer %s failed", area, exc_info=True)
-                    self.set_error(area, friendly_error(exc))
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
-                    if current():
-                        self._set_area("busy", area, None)
-                    self._idle.notify_all()
-
-        thread = threading.Thread(target=runner, name=f"mlhub-explorer-{area}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-        return thread
-
-    def wait(self, timeout: float | None = 60.0) -> bool:
-        """Block until no background work (other than a download job) runs. For scripts/tests.
-
-        Returns False on timeout. Do not call it from a widget callback: it blocks the kernel.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._threads:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
-
-    def is_busy(self, *areas: str) -> bool:
-        """True when any of ``areas`` (default: any area) has work in progress."""
-        busy = self.busy
-        return bool(busy) if not areas else any(a in busy for a in areas)
 
     # ------------------------------------------------------------------------------------------
     # connection and profiles
@@ -578,8 +185,11 @@ class ExplorerState(HasTraits):
         """
 
         def work() -> tuple[Session, int, str]:
-            from . import discovery
-            from .session import ANONYMOUS_PROFILE, get_session
+            from ... import discovery
+            from ...config.session import ANONYMOUS_PROFILE, get_session
+
+            if demo:
+                from ...demo import demo_hub_url
 
             root = demo_hub_url() if demo else (root_url or None)
             prof = profile or None
@@ -603,7 +213,7 @@ class ExplorerState(HasTraits):
             if count:
                 # Listing datasets is public; the catalogue is not. Ask for one catalogue's info
                 # so a missing or wrong key shows up now (401), not at the first download.
-                from .client import get_catalog_info
+                from ...mlhub.client import get_catalog_info
 
                 with contextlib.suppress(EntityDoesNotExist):
                     get_catalog_info(str(frame["id"].iloc[0]), session=probe)
@@ -638,7 +248,7 @@ class ExplorerState(HasTraits):
         """
 
         def work() -> tuple[Any, int]:
-            from .sources import MLHubApiSource, Source, open_source
+            from ...sources import MLHubApiSource, Source, open_source
 
             text = url_or_path if isinstance(url_or_path, Source) else str(url_or_path).strip()
             if not text:
@@ -700,7 +310,7 @@ class ExplorerState(HasTraits):
         """Save ``api_key`` (and ``root_url``) as profile ``name`` in the profiles file."""
 
         def work() -> tuple[list[str], dict[str, str]]:
-            from .profiles import save_profile
+            from ...config.profiles import save_profile
 
             if not name.strip():
                 raise ValueError("Give the profile a name.")
@@ -729,7 +339,7 @@ class ExplorerState(HasTraits):
         where = self._where()
 
         def work() -> list[tuple[str, int]]:
-            from . import discovery
+            from ... import discovery
 
             return _jsonable_tags(discovery.tags(**where))
 
@@ -752,7 +362,7 @@ class ExplorerState(HasTraits):
         wanted_text = self.search_text.strip() or None
 
         def work() -> Any:
-            from . import discovery
+            from ... import discovery
 
             return discovery.datasets(tags=wanted_tags, text=wanted_text, **where)
 
@@ -795,19 +405,19 @@ class ExplorerState(HasTraits):
         where = self._where()
 
         def work() -> tuple[Any, Any, dict[str, Any]]:
-            from . import discovery
-            from .models import Dataset
+            from ... import discovery
+            from ...mlhub.dataset import Dataset
 
             src = where.get("source")
             if src is not None:
                 dataset = Dataset.from_dict(src.get_dataset(dataset_id))
                 dataset._catalog_info = {}  # no catalogue archive: sizes are unknown
                 collections = discovery.collections(dataset_id, source=src)
-                return dataset, collections, _detail(dataset, collections)
+                return dataset, collections, dataset_detail(dataset, collections)
             session = where["session"]
             dataset = Dataset.fetch(dataset_id, session=session)
             collections = discovery.collections(dataset=dataset, session=session)
-            return dataset, collections, _detail(dataset, collections)
+            return dataset, collections, dataset_detail(dataset, collections)
 
         def done(result: tuple[Any, Any, dict[str, Any]]) -> None:
             dataset, collections, detail = result
@@ -815,8 +425,8 @@ class ExplorerState(HasTraits):
                 self.dataset = dataset
                 self.detail = detail
                 self.collections = collections
-                self.footprint = _footprint(self.results, dataset_id, collections)
-                self.temporal_extent = _temporal_extent(collections)
+                self.footprint = dataset_footprint(self.results, dataset_id, collections)
+                self.temporal_extent = temporal_extent(collections)
 
         self.run_in_background("dataset", f"Loading {dataset_id}…", work, done)
 
@@ -825,7 +435,7 @@ class ExplorerState(HasTraits):
         output_dir = self.output_dir
 
         def work() -> dict[str, list[str]]:
-            from .download import plan_download
+            from ...download import plan_download
 
             try:
                 plan = plan_download(dataset_id, output_dir, **where)
@@ -864,7 +474,7 @@ class ExplorerState(HasTraits):
         """Use a rectangle ``(west, south, east, north)`` as the area (drops any polygon)."""
         self.filters = self.filters.with_bbox(bbox)
 
-    def set_intersects(self, geometry: object | None) -> None:
+    def set_intersects(self, geometry: IntersectsLike | None) -> None:
         """Use a GeoJSON geometry/feature as the area (drops any bbox)."""
         self.filters = self.filters.with_intersects(geometry)
 
@@ -872,7 +482,7 @@ class ExplorerState(HasTraits):
         """No area filter."""
         self.filters = dataclasses.replace(self.filters, bbox=None, intersects=None)
 
-    def set_dates(self, start: object, end: object) -> None:
+    def set_dates(self, start: DateBound, end: DateBound) -> None:
         """Use ``start``..``end`` (dates, inclusive; None = open) as the date filter."""
         self.filters = self.filters.with_dates(start, end)
 
@@ -908,7 +518,7 @@ class ExplorerState(HasTraits):
         filters = self.filters
 
         def work() -> Any:
-            from .download import plan_download
+            from ...download import plan_download
 
             try:
                 return plan_download(dataset_id, output_dir, **where, **kwargs)
@@ -934,7 +544,7 @@ class ExplorerState(HasTraits):
         }
 
         def work() -> Any:
-            from .download import download_dataset
+            from ...download import download_dataset
 
             Path(output_dir).expanduser().mkdir(parents=True, exist_ok=True)
             job = download_dataset(
@@ -1015,7 +625,7 @@ class ExplorerState(HasTraits):
         self._publish(job, force=True)
 
     def _on_job_event(self, job: Any, event: Any) -> None:
-        from .download import (
+        from ...download import (
             AssetFailed,
             JobCancelled,
             JobFailed,
@@ -1040,7 +650,7 @@ class ExplorerState(HasTraits):
                 )
             self._publish(job, force=False)
         elif isinstance(event, JobFailed):
-            self.set_error("download", _job_error_text(event.error))
+            self.set_error("download", job_error_text(event.error))
             self._publish(job, force=True)
         elif isinstance(event, JobFinished | JobCancelled):
             summary = event.summary
@@ -1078,110 +688,6 @@ class ExplorerState(HasTraits):
 
 def _state_name(state: Any) -> str:
     return str(state) if state is not None else "idle"
-
-
-def _job_error_text(error: BaseException) -> str:
-    from .exceptions import DownloadError
-
-    if isinstance(error, DownloadError):
-        return (
-            f"{error} Nothing is lost: press Start again to retry only the missing and failed "
-            "assets (if_exists='resume')."
-        )
-    return f"The download stopped: {friendly_error(error)} Press Start again to resume it."
-
-
-def _detail(dataset: Any, collections: Any) -> dict[str, Any]:
-    """Plain values for the detail view (fetched in the worker: rendering does no I/O)."""
-    catalog_size = estimated_size = None
-    try:
-        catalog_size = dataset.stac_catalog_size
-        estimated_size = dataset.estimated_dataset_size
-    except MLHubException as exc:  # a dataset without catalogue info still shows its record
-        log.info("no catalogue info for %s: %s", dataset.id, exc)
-    colls = []
-    for row in _iter_rows(collections):
-        colls.append(
-            {
-                "id": str(row.id),
-                "title": _text(row.title),
-                "types": list(row.types) if isinstance(row.types, list) else [],
-                "license": _text(row.license),
-                "start": _to_date(row.start_datetime),
-                "end": _to_date(row.end_datetime),
-            }
-        )
-    return {
-        "id": dataset.id,
-        "title": dataset.title or dataset.id,
-        "description": dataset.description or "",
-        "citation": dataset.citation or "",
-        "doi": dataset.doi or "",
-        "registry_url": dataset.registry_url or "",
-        "tags": list(dataset.tags),
-        "collections": colls,
-        "stac_catalog_size": catalog_size,
-        "estimated_dataset_size": estimated_size,
-    }
-
-
-def _text(value: Any) -> str:
-    """A cell as text: missing values (None, NaN) become ``""``."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
-
-
-def _iter_rows(frame: Any) -> Iterator[Any]:
-    if frame is None:
-        return iter(())
-    return frame.itertuples(index=False)  # type: ignore[no-any-return]
-
-
-def _footprint(results: Any, dataset_id: str, collections: Any) -> dict[str, Any] | None:
-    from shapely.geometry import mapping
-    from shapely.ops import unary_union
-
-    for row in _iter_rows(results):
-        if getattr(row, "id", None) == dataset_id and getattr(row, "geometry", None) is not None:
-            geom = row.geometry
-            if not geom.is_empty:
-                return _plain(mapping(geom))  # type: ignore[no-any-return]
-    geoms = [
-        row.geometry
-        for row in _iter_rows(collections)
-        if getattr(row, "geometry", None) is not None and not row.geometry.is_empty
-    ]
-    if not geoms:
-        return None
-    return _plain(mapping(unary_union(geoms)))  # type: ignore[no-any-return]
-
-
-def _to_date(value: Any) -> _dt.date | None:
-    if value is None:
-        return None
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    return ts.date()
-
-
-def _temporal_extent(collections: Any) -> tuple[_dt.date | None, _dt.date | None]:
-    starts: list[_dt.date] = []
-    ends: list[_dt.date] = []
-    for row in _iter_rows(collections):
-        s = _to_date(getattr(row, "start_datetime", None))
-        e = _to_date(getattr(row, "end_datetime", None))
-        if s is not None:
-            starts.append(s)
-        if e is not None:
-            ends.append(e)
-    return (min(starts) if starts else None, max(ends) if ends else None)
 
 
 def default_output_dir() -> str:

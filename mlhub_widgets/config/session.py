@@ -16,12 +16,10 @@ as ``key=***`` in every message, log line and repr.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
 import platform
-import random
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -29,9 +27,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from . import profiles
-from ._version import __version__
-from .exceptions import (
+from .._version import __version__
+from ..exceptions import (
     APIKeyNotFound,
     AuthenticationError,
     EntityDoesNotExist,
@@ -39,7 +36,9 @@ from .exceptions import (
     MLHubHTTPError,
     MLHubResponseError,
 )
-from .redact import install_log_redaction, redact_text, redact_url
+from ..net.redact import install_log_redaction, redact_text, redact_url
+from ..net.retry import backoff_delay, retry_after_seconds
+from . import profiles
 
 log = logging.getLogger(__name__)
 install_log_redaction()
@@ -72,27 +71,6 @@ def _normalise_root(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"Root URL must be an absolute http(s) URL, got {redact_url(url)!r}")
     return url if url.endswith("/") else url + "/"
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header (seconds or an HTTP date) into seconds from now."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter for the ``attempt``-th retry (1-based)."""
-    return float(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))
 
 
 class Session(requests.Session):

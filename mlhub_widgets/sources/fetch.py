@@ -19,7 +19,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from .._version import __version__
 from ..exceptions import EntityDoesNotExist, MLHubException, MLHubHTTPError
-from ..session import backoff_delay, retry_after_seconds
+from ..net.retry import backoff_delay, retry_after_seconds
 
 __all__ = ["JsonReader", "is_url", "resolve_href"]
 

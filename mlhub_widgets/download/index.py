@@ -2,8 +2,8 @@
 
 :class:`IndexBuilder` streams the catalogue (the MLHub tarball, or a STAC source's items),
 unpacks it safely, applies the filters item by item and inserts one row per asset into the
-SQLite manifest (:mod:`mlhub_widgets.manifest`), committing in batches so that the transfers
-can start on the first rows while the rest is still being read.
+SQLite manifest (:mod:`mlhub_widgets.download.manifest`), committing in batches so that the
+transfers can start on the first rows while the rest is still being read.
 
 For a tarball the work is CPU-bound Python (tar headers, JSON, filters, inserts). In the same
 interpreter it would compete with the transfer event loop for the GIL, so a download runs it
@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from ..exceptions import CatalogError, DownloadError
+from ..filters import AssetFilter, FilterStats
+from ..net.redact import redact_url
 from .catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
@@ -47,11 +50,8 @@ from .catalog_archive import (
     CorruptArchiveError,
     iter_catalog,
 )
-from .exceptions import CatalogError, DownloadError
-from .filters import AssetFilter, FilterStats
 from .manifest import Manifest, NewAsset
 from .paths import COMMON_ASSET_KEYS, COMMON_DIR, asset_extension, safe_component
-from .redact import redact_url
 
 __all__ = ["Cancelled", "IndexBuilder", "IndexConfig", "IndexProcess", "filter_fingerprint"]
 
@@ -288,7 +288,7 @@ class IndexBuilder:
             return
         from dataclasses import replace
 
-        from .sources._local import LocalCatalogWriter
+        from .catalog_writer import LocalCatalogWriter
 
         writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id)
 
@@ -605,7 +605,7 @@ def _child_main() -> int:
 _CHILD_CODE = (
     "import sys\n"
     "if sys.argv[1] not in sys.path: sys.path.insert(0, sys.argv[1])\n"
-    "from mlhub_widgets.asset_index import _child_main\n"
+    "from mlhub_widgets.download.index import _child_main\n"
     "sys.exit(_child_main())\n"
 )
 
@@ -639,7 +639,7 @@ class IndexProcess:
     @classmethod
     def spawn(cls) -> IndexProcess:
         """Start an idle child interpreter. Raises OSError if it cannot be started."""
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])  # holds mlhub_widgets/
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
         proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD_CODE, package_parent],

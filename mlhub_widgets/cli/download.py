@@ -1,0 +1,157 @@
+"""``mlhub download`` and ``mlhub archive``: datasets and collection archives to disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .options import (
+    UsageError,
+    add_session_options,
+    add_source_option,
+    print_error,
+    session_kwargs,
+    source_kwargs,
+)
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """download, archive (see mlhub_widgets.download)."""
+    p = sub.add_parser(
+        "download",
+        help="download a dataset's catalogue and (filtered) assets",
+        description="Download the STAC catalogue of DATASET_ID and its assets (resumable: run "
+        "it again to continue or to retry failed assets). Exit status 0 when every selected "
+        "asset is on disk, 1 when some failed (their list is printed), 2 for bad arguments.",
+    )
+    p.add_argument("dataset_id", metavar="DATASET_ID")
+    p.add_argument("-o", "--output-dir", default=".", help="folder for the catalogue (default .)")
+    p.add_argument("--asset-output-dir", help="folder for the assets (default: --output-dir)")
+    area = p.add_mutually_exclusive_group()
+    area.add_argument(
+        "--bbox", help="W,S,E,N in degrees (EPSG:4326); write --bbox=-87.6,5.9,... for a negative W"
+    )
+    area.add_argument("--intersects", metavar="FILE", help="GeoJSON file with the area")
+    p.add_argument("--datetime", help="START[/END] (ISO 8601; '..' for open ends)")
+    p.add_argument(
+        "--collection-filter",
+        metavar="JSON_OR_FILE",
+        help='{"collection_id": ["asset_key", ...]} as JSON text or a JSON file',
+    )
+    p.add_argument("--catalog-only", action="store_true", help="only the catalogue")
+    p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
+    p.add_argument("--workers", type=int, help="concurrent transfers (default 64)")
+    p.add_argument(
+        "--estimate", action="store_true", help="print what the filters select; download nothing"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_session_options(p)
+    add_source_option(p)
+    p.set_defaults(handler=_cmd_download)
+
+    p = sub.add_parser(
+        "archive",
+        help="download a collection archive (.tar.gz)",
+        description="Download the archive of COLLECTION_ID (resumable, verified).",
+    )
+    p.add_argument("collection_id", metavar="COLLECTION_ID")
+    p.add_argument("-o", "--output-dir", default=".", help="folder (default .)")
+    p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_session_options(p)
+    p.set_defaults(handler=_cmd_archive)
+
+
+def _json_arg(value: str, what: str) -> Any:
+    import json
+    from pathlib import Path
+
+    text = value
+    if not value.lstrip().startswith(("{", "[")):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise UsageError(f"{what}: {value!r} is neither JSON nor a readable file")
+        text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what}: invalid JSON ({exc})") from None
+
+
+def _download_filters(args: argparse.Namespace) -> dict[str, Any]:
+    bbox: list[float] | None = None
+    if args.bbox:
+        try:
+            bbox = [float(v) for v in args.bbox.replace(" ", "").split(",")]
+        except ValueError:
+            raise UsageError(f"--bbox must be W,S,E,N numbers, got {args.bbox!r}") from None
+    datetime: object = None
+    if args.datetime:
+        datetime = tuple(args.datetime.split("/", 1)) if "/" in args.datetime else args.datetime
+        if isinstance(datetime, tuple):
+            datetime = tuple(None if v in ("", "..") else v for v in datetime)
+    return {
+        "bbox": bbox,
+        "intersects": _json_arg(args.intersects, "--intersects") if args.intersects else None,
+        "datetime": datetime,
+        "collection_filter": _json_arg(args.collection_filter, "--collection-filter")
+        if args.collection_filter
+        else None,
+    }
+
+
+def _session_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {**session_kwargs(args), **source_kwargs(args)}
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from ..download import download_dataset, plan_download
+    from ..exceptions import DownloadError
+
+    filters = _download_filters(args)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.estimate:
+        plan = plan_download(
+            args.dataset_id,
+            args.output_dir,
+            asset_output_dir=args.asset_output_dir,
+            **filters,
+            **_session_args(args),
+        )
+        print(plan)
+        return 0
+    try:
+        summary = download_dataset(
+            args.dataset_id,
+            args.output_dir,
+            asset_output_dir=args.asset_output_dir,
+            catalog_only=args.catalog_only,
+            if_exists=args.if_exists,
+            workers=args.workers,
+            progress=not args.quiet,
+            **filters,
+            **_session_args(args),
+        )
+    except DownloadError as exc:
+        print_error(str(exc))
+        if exc.report is not None:
+            print(f"failed assets: {exc.report}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from ..download import download_archive
+
+    path = download_archive(
+        args.collection_id,
+        args.output_dir,
+        if_exists=args.if_exists,
+        progress=not args.quiet,
+        **_session_args(args),
+    )
+    print(path)
+    return 0

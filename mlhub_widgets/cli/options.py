@@ -1,0 +1,61 @@
+"""What every command group shares: connection options, the ``--source`` option, usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Bad arguments detected after parsing (exit status 2)."""
+
+
+def print_error(message: str) -> None:
+    print(f"mlhub: error: {message}", file=sys.stderr)
+
+
+def add_session_options(parser: argparse.ArgumentParser) -> None:
+    """``--profile``, ``--api-key`` and ``--root-url`` for commands that talk to the API."""
+    group = parser.add_argument_group("connection")
+    group.add_argument("--profile", help="profile in the profiles file (default: MLHUB_PROFILE)")
+    group.add_argument("--api-key", help="API key (default: MLHUB_API_KEY or the profile)")
+    group.add_argument("--root-url", help="API root URL (default: MLHUB_ROOT_URL or profile)")
+
+
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    """``--source`` / ``--source-kind``: a STAC catalogue or STAC API instead of the MLHub API."""
+    group = parser.add_argument_group("other STAC sources")
+    group.add_argument(
+        "--source",
+        metavar="URL_OR_PATH",
+        help="a static STAC catalogue (folder, catalog.json path or URL) or a STAC API URL "
+        "instead of the MLHub API",
+    )
+    group.add_argument(
+        "--source-kind",
+        choices=("static", "stac-api", "mlhub"),
+        help="what --source is (default: detected)",
+    )
+
+
+def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"source": Source}`` when ``--source`` was given, else ``{}``."""
+    where = getattr(args, "source", None)
+    if not where:
+        return {}
+    from ..sources import open_source
+
+    return {"source": open_source(where, kind=getattr(args, "source_kind", None))}
+
+
+def session_kwargs(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ``get_session`` keyword arguments given on the command line."""
+    return {
+        "api_key": getattr(args, "api_key", None),
+        "profile": getattr(args, "profile", None),
+        "root_url": getattr(args, "root_url", None),
+    }

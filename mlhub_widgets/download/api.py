@@ -1,0 +1,283 @@
+"""The entry points: :func:`download_dataset`, :func:`plan_download`, :func:`download_archive`.
+
+:func:`download_dataset` is what ``Dataset.download()`` and ``mlhub download`` run. It keeps
+radiant_mlhub's keywords and on-disk layout::
+
+    {output_dir}/{dataset_id}.tar.gz                          the STAC catalogue tarball
+    {output_dir}/{dataset_id}/...                             the unpacked catalogue
+    {asset_dir}/{dataset_id}/{collection}/{item}/{key}{ext}   item assets
+    {asset_dir}/{dataset_id}/{collection}/{key}{ext}          collection-level assets
+    {asset_dir}/{dataset_id}/{collection}/_common/{key}{ext}  assets shared by all items
+    {asset_dir}/{dataset_id}/err_report.csv                   failed assets (with a header)
+    {asset_dir}/{dataset_id}/mlhub_assets.db                  the asset index (manifest)
+
+but runs very differently: the catalogue is unpacked safely as a stream, items are filtered as
+they arrive and transfers start while the index is still being built; the index is kept across
+runs, so a re-run neither re-scans the catalogue nor asks the server about assets it already
+has; files are written to ``.part`` and verified before they get their final name.
+
+A :class:`~.job.DownloadJob` runs in a background thread with its own asyncio event loop and can
+be paused, resumed and cancelled. It publishes small frozen-dataclass events (see
+:data:`~.events.Event`) to subscribers **from that thread**: callbacks must be cheap and must not
+block (hand the event to your UI's own loop if needed). :class:`~.events.ProgressUpdated` is
+throttled to about 8 per second, so rendering it directly is fine.
+
+The API key is only ever sent to the API's origin. Asset and catalogue storage never see it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..config.session import Session, get_session
+from ..exceptions import (
+    DownloadError,
+    EntityDoesNotExist,
+    MLHubException,
+)
+from ..net.redact import redact_text, redact_url
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
+from . import transfer
+from .events import Callback, DownloadPlan, DownloadSummary
+from .job import DownloadJob
+from .manifest import Manifest
+from .pipeline import Pipeline, ignore_event, make_config, validate_common, with_key
+from .progress import TqdmProgress
+
+if TYPE_CHECKING:
+    from ..sources import SourceLike
+
+log = logging.getLogger(__name__)
+
+
+def download_dataset(
+    dataset_id: str,
+    output_dir: str | os.PathLike[str] = ".",
+    *,
+    asset_output_dir: str | os.PathLike[str] | None = None,
+    catalog_only: bool = False,
+    if_exists: str = "resume",
+    bbox: BBoxLike | None = None,
+    intersects: IntersectsLike | None = None,
+    datetime: DatetimeLike = None,
+    collection_filter: CollectionFilter | None = None,
+    session: Session | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    root_url: str | None = None,
+    workers: int | None = None,
+    progress: bool | Callback = True,
+    background: bool = False,
+    source: SourceLike | None = None,
+) -> DownloadSummary | DownloadJob:
+    """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
+
+    Arguments are validated before any request. ``progress``: ``True`` for tqdm bars on
+    stderr, ``False`` for none, or a callable receiving every event. With ``background=True``
+    the running :class:`DownloadJob` is returned at once; otherwise the call blocks
+    (Ctrl-C cancels the job, leaving it resumable) and returns a :class:`DownloadSummary`.
+
+    ``source`` (a :class:`~mlhub_widgets.sources.Source`, or a URL/path for
+    :func:`~mlhub_widgets.open_source`) downloads from a static STAC catalogue or a STAC API
+    instead: the index is built from the source's stream of collections and items (a static
+    catalogue is walked in parallel; a STAC API filters bbox/intersects/datetime on the
+    server) and the catalogue is written to ``{output_dir}/{dataset_id}/`` in the same layout
+    (no ``.tar.gz``). Filters, resume, retries, ``err_report.csv`` and progress are the same.
+
+    Raises:
+        ValueError / TypeError: bad arguments or filters (before any request);
+            :class:`NoAssetsSelected` (a ValueError) when the filters select nothing.
+        EntityDoesNotExist: the dataset has no catalogue.
+        DownloadError: some assets failed; ``err_report.csv`` lists them. A re-run retries
+            only what is missing or failed.
+        DiskFullError: (a ``DownloadError``) no space left or a quota exceeded where files or
+            the index are written: the job stops at once; the message names the folder, the
+            free space and the space still needed. Free space and run again to resume.
+        CatalogError: (a ``DownloadError``) the catalogue tarball is damaged, cut short (also
+            exactly between two members) or not an archive; it is deleted, so a re-run
+            fetches it anew.
+    """
+    job = DownloadJob(
+        dataset_id,
+        output_dir,
+        asset_output_dir=asset_output_dir,
+        catalog_only=catalog_only,
+        if_exists=if_exists,
+        bbox=bbox,
+        intersects=intersects,
+        datetime=datetime,
+        collection_filter=collection_filter,
+        session=session,
+        api_key=api_key,
+        profile=profile,
+        root_url=root_url,
+        workers=workers,
+        source=source,
+    )
+    if progress is True:
+        job.subscribe(TqdmProgress(dataset_id))
+    elif callable(progress):
+        job.subscribe(progress)
+    job.start()
+    if background:
+        return job
+    try:
+        return job.wait()
+    except KeyboardInterrupt:
+        job.cancel()
+        with contextlib.suppress(BaseException):
+            job.wait(timeout=30)
+        raise
+
+
+def plan_download(
+    dataset_id: str,
+    output_dir: str | os.PathLike[str] = ".",
+    *,
+    asset_output_dir: str | os.PathLike[str] | None = None,
+    bbox: BBoxLike | None = None,
+    intersects: IntersectsLike | None = None,
+    datetime: DatetimeLike = None,
+    collection_filter: CollectionFilter | None = None,
+    session: Session | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    root_url: str | None = None,
+    source: SourceLike | None = None,
+) -> DownloadPlan:
+    """What :func:`download_dataset` with these filters would fetch, without asset requests.
+
+    Fetches (or reuses) the catalogue and the asset index exactly as a download does, so a
+    following download starts at once.
+
+    Raises:
+        ValueError / TypeError: bad filters (unknown collections or keys list the valid ones).
+    """
+    cfg = make_config(
+        dataset_id,
+        output_dir,
+        asset_output_dir=asset_output_dir,
+        catalog_only=False,
+        if_exists="resume",
+        bbox=bbox,
+        intersects=intersects,
+        datetime=datetime,
+        collection_filter=collection_filter,
+        session=session,
+        api_key=api_key,
+        profile=profile,
+        root_url=root_url,
+        workers=None,
+        limits=None,
+        source=source,
+    )
+    pipeline = Pipeline(cfg, ignore_event, threading.Event())
+    try:
+        pipeline.fetch_catalog()
+        with Manifest(cfg.manifest_path) as db:
+            pipeline.prepare_index(db, inline=True)
+            return pipeline.plan(db)
+    finally:
+        pipeline.close()
+
+
+def download_archive(
+    collection_id: str,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    if_exists: str = "resume",
+    session: Session | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    root_url: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download a collection archive (``/archive/{id}`` → storage) resumably and verified.
+
+    The file is saved as ``{output_dir or cwd}/{last URL segment}``. Large files are fetched
+    with parallel ranges; ``Content-MD5`` is checked when the storage sends it.
+
+    Raises:
+        EntityDoesNotExist: no such archive (it may not exist, or may still be generating).
+        ValueError: ``output_dir`` is a file or ``if_exists`` is unknown.
+    """
+    validate_common(if_exists, None)
+    out = Path(output_dir).expanduser() if output_dir is not None else Path.cwd()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {out} exists and is not a folder")
+    sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
+    try:
+        return _download_archive(collection_id, out, if_exists, sess, progress)
+    finally:
+        if sess is not session:
+            sess.close()
+
+
+def _download_archive(
+    collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
+) -> Path:
+    try:
+        response = sess.get(f"archive/{collection_id}", allow_redirects=False)
+    except EntityDoesNotExist as exc:
+        raise EntityDoesNotExist(
+            exc.status_code,
+            exc.method,
+            exc.url,
+            exc.detail,
+            message=f'Archive "{collection_id}" does not exist and may still be generating. '
+            "Please try again later.",
+        ) from None
+    location = response.headers.get("Location")
+    response.close()
+    if response.status_code in (301, 302, 303, 307, 308) and location:
+        url = location if urlsplit(location).scheme else sess.url_for(location)
+    else:
+        url = sess.url_for(f"archive/{collection_id}")
+    if sess.is_api_url(url) and sess.api_key:
+        url = with_key(url, sess.api_key)
+    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"{collection_id}.tar.gz"
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / name
+    if if_exists == "skip" and dest.exists():
+        return dest
+    size: int | None = None
+    with contextlib.suppress(MLHubException):
+        info = sess.get_json(f"archive/{collection_id}/info")
+        if isinstance(info, Mapping) and isinstance(info.get("size"), int):
+            size = int(info["size"])
+    bar: Any = None
+    on_bytes: Callable[[int], None] | None = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr
+        )
+        on_bytes = bar.update
+    try:
+        outcome = transfer.download_file(
+            url,
+            dest,
+            size=size,
+            if_exists=if_exists,
+            parallel_ranges=8,
+            on_bytes=on_bytes,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if not outcome.ok:
+        raise DownloadError(
+            f"could not download archive {collection_id} from {redact_url(url)}: "
+            f"{redact_text(str(outcome.error), sess.api_key)}",
+            failed=1,
+        )
+    return dest

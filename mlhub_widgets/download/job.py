@@ -1,0 +1,407 @@
+""":class:`DownloadJob`: a dataset download in a background thread, pausable and cancellable.
+
+The job's thread runs the pipeline (:mod:`.pipeline`: catalogue, then the asset index) and the
+transfer phase (:mod:`.job_run`, the base class, which also keeps the counters and publishes
+the events of :mod:`.events`). The API key is only ever sent to the API's origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import queue
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config.session import Session
+from ..exceptions import (
+    DiskFullError,
+    DownloadError,
+)
+from ..net.redact import redact_text
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
+from .catalog_archive import ArchiveLimits
+from .events import (
+    Callback,
+    DownloadSummary,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobPaused,
+    JobResumed,
+    JobState,
+    ProgressSnapshot,
+    human_bytes,
+)
+from .index import Cancelled
+from .job_run import JobRun
+from .manifest import Manifest
+from .outcome_writer import TRANSFER_CACHE_KIB
+from .pipeline import Pipeline, make_config
+
+if TYPE_CHECKING:
+    from ..sources import SourceLike
+
+log = logging.getLogger(__name__)
+
+
+class DownloadJob(JobRun):
+    """A dataset download running in a background thread; pausable, resumable, cancellable.
+
+    Create it with :func:`download_dataset` (``background=True``) or directly with the same
+    arguments, then :meth:`start` it. Events go to :meth:`subscribe` callbacks, called from the
+    job's thread (keep them cheap). A cancelled or failed job is resumed by creating a new job
+    with the same arguments.
+    """
+
+    def __init__(
+        self,
+        dataset_id: str,
+        output_dir: str | os.PathLike[str] = ".",
+        *,
+        asset_output_dir: str | os.PathLike[str] | None = None,
+        catalog_only: bool = False,
+        if_exists: str = "resume",
+        bbox: BBoxLike | None = None,
+        intersects: IntersectsLike | None = None,
+        datetime: DatetimeLike = None,
+        collection_filter: CollectionFilter | None = None,
+        session: Session | None = None,
+        api_key: str | None = None,
+        profile: str | None = None,
+        root_url: str | None = None,
+        workers: int | None = None,
+        limits: ArchiveLimits | None = None,
+        source: SourceLike | None = None,
+    ) -> None:
+        cfg = make_config(
+            dataset_id,
+            output_dir,
+            asset_output_dir=asset_output_dir,
+            catalog_only=catalog_only,
+            if_exists=if_exists,
+            bbox=bbox,
+            intersects=intersects,
+            datetime=datetime,
+            collection_filter=collection_filter,
+            session=session,
+            api_key=api_key,
+            profile=profile,
+            root_url=root_url,
+            workers=workers,
+            limits=limits,
+            source=source,
+        )
+        super().__init__(cfg)
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._summary: DownloadSummary | None = None
+        self._error: BaseException | None = None
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def dataset_id(self) -> str:
+        """The dataset being downloaded."""
+        return self._cfg.dataset_id
+
+    @property
+    def state(self) -> JobState:
+        """``pending``, ``running``, ``paused``, ``cancelling``, ``cancelled``, ``finished`` or
+        ``failed``."""
+        return self._state
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that ended a failed job."""
+        return self._error
+
+    @property
+    def err_report_path(self) -> Path:
+        """Where failed assets are listed."""
+        return self._cfg.err_report_path
+
+    @property
+    def manifest_path(self) -> Path:
+        """The asset index of this download."""
+        return self._cfg.manifest_path
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event (from the job's thread); returns an
+        unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(callback)
+            self._subscribers_snapshot = tuple(self._subscribers)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+                self._subscribers_snapshot = tuple(self._subscribers)
+
+        return unsubscribe
+
+    def start(self) -> DownloadJob:
+        """Start the job in a background thread (once). Returns the job."""
+        with self._lock:
+            if self._state != "pending":
+                raise RuntimeError(f"the job is already {self._state}")
+            self._state = "running"
+            self._started_at = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"mlhub-download-{self.dataset_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def pause(self) -> None:
+        """Start no new transfers (running ones finish) until :meth:`resume`."""
+        with self._lock:
+            if self._state != "running":
+                return
+            self._state = "paused"
+        self._control.pause()
+        self._emit(JobPaused())
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`."""
+        with self._lock:
+            if self._state != "paused":
+                return
+            self._state = "running"
+        self._control.resume()
+        self._emit(JobResumed())
+
+    def cancel(self) -> None:
+        """Stop as soon as possible; everything stays resumable (``.part`` files + index)."""
+        with self._lock:
+            if self._state in ("cancelled", "finished", "failed", "cancelling"):
+                return
+            if self._state == "pending":
+                self._state = "cancelled"
+                self._finished.set()
+                return
+            self._state = "cancelling"
+        self._cancel.set()
+        self._control.cancel()
+
+    def wait(self, timeout: float | None = None) -> DownloadSummary:
+        """Wait for the end; return the summary or raise the job's error.
+
+        Raises:
+            TimeoutError: still running after ``timeout`` seconds.
+            DownloadError: some assets failed (see ``err_report.csv``).
+        """
+        if self._state == "pending":
+            raise RuntimeError("the job was not started")
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"download of {self.dataset_id} still running after {timeout}s")
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()  # it only returns now: no thread of the job outlives wait()
+        if self._error is not None:
+            raise self._error
+        if self._summary is None:  # cancelled before it started
+            raise DownloadError(f"the download of {self.dataset_id} was cancelled before it began")
+        return self._summary
+
+    def done(self) -> bool:
+        """True once the job ended (finished, failed or cancelled)."""
+        return self._finished.is_set()
+
+    @property
+    def summary(self) -> DownloadSummary | None:
+        """The summary once the job ended (also for failed and cancelled jobs)."""
+        return self._summary
+
+    @property
+    def progress(self) -> ProgressSnapshot:
+        """A snapshot of the current progress (safe to call from any thread)."""
+        return self._snapshot()
+
+    def __repr__(self) -> str:
+        p = self._snapshot()
+        return (
+            f"<DownloadJob {self.dataset_id} {p.state} {p.phase} "
+            f"{p.assets_finished}/{p.assets_total} assets>"
+        )
+
+    # -- the thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        pipeline = Pipeline(self._cfg, self._emit, self._cancel)
+        try:
+            summary = self._execute(pipeline)
+        except Cancelled:
+            self._finish_cancelled()
+        except BaseException as exc:
+            self._fail(self._disk_full_error(exc, pipeline) if _is_disk_full(exc) else exc)
+        else:
+            if self._cancel.is_set() and summary.cancelled:
+                self._summary = summary
+                self._finish_cancelled()
+            elif summary.assets_failed:
+                self._summary = summary
+                self._fail(
+                    DownloadError(
+                        f"{summary.assets_failed} of {summary.assets_selected} assets of "
+                        f"{self.dataset_id} failed; see {summary.err_report}. Run the download "
+                        "again to retry only what is missing.",
+                        failed=summary.assets_failed,
+                        report=summary.err_report,
+                    )
+                )
+            else:
+                self._summary = summary
+                self._phase = "done"
+                self._ended_at = time.monotonic()
+                with self._lock:
+                    self._state = "finished"
+                self._tick(force=True)
+                self._emit(JobFinished(summary))
+        finally:
+            # everything the job opened is closed before anyone waiting is told it ended
+            if pipeline.builder is not None:
+                pipeline.builder.cancelled.set()
+                pipeline.builder.join()
+            pipeline.close()
+            self._finished.set()
+
+    def _disk_full_error(self, exc: BaseException, pipeline: Pipeline) -> DiskFullError:
+        """A clear error for a full disk: which folder, how much is free, how much is needed."""
+        cfg = self._cfg
+        where = getattr(exc, "filename", None)
+        folder = cfg.dataset_asset_dir
+        if isinstance(where, str) and not where.startswith(os.fspath(cfg.dataset_asset_dir)):
+            folder = cfg.output_dir if where.startswith(os.fspath(cfg.output_dir)) else folder
+        elif not isinstance(exc, sqlite3.Error) and self._phase in ("catalog", "index"):
+            folder = cfg.output_dir
+        try:
+            free: str = _space(shutil.disk_usage(folder).free)
+        except OSError:
+            free = "unknown"
+        missing = max(0, self._total - self._done - self._skipped)
+        need: str
+        if self._index_complete and self._sizes_known:
+            left = max(0, self._bytes_total_known - self._bytes_done)
+            need = f"About {_space(left)} more is needed for the {missing:,} selected assets "
+            need += "not yet on disk."
+        else:
+            estimate = pipeline.info.get("estimated_dataset_size")
+            if isinstance(estimate, int | float) and estimate > self._bytes_done:
+                need = f"The dataset is estimated at {_space(estimate)}; about "
+                need += f"{_space(estimate - self._bytes_done)} more is needed."
+            elif self._bytes_total_known > self._bytes_done:
+                need = f"At least {_space(self._bytes_total_known - self._bytes_done)} more "
+                need += "is needed (the catalogue was not fully read)."
+            else:
+                need = "The space needed is not known yet (the catalogue was not fully read)."
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        detail = redact_text(text) or type(exc).__name__
+        return DiskFullError(
+            f"Disk full: no space left for the download of {cfg.dataset_id} in {folder} "
+            f"({free} free). {need} The download stopped; the files completed so far are "
+            "kept and nothing half-written has a final name. Free some space (or choose "
+            "another output folder) and run the same download again: it resumes where it "
+            f"stopped. ({detail})",
+            failed=missing,
+        )
+
+    def _finish_cancelled(self) -> None:
+        self._ended_at = time.monotonic()
+        with self._lock:
+            self._state = "cancelled"
+        self._tick(force=True)
+        if self._summary is not None:
+            self._emit(JobCancelled(self._summary))
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._ended_at = time.monotonic()
+        with self._lock:
+            self._state = "failed"
+        self._tick(force=True)
+        self._emit(JobFailed(exc))
+
+    def _execute(self, pipeline: Pipeline) -> DownloadSummary:
+        cfg = self._cfg
+        started = time.monotonic()
+        self._phase = "catalog"
+        self._tick(force=True)
+        pipeline.fetch_catalog()
+        if self._cancel.is_set():
+            raise Cancelled()
+        self._phase = "index"
+        self._tick(force=True)
+        with Manifest(cfg.manifest_path, cache_kib=TRANSFER_CACHE_KIB) as db:
+            pipeline.prepare_index(db, inline=cfg.catalog_only)
+            if pipeline.builder is None:
+                self._index_done(db, pipeline, started)
+            if cfg.catalog_only:
+                self._phase = "done"
+                return self._summarize(db, started, catalog_only=True)
+            if cfg.if_exists == "overwrite" and pipeline.builder is None:
+                with db.transaction() as con:
+                    con.execute("UPDATE assets SET state=0, bytes=0 WHERE selected=1")
+            elif pipeline.builder is None:
+                self._settle_done(db)
+            self._phase = "transfer"
+            self._tick(force=True)
+            cancelled = asyncio.run(self._transfer(db, pipeline, started))
+            if pipeline.builder is not None and not cancelled:
+                pipeline.finish_build(db)
+            summary = self._summarize(db, started, cancelled=cancelled)
+            if not cancelled and summary.assets_selected == 0:
+                raise pipeline.no_assets_error(db)
+            return summary
+
+
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+_SQLITE_IOERR = 10
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """A full disk or exceeded quota, as an OSError or as SQLite reports it."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF == _SQLITE_FULL:
+                return True
+            if "database or disk is full" in str(error):
+                return True
+    return False
+
+
+def _space(n: float) -> str:
+    """A byte count for messages: ``512 bytes``, ``12.3 kB``, ``4.5 MB``."""
+    return f"{n:,.0f} bytes" if n < 1000 else human_bytes(n)
+
+
+def iter_events_until_done(job: DownloadJob, timeout: float | None = None) -> Iterator[Any]:
+    """Yield a job's events from the calling thread until it ends (for scripts and tests)."""
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    unsubscribe = job.subscribe(q.put)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                event = q.get(timeout=remaining if remaining is not None else 1.0)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                if job.done() and q.empty():
+                    return
+                continue
+            yield event
+            if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                return
+    finally:
+        unsubscribe()

@@ -1,0 +1,539 @@
+"""The steps a download and a plan share: configuration, session, catalogue, asset index.
+
+:func:`make_config` validates the arguments of :func:`~mlhub_widgets.download.download_dataset`
+before any request; :class:`Pipeline` fetches (or reuses) the catalogue, builds, reuses or
+re-plans the index (:mod:`.index`) and turns it into a :class:`~.events.DownloadPlan`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..config.session import Session, get_session
+from ..exceptions import (
+    MLHubException,
+    NoAssetsSelected,
+)
+from ..filters import AssetFilter, FilterStats
+from ..net.redact import redact_text, redact_url
+from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
+from . import transfer
+from .catalog_archive import ArchiveLimits
+from .events import CatalogFetched, DownloadPlan, IndexProgress
+from .index import (
+    IndexBuilder,
+    IndexConfig,
+    IndexProcess,
+    filter_fingerprint,
+    stats_dict,
+)
+from .manifest import (
+    MANIFEST_NAME,
+    Manifest,
+)
+from .report import ERR_REPORT_NAME
+
+if TYPE_CHECKING:
+    from ..sources import SourceLike
+
+log = logging.getLogger(__name__)
+
+IfExists = Literal["resume", "skip", "overwrite"]
+IF_EXISTS_VALUES = ("resume", "skip", "overwrite")
+DEFAULT_WORKERS = 64
+#: Catalogue tarballs smaller than this (``stac_catalog_size`` of the catalogue info) are
+#: indexed in a thread: starting the child interpreter takes ~0.1 s, building such a catalogue
+#: in-process 1–3 ms per KiB (20 items, 4 KiB: 13 ms). Larger or unsized ones get the child.
+INDEX_PROCESS_FROM_BYTES = 16 << 10
+
+
+def validate_common(if_exists: str, workers: int | None) -> None:
+    if if_exists not in IF_EXISTS_VALUES:
+        raise ValueError(
+            f"if_exists must be one of {', '.join(IF_EXISTS_VALUES)}; got {if_exists!r}"
+        )
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+
+
+def with_key(url: str, key: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
+    query.append(("key", key))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@dataclass
+class DownloadConfig:
+    dataset_id: str
+    output_dir: Path
+    asset_dir: Path
+    catalog_only: bool
+    if_exists: IfExists
+    flt: AssetFilter
+    collection_filter: Any
+    workers: int
+    session: Session | None
+    session_kwargs: dict[str, Any]
+    limits: ArchiveLimits
+    source: Any = None  # a STAC Source (static catalogue, STAC API); None: the MLHub tarball
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.output_dir / f"{self.dataset_id}.tar.gz"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.output_dir / self.dataset_id
+
+    @property
+    def dataset_asset_dir(self) -> Path:
+        return self.asset_dir / self.dataset_id
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dataset_asset_dir / MANIFEST_NAME
+
+    @property
+    def err_report_path(self) -> Path:
+        return self.dataset_asset_dir / ERR_REPORT_NAME
+
+    def index_config(self) -> IndexConfig:
+        return IndexConfig(
+            dataset_id=self.dataset_id,
+            output_dir=self.output_dir,
+            catalog_path=self.catalog_path,
+            manifest_path=self.manifest_path,
+            flt=self.flt,
+            limits=self.limits,
+            source=self.source,
+        )
+
+
+def make_config(
+    dataset_id: str,
+    output_dir: str | os.PathLike[str],
+    *,
+    asset_output_dir: str | os.PathLike[str] | None,
+    catalog_only: bool,
+    if_exists: str,
+    bbox: BBoxLike | None,
+    intersects: IntersectsLike | None,
+    datetime: DatetimeLike,
+    collection_filter: CollectionFilter | None,
+    session: Session | None,
+    api_key: str | None,
+    profile: str | None,
+    root_url: str | None,
+    workers: int | None,
+    limits: ArchiveLimits | None,
+    source: SourceLike | None = None,
+) -> DownloadConfig:
+    if not isinstance(dataset_id, str) or not dataset_id.strip():
+        raise ValueError("dataset_id must be a non-empty string")
+    if "/" in dataset_id or "\\" in dataset_id or dataset_id in (".", ".."):
+        raise ValueError(f"dataset_id {dataset_id!r} cannot be used as a folder name")
+    validate_common(if_exists, workers)
+    flt = AssetFilter.build(
+        bbox=bbox, intersects=intersects, datetime=datetime, collection_filter=collection_filter
+    )
+    # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
+    out = Path(output_dir).expanduser().absolute()
+    assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
+    for name, path in (("output_dir", out), ("asset_output_dir", assets)):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{name} {path} exists and is not a folder")
+    src: Any = None
+    if source is not None:
+        from ..sources import open_source
+
+        src = open_source(source)
+        if src.kind == "mlhub":  # the MLHub API: its catalogue tarball, as without a source
+            session = session or getattr(src, "session", None)
+            src = None
+    return DownloadConfig(
+        dataset_id=dataset_id,
+        output_dir=out,
+        asset_dir=assets,
+        catalog_only=catalog_only,
+        if_exists=if_exists,  # type: ignore[arg-type]
+        flt=flt,
+        collection_filter=collection_filter,
+        workers=workers or DEFAULT_WORKERS,
+        session=session,
+        session_kwargs={"api_key": api_key, "profile": profile, "root_url": root_url},
+        limits=limits or ArchiveLimits(),
+        source=src,
+    )
+
+
+EXCLUSION_LABELS = {
+    "no_location": "without geometry or bbox",
+    "outside_area": "outside the area",
+    "no_date": "without a date",
+    "bad_date": "with an unreadable date",
+    "outside_dates": "outside the dates",
+}
+
+
+def ignore_event(_event: Any) -> None:
+    pass
+
+
+class Pipeline:
+    """The steps shared by a download job and a plan: session, catalogue, index, selection."""
+
+    def __init__(
+        self, cfg: DownloadConfig, emit: Callable[[Any], None], cancelled: threading.Event
+    ) -> None:
+        self.cfg = cfg
+        self.emit = emit
+        self.cancelled = cancelled
+        self.session: Session | None = cfg.session
+        self.info: dict[str, Any] = {}
+        self.builder: IndexBuilder | IndexProcess | None = None
+        self.index_process: IndexProcess | None = None
+        self.catalog_reused = False
+        self.index_reused = False
+        self.replanned = False
+        self.start_seq = 0
+
+    def get_session(self) -> Session:
+        if self.session is None:
+            self.session = get_session(**self.cfg.session_kwargs)
+        return self.session
+
+    def close(self) -> None:
+        """Close the API session if this pipeline created it (its sockets are not left for
+        the garbage collector) and drop references to the job (no reference cycle)."""
+        if self.session is not None and self.session is not self.cfg.session:
+            self.session.close()
+        self.session = None
+        self.discard_index_process()
+        self.builder = None
+        self.emit = ignore_event
+
+    # -- catalogue -----------------------------------------------------------------------------
+    def fetch_catalog(self) -> None:
+        if self.cfg.source is not None:
+            self._source_catalog()
+            return
+        cfg = self.cfg
+        session = self.get_session()
+        ds = cfg.dataset_id
+        self.info = dict(session.get_json(f"catalog/{ds}/info") or {})
+        expected = self.info.get("stac_catalog_size")
+        expected = expected if isinstance(expected, int) and expected > 0 else None
+        if not cfg.catalog_only and (expected is None or expected >= INDEX_PROCESS_FROM_BYTES):
+            self.spawn_index_process()  # its start-up overlaps the catalogue download
+        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dataset_asset_dir.mkdir(parents=True, exist_ok=True)
+        response = session.get(f"catalog/{ds}", allow_redirects=False)
+        location = response.headers.get("Location")
+        response.close()
+        if response.status_code in (301, 302, 303, 307, 308) and location:
+            url = session.url_for(location) if not urlsplit(location).scheme else location
+        else:
+            url = session.url_for(f"catalog/{ds}")
+        if session.is_api_url(url) and session.api_key:
+            url = with_key(url, session.api_key)
+        mode = "overwrite" if cfg.if_exists == "overwrite" else "resume"
+        head_etag: str | None = None
+        if mode == "resume" and cfg.catalog_path.exists():
+            mode, head_etag = self._check_local_catalog(session, url, expected)
+        outcome = transfer.download_file(url, cfg.catalog_path, size=expected, if_exists=mode)
+        if not outcome.ok and outcome.disk_full:
+            raise OSError(errno.ENOSPC, str(outcome.error), os.fspath(cfg.catalog_path))
+        if not outcome.ok:
+            raise MLHubException(
+                f"could not download the catalogue of {ds} from {redact_url(url)}: "
+                f"{redact_text(str(outcome.error), session.api_key)}"
+            )
+        size = cfg.catalog_path.stat().st_size
+        self.catalog_reused = outcome.attempts == 0
+        self.catalog_identity = {
+            "size": size,
+            "etag": outcome.etag or (head_etag if self.catalog_reused else None),
+            "last_modified": outcome.last_modified,
+        }
+        self.emit(CatalogFetched(ds, cfg.catalog_path, size, self.catalog_reused))
+
+    def _source_catalog(self) -> None:
+        """A dataset of a STAC source: no tarball to fetch. Its identity is the source and its
+        server-side filters; the catalogue is written while the index is built."""
+        cfg = self.cfg
+        cfg.source.get_dataset(cfg.dataset_id)  # EntityDoesNotExist before anything else
+        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dataset_asset_dir.mkdir(parents=True, exist_ok=True)
+        self.info = {}
+        self.catalog_reused = False
+        self.catalog_identity = {
+            "size": 0,
+            "etag": None,
+            "last_modified": None,
+            "source": cfg.source.fingerprint(cfg.flt),
+        }
+        self.emit(CatalogFetched(cfg.dataset_id, cfg.catalog_dir / "catalog.json", 0, False))
+
+    def _check_local_catalog(
+        self, session: Session, url: str, expected: int | None
+    ) -> tuple[str, str | None]:
+        """Is the local tarball still the server's? One HEAD to storage (never with the key).
+
+        Returns the ``if_exists`` mode for the tarball fetch and the server's ETag.
+        """
+        local = self.cfg.catalog_path.stat().st_size
+        if expected is not None and local != expected:
+            return ("resume" if local < expected else "overwrite"), None
+        with Manifest(self.cfg.manifest_path) as db:
+            stored = db.get_meta_json("catalog")
+        try:
+            head = session.request("HEAD", url, allow_redirects=True, raise_errors=False)
+        except MLHubException as exc:
+            log.info("could not check the catalogue for changes (%s); using the local copy", exc)
+            return "resume", None
+        head.close()
+        if head.status_code >= 400:
+            return "resume", None
+        etag = head.headers.get("ETag")
+        length = head.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != local:
+            return "overwrite", None
+        if isinstance(stored, dict) and stored.get("etag") and etag and stored["etag"] != etag:
+            log.info(
+                "the catalogue of %s changed on the server; fetching it again", self.cfg.dataset_id
+            )
+            return "overwrite", None
+        return "resume", etag
+
+    def collection_types(self) -> dict[str, list[str]]:
+        """Collection types from ``/datasets/{id}`` (best effort: {} when unavailable)."""
+        if self.cfg.source is not None:
+            rec = self.cfg.source.get_dataset(self.cfg.dataset_id)
+            return {
+                str(c["id"]): [str(t) for t in c.get("types") or []]
+                for c in rec.get("collections") or []
+                if isinstance(c, Mapping) and isinstance(c.get("id"), str)
+            }
+        try:
+            record = self.get_session().get_json(f"datasets/{self.cfg.dataset_id}")
+        except MLHubException as exc:
+            log.debug("no dataset record for %s: %s", self.cfg.dataset_id, exc)
+            return {}
+        out: dict[str, list[str]] = {}
+        for c in record.get("collections") or [] if isinstance(record, Mapping) else []:
+            if isinstance(c, Mapping) and isinstance(c.get("id"), str):
+                out[c["id"]] = [str(t) for t in c.get("types") or []]
+        return out
+
+    # -- index -------------------------------------------------------------------------------
+    def _stored_catalog_matches(self, db: Manifest) -> bool:
+        stored = db.get_meta_json("catalog")
+        if not isinstance(stored, dict) or db.get_meta("index_complete") != "1":
+            return False
+        ident = self.catalog_identity
+        if stored.get("source") != ident.get("source"):
+            return False
+        if ident.get("source"):  # same source and server-side filters: the index stands
+            root = db.get_meta("catalog_root")
+            return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+        if stored.get("size") != ident["size"]:
+            return False
+        if stored.get("etag") and ident.get("etag"):
+            same = bool(stored["etag"] == ident["etag"])
+        else:
+            same = stored.get("md5") == _file_md5(self.cfg.catalog_path)
+        if not same:
+            return False
+        root = db.get_meta("catalog_root")
+        return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+
+    def spawn_index_process(self) -> None:
+        """Start the child interpreter that will build the index of a tarball, so that its
+        start-up overlaps the catalogue download (see :mod:`mlhub_widgets.download.index`)."""
+        if self.cfg.source is not None or self.index_process is not None:
+            return
+        try:
+            self.index_process = IndexProcess.spawn()
+        except OSError as exc:  # e.g. no usable sys.executable in an embedded interpreter
+            log.info("building the index in a thread: cannot start a child interpreter (%s)", exc)
+
+    def discard_index_process(self) -> None:
+        """End the child interpreter if no build was handed to it."""
+        proc, self.index_process = self.index_process, None
+        if proc is not None:
+            proc.discard()
+
+    def prepare_index(self, db: Manifest, *, inline: bool) -> None:
+        """Reuse, re-plan or (re)build the index. Builds inline, or in the background: in
+        the child interpreter from :meth:`spawn_index_process` if there is one, else in a
+        thread."""
+        cfg = self.cfg
+        if cfg.if_exists != "overwrite" and self._stored_catalog_matches(db):
+            self.index_reused = True
+            self._validate_collection_filter(db)
+            if db.get_meta("filter") != filter_fingerprint(cfg.flt):
+                self.replan(db)
+                self.replanned = True
+            self.discard_index_process()
+            return
+        self.start_seq = db.max_seq()
+        emit = self.emit
+
+        def on_progress(items: int, assets: int, selected: int) -> None:
+            emit(IndexProgress(items, assets, selected))
+
+        index_cfg = cfg.index_config()
+        if not inline and self.index_process is not None:
+            # the child now belongs to the build (spawned only for tarballs: no source)
+            process, self.index_process = self.index_process, None
+            self.builder = process
+            process.begin(
+                index_cfg, self.collection_types(), self.start_seq, on_progress, self.cancelled
+            )
+            return
+        self.discard_index_process()
+        builder = IndexBuilder(
+            index_cfg, self.collection_types(), self.start_seq, on_progress, self.cancelled
+        )
+        self.builder = builder
+        if inline:
+            builder.run()
+            self.finish_build(db)
+        else:
+            builder.start()
+
+    def finish_build(self, db: Manifest) -> None:
+        """After the builder: raise its error, record the catalogue identity, validate."""
+        builder = self.builder
+        assert builder is not None
+        builder.done.wait()
+        if builder.error is not None:
+            raise builder.error
+        db.set_meta({"catalog": {**self.catalog_identity, "md5": builder.catalog_md5()}})
+        if builder.skipped_hrefs:
+            log.warning("%d assets without a downloadable href were skipped", builder.skipped_hrefs)
+        self._validate_collection_filter(db)
+
+    def _validate_collection_filter(self, db: Manifest) -> None:
+        if self.cfg.collection_filter is None:
+            return
+        AssetFilter.build(collection_filter=self.cfg.collection_filter, available=db.asset_keys())
+
+    def collection_filter_ready(self) -> bool:
+        """During a streaming build: every collection and key the filter names was seen."""
+        cf = self.cfg.flt.collection_filter
+        if cf is None or self.builder is None:
+            return True
+        seen = self.builder.seen_keys
+        for cid, keys in cf.items():
+            have = seen.get(cid)
+            if have is None:
+                return False
+            if keys is not None and not keys <= have:
+                return False
+        return True
+
+    def replan(self, db: Manifest) -> None:
+        """Re-select assets of a stored index for new filters (no catalogue access)."""
+        flt = self.cfg.flt
+        stats = FilterStats()
+        with db.transaction():
+            if flt.bbox is None and flt.intersects is None and flt.datetime is None:
+                db.match_all_items()
+                stats.matched = db.item_count()
+            else:
+                for rows in db.iter_items():
+                    updates = []
+                    for item_id, _cid, spatial in rows:
+                        item = json.loads(spatial) if spatial else {}
+                        updates.append((int(flt.item_matches(item, stats)), item_id))
+                    db.set_item_matches(updates)
+            wanted = [
+                (cid, key)
+                for cid, keys in db.asset_keys().items()
+                for key in keys
+                if flt.wants_asset(cid, key)
+            ]
+            db.reselect(wanted)
+        db.set_meta(
+            {
+                "filter": filter_fingerprint(flt),
+                "filter_description": flt.describe(),
+                "filter_stats": stats_dict(stats),
+            }
+        )
+
+    def no_assets_error(self, db: Manifest) -> NoAssetsSelected:
+        stats = db.get_meta_json("filter_stats") or {}
+        excluded = ", ".join(
+            f"{n} {EXCLUSION_LABELS.get(k, k)}" for k, n in stats.items() if k != "matched" and n
+        )
+        detail = f"{stats.get('matched', 0)} items matched" + (
+            f"; items excluded: {excluded}" if excluded else ""
+        )
+        return NoAssetsSelected(
+            f"No asset of dataset {self.cfg.dataset_id!r} matches the filters "
+            f"({self.cfg.flt.describe()}): {detail}. Nothing was downloaded."
+        )
+
+    def plan(self, db: Manifest) -> DownloadPlan:
+        counts = db.counts()
+        per = db.per_collection()
+        exact = counts["sized"] == counts["selected"]
+        total_assets = counts["assets"]
+        if exact:
+            nbytes = counts["known_bytes"]
+        else:
+            estimate = self.info.get("estimated_dataset_size")
+            if isinstance(estimate, int | float) and total_assets:
+                nbytes = int(estimate * counts["selected"] / total_assets)
+            else:
+                nbytes = counts["known_bytes"]
+        stats = db.get_meta_json("filter_stats") or {}
+        excluded = {
+            EXCLUSION_LABELS.get(k, k): int(n) for k, n in stats.items() if k != "matched" and n
+        }
+        per_out = {}
+        for cid, info in per.items():
+            b = info["bytes"]
+            if (
+                not exact
+                and total_assets
+                and isinstance(self.info.get("estimated_dataset_size"), int | float)
+            ):
+                b = int(self.info["estimated_dataset_size"] * info["assets"] / total_assets)
+            per_out[cid] = {"assets": info["assets"], "bytes": b}
+        return DownloadPlan(
+            dataset_id=self.cfg.dataset_id,
+            asset_keys=db.asset_keys(),
+            collections={cid: c["types"] for cid, c in db.collections().items()},
+            assets=counts["selected"],
+            bytes=nbytes,
+            bytes_exact=exact,
+            per_collection=per_out,
+            items_total=db.item_count(),
+            items_matched=int(stats.get("matched", 0)),
+            items_excluded=excluded,
+            done=counts["done"],
+            filter_description=self.cfg.flt.describe(),
+            total_assets=total_assets,
+        )
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
