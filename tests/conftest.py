@@ -8,6 +8,9 @@ import pytest
 
 from mlhub_widgets.hub import Hub, serve
 
+#: Real network parts (proxies, TLS, object stores, Dask): see tests/parts/__init__.py.
+pytest_plugins = ["tests.parts"]
+
 # -- bundled hub ---------------------------------------------------------------------------------
 
 
