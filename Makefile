@@ -21,7 +21,8 @@ AZURITE := tests/parts/node_modules/.bin/azurite-blob
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "error: PYTHON=$(PYTHON) is not Python >= 3.11 ($$($(PYTHON) -V 2>&1 || echo not found));" \
+	  found=$$($(PYTHON) -V 2>&1) || found="not found"; \
+	  echo "error: PYTHON=$(PYTHON) is not Python >= 3.11 ($$found);" \
 	       "run e.g.: make $(MAKECMDGOALS) PYTHON=python3.11"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
