@@ -14,11 +14,14 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from mlhub_widgets.hub import Hub
 from tests.parts import (
     HUB_NAME,
     NO_RETRY,
@@ -30,9 +33,11 @@ from tests.parts import (
     MotoS3,
     PublicHub,
     TlsCA,
+    TlsFront,
     mark_started,
 )
-from tests.parts.process import start_on_free_port
+from tests.parts.env import TRUST_VARS
+from tests.parts.process import PROXY_VARS, start_on_free_port
 
 DS = "nasa_marine_debris"
 #: A file on the hub's storage origin (a dataset's documentation PDF).
@@ -170,14 +175,13 @@ def test_tls_hub_is_trusted_only_with_the_private_ca(
 
 
 def test_tls_front_puts_tls_before_any_loopback_server(
-    tls_front: object, hub: object, tls_ca: TlsCA
+    tls_front: Callable[[int], TlsFront], hub: Hub, tls_ca: TlsCA
 ) -> None:
-    from mlhub_widgets.hub import Hub
-
-    assert isinstance(hub, Hub)
-    port = int(hub.url.split(":")[2].split("/")[0])
-    front = tls_front(port)  # type: ignore[operator]
-    r = requests.get(f"{front.url('127.0.0.1')}/mlhub/v1/datasets", verify=str(tls_ca.ca_pem))
+    front = tls_front(urlsplit(hub.url).port or 0)
+    url = f"{front.url('127.0.0.1')}/mlhub/v1/datasets"
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(url, timeout=10)
+    r = requests.get(url, verify=str(tls_ca.ca_pem), timeout=30)
     assert r.status_code == 200 and DS in r.text
 
 
@@ -339,3 +343,13 @@ def test_a_part_that_cannot_start_fails_with_its_command_and_log(tmp_path: Path)
     text = str(failed.value)
     assert "broken-part exited before it was ready" in text
     assert "command: " + sys.executable in text and "cannot bind" in text
+
+
+def test_every_test_starts_without_the_shells_network_settings() -> None:
+    # This machine's shell sets SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and
+    # AWS_CA_BUNDLE; a developer's may set proxies and cloud credentials.
+    leaked = [v for v in (*PROXY_VARS, *TRUST_VARS, "AWS_PROFILE") if v in os.environ]
+    assert leaked == []
+    assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+    assert not Path(os.environ["AWS_CONFIG_FILE"]).exists()

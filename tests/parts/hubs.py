@@ -76,8 +76,8 @@ def public_hub(ca: TlsCA | None, *, proxied: bool, **serve_kwargs: Any) -> Itera
     proxy-only names (:data:`HUB_NAME`, :data:`STORAGE_NAME`) when ``proxied``."""
     hub = PublicHub(**serve_kwargs)
     fronts = TlsFronts(ca) if ca is not None else None
-    hub.start()
     try:
+        hub.start()
         api_port = urlsplit(hub.loopback_url).port
         st_port = urlsplit(hub.loopback_storage_url).port
         assert api_port is not None and st_port is not None
