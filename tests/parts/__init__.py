@@ -22,6 +22,22 @@ fixture                scope      what
 ``fake_gcs``           session    fake-gcs-server (obstore reads)
 ``dask_cluster``       function   ``LocalCluster``, 2 worker processes, kill-a-worker helpers
 =====================  =========  ==============================================================
+
+Usage (each fixture's class documents the rest)::
+
+    def test_x(forward_proxy, proxied_hub, monkeypatch):
+        forward_proxy.setenv(monkeypatch)           # HTTP(S)_PROXY, NO_PROXY=127.0.0.1,localhost
+        download_dataset(DS, out, root_url=proxied_hub.url)   # only works through the proxy
+
+    def test_y(tls_hub, tls_ca, monkeypatch):
+        tls_ca.trust_in_env(monkeypatch)            # SSL_CERT_FILE, REQUESTS_CA_BUNDLE, ...
+
+    def test_z(moto_s3):                            # empty moto: .client(), .store(b), .env()
+        moto_s3.client().create_bucket(Bucket="eodata")
+
+    def test_w(dask_cluster, tmp_path):             # .client, .address, .kill_worker(pid)
+        fut = dask_cluster.client.submit(task_calling_mark_started, str(tmp_path))
+        dask_cluster.kill_worker_when_started(tmp_path)
 """
 
 from __future__ import annotations
