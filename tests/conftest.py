@@ -8,6 +8,9 @@ import pytest
 
 from mlhub_widgets.hub import Hub, serve
 
+#: Real network parts (proxies, TLS, object stores, Dask): see tests/parts/__init__.py.
+pytest_plugins = ["tests.parts"]
+
 # -- bundled hub ---------------------------------------------------------------------------------
 
 
@@ -20,6 +23,18 @@ def hub() -> Iterator[Hub]:
     """
     with serve() as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hub_cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hubs keep built catalogue tarballs in this session's (xdist worker's) own folder.
+
+    The default, ``<tmp>/mlhub_widgets-hub-cache``, is shared by every run on the machine and
+    its entries (keyed by the hub's random ports) are pruned only after two days.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLHUB_HUB_CACHE", str(tmp_path_factory.mktemp("hub-cache")))
+        yield
 
 
 # -- isolation from the developer's own configuration ---------------------------------------------

@@ -167,6 +167,10 @@ def test_python_dash_m() -> None:
         assert line.startswith("MLHub API:  http://127.0.0.1:")
         url = line.split()[-1]
         assert requests.get(url + "models", timeout=10).status_code == 200
+        # SIGTERM once it says how to stop it (it prints the URLs first, then the datasets;
+        # on a loaded machine a SIGTERM before that ended it with -15).
+        rest = iter(proc.stdout.readline, "")
+        assert any(line.startswith("Press Ctrl-C to stop.") for line in rest)
     finally:
         proc.terminate()
         proc.wait(10)
