@@ -39,8 +39,8 @@ from typing import Protocol
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from .http import MAX_BODY, BodySink, FileBody, FileParts, Request, Response, http_date
 from .faults import FaultConfig
+from .http import MAX_BODY, BodySink, FileBody, FileParts, Request, Response, http_date
 from .s3_datasets import DATASETS_BUCKET, DatasetBucket, DatasetsHub
 from .s3_store import Bucket, S3Object, ScratchStore, SpoolFile, Upload, stored_headers
 from .s3_xml import (
@@ -61,7 +61,6 @@ from .storage import parse_range
 from .synth import Body
 
 
-
 class S3Hub(DatasetsHub, Protocol):
     """What the S3 routes need from the :class:`~.server.Hub` they serve."""
 
@@ -69,6 +68,7 @@ class S3Hub(DatasetsHub, Protocol):
     def faults(self) -> FaultConfig: ...
     @property
     def s3_url(self) -> str: ...
+
 
 __all__ = ["DATASETS_BUCKET", "SCRATCH_BUCKET", "S3Routes"]
 

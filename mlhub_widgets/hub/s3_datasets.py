@@ -53,6 +53,7 @@ class DatasetsHub(Protocol):
     @property
     def storage_url(self) -> str: ...
 
+
 __all__ = ["DATASETS_BUCKET", "DatasetBucket", "DatasetIndex"]
 
 DATASETS_BUCKET = "radiantearth"
