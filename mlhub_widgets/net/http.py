@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -74,6 +75,16 @@ Origin = tuple[str, str, int]
 
 def origin_of(url: str) -> Origin:
     """``(scheme, host, port)`` of a URL, with the scheme's default port filled in."""
+    start = url.find("://")
+    end = url.find("/", start + 3) if start > 0 else -1
+    head = url if end < 0 else url[:end]
+    if "?" in head or "#" in head:
+        return _origin_of(url.split("?", 1)[0].split("#", 1)[0])
+    return _origin_of(head)
+
+
+@lru_cache(maxsize=1024)
+def _origin_of(url: str) -> Origin:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -204,16 +215,46 @@ class Response:
             self.release()
             raise self._too_large(cap)
         chunks: list[bytes] = []
-        got = 0
-        async for chunk in self.iter_chunks():
-            chunks.append(chunk)
-            got += len(chunk)
-            if got > cap:
-                self.release()
-                raise self._too_large(cap)
+        total = 0
+        window = self._settings.low_speed_time
+        started = time.monotonic()
+        got = 0  # in this low-speed window
+        content = self._resp.content
+        try:
+            while True:
+                try:
+                    chunk = await content.readany()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise network_error(
+                        exc, self.url, self._secrets, self._settings.read_timeout
+                    ) from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > cap:
+                    self.release()
+                    raise self._too_large(cap)
+                got += len(chunk)
+                now = time.monotonic()
+                if now - started >= window:
+                    self._check_speed(got, now - started)
+                    started, got = now, 0
+        finally:
+            self._resp.release()
         if len(chunks) == 1:
             return chunks[0]
         return b"".join(chunks)
+
+    def _check_speed(self, got: int, seconds: float) -> None:
+        """Raise when ``got`` bytes in ``seconds`` is below the low-speed limit."""
+        limit = self._settings.low_speed_limit
+        if got < limit * seconds:
+            raise NetworkError(
+                f"transfer stalled: {got:,} bytes in {seconds:.0f}s from "
+                f"{_host(self.url)} (less than {limit:,} bytes/s)",
+                url=self.url,
+            )
 
     async def _head_of_body(self, cap: int) -> bytes:
         buf = bytearray()
@@ -243,7 +284,6 @@ class Response:
         """
         settings = self._settings
         window = settings.low_speed_time
-        need = settings.low_speed_limit * window
         started = time.monotonic()
         got = 0
         content = self._resp.content
@@ -260,12 +300,7 @@ class Response:
                 got += len(chunk)
                 now = time.monotonic()
                 if now - started >= window:
-                    if got < need:
-                        raise NetworkError(
-                            f"transfer stalled: {got:,} bytes in {now - started:.0f}s from "
-                            f"{_host(self.url)} (less than {settings.low_speed_limit:,} bytes/s)",
-                            url=self.url,
-                        )
+                    self._check_speed(got, now - started)
                     started, got = now, 0
                 yield chunk
         finally:
@@ -373,7 +408,11 @@ class HttpClient:
                 connect=self.settings.connect_timeout,
                 sock_read=self.settings.read_timeout,
             ),
-            headers={"User-Agent": self.settings.user_agent, **(headers or {})},
+            headers={
+                "User-Agent": self.settings.user_agent,
+                "Accept-Encoding": "identity",
+                **(headers or {}),
+            },
             auto_decompress=False,
             trust_env=False,  # proxies come from self.proxies (NO_PROXY CIDRs, profiles)
             read_bufsize=1 << 20,
@@ -423,17 +462,18 @@ class HttpClient:
         limit = self.settings.connect_timeout + self.settings.read_timeout
         for hop in range(MAX_REDIRECTS + 1):
             same = hop == 0 or _same_site(origin_of(current), home)
+            extra: Mapping[str, str] | None
             if not same:
                 target = strip_secrets(current, secrets)
-                extra = dict(headers or {})
+                extra = headers
             elif credentials is not None:
                 target = _set_params(current, credentials.params)
                 extra = {**credentials.headers, **(headers or {})}
             else:
                 target = current
-                extra = dict(headers or {})
-            if not decompress:
-                extra.setdefault("Accept-Encoding", "identity")
+                extra = headers
+            if decompress:
+                extra = {"Accept-Encoding": "gzip, deflate", **(extra or {})}
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s", method, redact_text(redact_url(target), *secrets))
             try:

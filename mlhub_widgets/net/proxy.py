@@ -129,6 +129,8 @@ class ProxyConfig:
 
     def proxy_for(self, url: str) -> str | None:
         """The proxy URL for ``url``, or ``None`` to connect directly."""
+        if self.http is None and self.https is None:
+            return None
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         proxy = self.https if scheme == "https" else self.http if scheme == "http" else None
