@@ -207,3 +207,11 @@ def test_the_cli_exits_1_when_signatures_are_refused(
     )
     assert code == 1
     assert "err_report.csv" in capsys.readouterr().err
+
+
+def test_items_of_a_source_with_a_modifier_have_signed_hrefs(gate: str) -> None:
+    signer = Signer()
+    src = mw.open_source(f"{gate}/catalog.json", modifier=signer)
+    frame = mw.items("imagery", source=src, limit=None)
+    assert len(frame) == N
+    assert sum(signer.calls.values()) == N  # once per item, as pystac-client's modifier
