@@ -34,9 +34,9 @@ from mlhub_widgets.download.transfer import (
     parse_checksum,
 )
 from mlhub_widgets.hub import FaultConfig, Hub, serve, synth
+from mlhub_widgets.hub.sample import DEMO_ID, make_synthetic_dataset, multihash
 from mlhub_widgets.net.http import Credentials
 from mlhub_widgets.net.settings import NetworkSettings
-from mlhub_widgets.hub.sample import DEMO_ID, make_synthetic_dataset, multihash
 
 pytestmark = pytest.mark.timeout(60)
 
