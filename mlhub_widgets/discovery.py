@@ -509,7 +509,7 @@ def collections(
             src_sets = [src.get_dataset(ds_id)]
             src_cols = src.list_collections(ds_id)
         kinds, in_dataset = _types_and_owners(src_sets)
-        return collections_frame(src_cols, kinds, in_dataset)
+        return collections_frame([src.modified(c) for c in src_cols], kinds, in_dataset)
     if dataset is not None and session is None and not (api_key or profile or root_url):
         session = getattr(dataset, "session", None)
     s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
@@ -707,7 +707,7 @@ def _source_items(
     bar: Any = None
     try:
         for n, item in enumerate(src.iter_items(collection_id, filt, limit=limit), 1):
-            features.append(item)
+            features.append(src.modified(item))  # e.g. signed hrefs (open_source(modifier=))
             if bar is None and progress and n == 1000:
                 from tqdm.auto import tqdm
 

@@ -8,7 +8,12 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     MLHubException
     ├── APIKeyNotFound          no key could be resolved, or a profile is unusable
     ├── ProfileError            the profiles file is unreadable or malformed (also APIKeyNotFound)
+    ├── ConfigurationError      a setting that cannot be used: proxy, CA bundle, storage option
+    ├── NetworkError            a request could not complete: connection, proxy, TLS, timeout,
+    │   │                       redirects, a body cut short (after retries where they help)
+    │   └── TLSVerificationError  the server's certificate is not trusted
     ├── MLHubResponseError      the server answered something that is not what the API promises
+    │   └── ResponseTooLarge    an answer is larger than the limit for its kind
     ├── MLHubHTTPError          any HTTP status >= 400 after retries
     │   ├── AuthenticationError 401: missing or wrong API key
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
@@ -16,6 +21,9 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
         └── DiskFullError       no space left where the download writes
+
+Warnings a user must act on are :class:`MLHubWarning` subclasses, issued with
+:func:`warnings.warn` so that notebooks show them (logging is for diagnostics only).
 """
 
 from __future__ import annotations
@@ -44,6 +52,42 @@ class MLHubResponseError(MLHubException):
         self.url = redact_url(url) if url else None
         self.status_code = status_code
         super().__init__(redact_text(message))
+
+
+class ResponseTooLarge(MLHubResponseError):
+    """An answer is larger than the limit for its kind (e.g. an endless JSON body); the read
+    stopped at the limit."""
+
+
+class ConfigurationError(MLHubException, ValueError):
+    """A setting cannot be used: a proxy URL, a CA bundle, a storage option, an output location."""
+
+
+class NetworkError(MLHubException):
+    """A request could not be completed: no connection, proxy or TLS failure, a timeout, too many
+    redirects, or a body cut short — after the retries that could help.
+
+    Attributes:
+        url: the request URL with credentials masked.
+        retryable: whether trying again later may succeed (a TLS verification failure or a
+            redirect loop will not).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retryable: bool = True) -> None:
+        self.url = redact_url(url) if url else None
+        self.retryable = retryable
+        super().__init__(redact_text(message))
+
+
+class TLSVerificationError(NetworkError):
+    """The server's TLS certificate is not trusted (unknown CA, wrong host name, expired).
+
+    Behind TLS inspection or a private CA, point ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE`` at
+    the CA bundle, or pass ``verify="ca.pem"``.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message, url=url, retryable=False)
 
 
 class MLHubHTTPError(MLHubException):
@@ -116,16 +160,30 @@ class DiskFullError(DownloadError):
     """
 
 
+class MLHubWarning(UserWarning):
+    """Something the user should know and may act on; the operation went on."""
+
+
+class InsecureTLSWarning(MLHubWarning):
+    """TLS certificate verification is turned off (``verify=False``)."""
+
+
 __all__ = [
     "APIKeyNotFound",
     "AuthenticationError",
     "CatalogError",
+    "ConfigurationError",
     "DiskFullError",
     "DownloadError",
     "EntityDoesNotExist",
+    "InsecureTLSWarning",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "MLHubWarning",
+    "NetworkError",
     "NoAssetsSelected",
     "ProfileError",
+    "ResponseTooLarge",
+    "TLSVerificationError",
 ]

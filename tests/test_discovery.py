@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import geopandas as gpd
 import pandas as pd
 import pytest
-import requests
 import shapely
 from shapely.geometry import box, shape
 
@@ -24,6 +23,7 @@ from mlhub_widgets.cli.discovery_commands import human_size
 from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir
+from tests.http_log import _record_requests, record_urls  # noqa: F401
 
 REGISTRY = bundled_data_dir() / "registry"
 KENYA = "ref_african_crops_kenya_02_source"
@@ -49,16 +49,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def session(hub: Hub) -> Session:
     return get_session(root_url=hub.url)
-
-
-def record_urls(session: Session) -> list[str]:
-    urls: list[str] = []
-
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        urls.append(response.request.url or "")
-
-    session.hooks["response"].append(hook)
-    return urls
 
 
 def item_queries(urls: list[str]) -> list[dict[str, list[str]]]:

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..config.session import Session, get_session
 from ..exceptions import (
@@ -49,7 +49,7 @@ from . import transfer
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
-from .pipeline import Pipeline, ignore_event, make_config, validate_common, with_key
+from .pipeline import Pipeline, ignore_event, make_config, validate_common
 from .progress import TqdmProgress
 
 if TYPE_CHECKING:
@@ -214,18 +214,14 @@ def download_archive(
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
-    try:
-        return _download_archive(collection_id, out, if_exists, sess, progress)
-    finally:
-        if sess is not session:
-            sess.close()
+    return _download_archive(collection_id, out, if_exists, sess, progress)
 
 
 def _download_archive(
     collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
 ) -> Path:
     try:
-        response = sess.get(f"archive/{collection_id}", allow_redirects=False)
+        url = sess.locate(f"archive/{collection_id}")
     except EntityDoesNotExist as exc:
         raise EntityDoesNotExist(
             exc.status_code,
@@ -235,15 +231,10 @@ def _download_archive(
             message=f'Archive "{collection_id}" does not exist and may still be generating. '
             "Please try again later.",
         ) from None
-    location = response.headers.get("Location")
-    response.close()
-    if response.status_code in (301, 302, 303, 307, 308) and location:
-        url = location if urlsplit(location).scheme else sess.url_for(location)
-    else:
-        url = sess.url_for(f"archive/{collection_id}")
-    if sess.is_api_url(url) and sess.api_key:
-        url = with_key(url, sess.api_key)
-    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"{collection_id}.tar.gz"
+    path = urlsplit(url).path
+    name = unquote(path.rsplit("/", 1)[-1])
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        name = f"{collection_id}.tar.gz"  # the URL names a folder, or no safe file name
     out.mkdir(parents=True, exist_ok=True)
     dest = out / name
     if if_exists == "skip" and dest.exists():
@@ -270,6 +261,8 @@ def _download_archive(
             if_exists=if_exists,
             parallel_ranges=8,
             on_bytes=on_bytes,
+            credentials=sess.credentials,
+            network=sess.network,
         )
     finally:
         if bar is not None:

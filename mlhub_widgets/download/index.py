@@ -378,14 +378,10 @@ class IndexBuilder:
         url = _asset_url(href) if isinstance(href, str) else None
         self.key_counts[(cid, key)] += 1
         if url is None:
+            # kept, so that the transfer fails it with its reason (err_report.csv, exit 1):
+            # nothing is skipped without the user seeing it
             self.skipped_hrefs += 1
-            log.warning(
-                "asset %r of %s has no downloadable href (%r); skipped",
-                key,
-                item_id or cid,
-                href,
-            )
-            return
+            url = href if isinstance(href, str) else ""
         media_raw = asset.get("type")
         media = media_raw if isinstance(media_raw, str) else None
         size = asset.get("file:size")

@@ -15,12 +15,11 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import threading
 import time
 import types
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from .manifest import (
     Outcome,
 )
 from .outcome_writer import OutcomeWriter
-from .pipeline import DownloadConfig, Pipeline, with_key
+from .pipeline import DownloadConfig, Pipeline
 from .report import write_err_report
 
 log = logging.getLogger(__name__)
@@ -244,7 +243,18 @@ class JobRun:
             started_ids.discard(row.id)
             self._record_outcome(row, out, writer)
 
-        engine = transfer.TransferEngine(workers=cfg.workers, if_exists=cfg.if_exists)
+        if cfg.source is not None:
+            credentials, network = cfg.source.credentials(), cfg.source.network
+            sign = cfg.source.signer()
+        else:
+            credentials, network, sign = [session.credentials], session.network, None
+        engine = transfer.TransferEngine(
+            workers=cfg.workers,
+            if_exists=cfg.if_exists,
+            credentials=credentials,
+            network=network,
+            sign=sign,
+        )
         loop = asyncio.get_running_loop()
         run = loop.create_task(
             engine.run(
@@ -311,8 +321,6 @@ class JobRun:
                     raise builder.error
                 pipeline._validate_collection_filter(db)
         stale: list[int] = []
-        key = session.api_key
-        is_api_url = _OriginCache(session.is_api_url)
         loop = asyncio.get_running_loop()
         base_prefix = os.path.join(os.fspath(base), "")
         while True:
@@ -364,11 +372,8 @@ class JobRun:
                 elif self._index_complete is False:
                     self._bytes_total_known += row.size
                 rows_by_tag[row.id] = row
-                url = row.url
-                if key and is_api_url(url):
-                    url = with_key(url, key)
                 yield transfer.TransferSpec(
-                    url=url,
+                    url=row.url,
                     dest=base_prefix + row.path,  # a str: no pathlib in the hot loop
                     size=row.size,
                     checksum=row.checksum,
@@ -512,29 +517,6 @@ class JobRun:
             catalog_only=catalog_only,
             per_collection=types.MappingProxyType(per),
         )
-
-
-_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
-
-
-class _OriginCache:
-    """``Session.is_api_url`` answered once per origin (it parses the URL each time)."""
-
-    def __init__(self, check: Callable[[str], bool]) -> None:
-        self._check = check
-        self._seen: dict[str, bool] = {}
-
-    def __call__(self, url: str) -> bool:
-        match = _ORIGIN.match(url)
-        if match is None:
-            return self._check(url)
-        origin = match.group()
-        answer = self._seen.get(origin)
-        if answer is None:
-            if len(self._seen) > 256:
-                self._seen.clear()
-            answer = self._seen[origin] = self._check(origin + "/")
-        return answer
 
 
 def _present(prefix: str, rows: list[AssetRow]) -> set[int]:

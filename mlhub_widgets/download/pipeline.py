@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..config.session import Session, get_session
 from ..exceptions import (
@@ -64,13 +63,6 @@ def validate_common(if_exists: str, workers: int | None) -> None:
         )
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-
-
-def with_key(url: str, key: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
-    query.append(("key", key))
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass
@@ -214,10 +206,7 @@ class Pipeline:
         return self.session
 
     def close(self) -> None:
-        """Close the API session if this pipeline created it (its sockets are not left for
-        the garbage collector) and drop references to the job (no reference cycle)."""
-        if self.session is not None and self.session is not self.cfg.session:
-            self.session.close()
+        """Drop references to the session and the job (no reference cycle)."""
         self.session = None
         self.discard_index_process()
         self.builder = None
@@ -238,20 +227,19 @@ class Pipeline:
             self.spawn_index_process()  # its start-up overlaps the catalogue download
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
         cfg.dataset_asset_dir.mkdir(parents=True, exist_ok=True)
-        response = session.get(f"catalog/{ds}", allow_redirects=False)
-        location = response.headers.get("Location")
-        response.close()
-        if response.status_code in (301, 302, 303, 307, 308) and location:
-            url = session.url_for(location) if not urlsplit(location).scheme else location
-        else:
-            url = session.url_for(f"catalog/{ds}")
-        if session.is_api_url(url) and session.api_key:
-            url = with_key(url, session.api_key)
+        url = session.locate(f"catalog/{ds}")
         mode = "overwrite" if cfg.if_exists == "overwrite" else "resume"
         head_etag: str | None = None
         if mode == "resume" and cfg.catalog_path.exists():
             mode, head_etag = self._check_local_catalog(session, url, expected)
-        outcome = transfer.download_file(url, cfg.catalog_path, size=expected, if_exists=mode)
+        outcome = transfer.download_file(
+            url,
+            cfg.catalog_path,
+            size=expected,
+            if_exists=mode,
+            credentials=session.credentials,
+            network=session.network,
+        )
         if not outcome.ok and outcome.disk_full:
             raise OSError(errno.ENOSPC, str(outcome.error), os.fspath(cfg.catalog_path))
         if not outcome.ok:
@@ -302,7 +290,6 @@ class Pipeline:
         except MLHubException as exc:
             log.info("could not check the catalogue for changes (%s); using the local copy", exc)
             return "resume", None
-        head.close()
         if head.status_code >= 400:
             return "resume", None
         etag = head.headers.get("ETag")
@@ -421,8 +408,6 @@ class Pipeline:
         if builder.error is not None:
             raise builder.error
         db.set_meta({"catalog": {**self.catalog_identity, "md5": builder.catalog_md5()}})
-        if builder.skipped_hrefs:
-            log.warning("%d assets without a downloadable href were skipped", builder.skipped_hrefs)
         self._validate_collection_filter(db)
 
     def _validate_collection_filter(self, db: Manifest) -> None:

@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..exceptions import MLHubException
+from ..net.http import Credentials
+from ..net.settings import NetworkSettings
 from .base import JSON, DatasetEntry, Source, dataset_record
 from .fetch import JsonReader, is_url, resolve_href
 
@@ -142,8 +144,12 @@ class StaticCatalogSource(Source):
     Args:
         href: ``catalog.json``/``collection.json`` URL or path, or a folder holding one.
         workers: documents fetched concurrently during a walk.
-        headers: extra HTTP request headers (e.g. ``Authorization`` for a private store).
-        timeout: HTTP timeout in seconds.
+        headers: extra HTTP request headers (e.g. ``Authorization`` for a private store),
+            sent only to the catalogue's origin.
+        timeout: seconds without an answer before a request is retried.
+        network: proxy, TLS, timeouts and retries (replaces ``timeout``).
+        modifier: called on each item before a user sees it, as pystac-client's
+            ``modifier`` (see :attr:`Source.modifier`).
     """
 
     kind: ClassVar = "static"
@@ -157,6 +163,8 @@ class StaticCatalogSource(Source):
         workers: int = 8,
         headers: dict[str, str] | None = None,
         timeout: float = 30.0,
+        network: NetworkSettings | None = None,
+        modifier: Callable[[Any], Any] | None = None,
     ) -> None:
         text = os.fspath(href)
         if not is_url(text):
@@ -179,7 +187,12 @@ class StaticCatalogSource(Source):
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.url = text
         self.workers = workers
-        self.reader = JsonReader(headers=headers, timeout=timeout)
+        self.network = network or NetworkSettings(read_timeout=timeout)
+        self.modifier = modifier
+        self._credentials = (
+            Credentials.for_url(self.url, headers=headers) if headers and is_url(self.url) else None
+        )
+        self.reader = JsonReader(network=self.network, credentials=self._credentials)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._structure: _Structure | None = None
@@ -191,13 +204,16 @@ class StaticCatalogSource(Source):
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mlhub-stac-walk")
             return self._pool
 
+    def credentials(self) -> list[Credentials]:
+        """The catalogue's headers, for its own origin only."""
+        return [self._credentials] if self._credentials is not None else []
+
     def close(self) -> None:
-        """Stop the worker threads and close connections (both come back on next use)."""
+        """Stop the worker threads (they come back on next use)."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self.reader.close()
 
     def fetch_many(self, hrefs: Iterable[str]) -> Iterator[tuple[str, Any]]:
         """``(href, document)`` for each href, in order, fetched concurrently a bounded window
