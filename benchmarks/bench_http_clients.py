@@ -9,10 +9,10 @@
 The hub (``mlhub_widgets.hub.serve``, synthetic datasets of ``bench_download.py``) runs in its
 own process. Each download runs in a fresh interpreter with the same file list (the catalogue's
 ``file:size`` and ``file:checksum``), interleaved across clients (the order rotates every
-repetition), 3 repetitions, medians. The downloaders are in ``http_clients.py``: the same
-per-file work for every library (GET over 64 keep-alive connections, status, body to
-``dest.part``, sha2-256 check, rename), only the HTTP calls differ; ``engine`` is the current
-``TransferEngine`` with the same files.
+repetition), 3 repetitions (``mem100k``: ``--mem-reps``, 1 by default), medians. The
+downloaders are in ``http_clients.py``: the same per-file work for every library (GET over 64
+keep-alive connections, status, body to ``dest.part``, sha2-256 check, rename), only the HTTP
+calls differ; ``engine`` is the current ``TransferEngine`` with the same files.
 
 Cases: ``small10k`` (10,000 assets of 1-4 KiB), ``wan1k`` (1,000 assets, the hub adds 20 ms per
 response and 60 ms per new connection), ``large`` (20 x 50 MiB, with ``curl`` interleaved and the
@@ -150,8 +150,8 @@ def _watch_children(peaks: dict[str, int], own_cpu: list[float]) -> None:
             for tid in os.listdir(f"/proc/{me}/task"):
                 with open(f"/proc/{me}/task/{tid}/children") as fh:
                     for pid in fh.read().split():
-                        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                            if fh.read() == mine:  # (v)forked, not yet exec'd: our memory
+                        with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                            if cmd.read() == mine:  # (v)forked, not yet exec'd: our memory
                                 continue
                         peaks[pid] = max(peaks.get(pid, 0), _status_kb(pid, "VmHWM:"))
         except OSError:
@@ -288,7 +288,7 @@ def summarise(case: str, client: str, runs: list[dict[str, Any]], *, process: bo
     """Medians over the repetitions of one client in one case."""
 
     def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
+        return float(statistics.median(r[key] for r in runs))
 
     walls = [r["process_wall"] if process else r["wall"] for r in runs]
     wall = statistics.median(walls)

@@ -357,7 +357,9 @@ def fetch_obstore(url: str, o: dict[str, Any]) -> dict[str, Any]:
     if o.get("redirects") is False:
         how.append("no option")
     store = HTTPStore.from_url(
-        f"{scheme}://{hostport}", client_options=options, retry_config={"max_retries": 0}
+        f"{scheme}://{hostport}",
+        client_options=options,  # type: ignore[arg-type]
+        retry_config={"max_retries": 0},
     )
     if o.get("sync"):
         body = bytes(obstore.get(store, path).bytes())

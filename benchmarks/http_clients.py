@@ -25,6 +25,7 @@ import collections
 import concurrent.futures
 import fcntl
 import hashlib
+import importlib
 import os
 import pickle
 import subprocess
@@ -384,8 +385,6 @@ async def make_httpx(storage: str, *, module: str = "httpx", tuned: bool = False
     ``module="httpx2"``: the fork of httpx/httpcore with the pool assignment fixed.
     Tuned: no connection cap in the pool (the 64 workers still bound it), so no request ever
     queues for a connection (the queue is where httpcore 1.0.9 spends its time)."""
-    import importlib
-
     httpx = importlib.import_module(module)
     limits = httpx.Limits(
         max_connections=None if tuned else WORKERS, max_keepalive_connections=WORKERS
@@ -473,16 +472,24 @@ LIBRARIES: dict[str, tuple[Callable[[str], Awaitable[Client]], str]] = {
 }
 
 
+#: where the engine lives (the package is being reorganised: the first that exists is used)
+ENGINE_MODULES = ("mlhub_widgets.transfer", "mlhub_widgets.download.transfer")
+
+
+def engine_module() -> Any:
+    """The module holding ``TransferEngine`` and ``TransferSpec``."""
+    for name in ENGINE_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(str(exc.name)):  # a missing dependency, not a moved module
+                raise
+    raise ModuleNotFoundError(f"none of {', '.join(ENGINE_MODULES)} exists")
+
+
 def run_engine(storage: str, specs: Iterator[FileSpec]) -> Stats:
     """The current engine with the same files: ``TransferEngine(workers=64).run``."""
-    try:  # the module may have moved by the time this runs
-        from mlhub_widgets.transfer import TransferEngine, TransferSpec
-    except ImportError:
-        from mlhub_widgets.download.transfer import (  # type: ignore[import-not-found,no-redef]
-            TransferEngine,
-            TransferSpec,
-        )
-
+    engine = engine_module()
     stats = Stats()
 
     def on_outcome(outcome: Any) -> None:
@@ -494,9 +501,10 @@ def run_engine(storage: str, specs: Iterator[FileSpec]) -> Stats:
             stats.first_error = stats.first_error or str(outcome.error)
 
     todo = (
-        TransferSpec(s.url, s.dest, s.size, "1220" + s.sha256.hex(), absent=True) for s in specs
+        engine.TransferSpec(s.url, s.dest, s.size, "1220" + s.sha256.hex(), absent=True)
+        for s in specs
     )
-    asyncio.run(TransferEngine(workers=WORKERS).run(todo, on_outcome=on_outcome))
+    asyncio.run(engine.TransferEngine(workers=WORKERS).run(todo, on_outcome=on_outcome))
     return stats
 
 
@@ -513,10 +521,6 @@ CLIENTS = ("engine", *LIBRARIES)
 def import_client(name: str) -> None:
     """Import what client ``name`` needs (timed separately from the transfer)."""
     if name == "engine":
-        try:
-            import mlhub_widgets.transfer
-        except ImportError:
-            import mlhub_widgets.download.transfer  # type: ignore[import-not-found]  # noqa: F401
+        engine_module()
         return
-    module = name.split("-")[0]
-    __import__(module)
+    importlib.import_module(name.split("-")[0])
