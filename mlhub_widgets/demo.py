@@ -13,8 +13,11 @@ only through this module (``tests/test_architecture.py`` checks both).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,10 +56,53 @@ def find_explorer_notebook() -> Path:
     return path
 
 
+def voila_command(notebook: Path, port: int) -> list[str]:
+    """The Voila command line serving ``notebook`` on ``127.0.0.1:port``, and only there.
+
+    ``port_retries=0``: Voila must not move to another port when this one is taken (it would
+    serve where nobody looks while the printed link opens whatever holds the port).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        notebook.name,
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",
+    ]
+
+
+def wait_until_listening(
+    proc: subprocess.Popen[Any], port: int, host: str = "127.0.0.1", timeout: float = 180.0
+) -> bool:
+    """Whether ``proc`` listens on ``host:port`` within ``timeout`` s (False if it exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.2)  # returns at once if it exits meanwhile
+    return False
+
+
 def run_demo(*, port: int = 8866, data_dir: str | None = None, voila: bool = True) -> int:
-    """Serve the hub and (unless ``voila=False``) the explorer; blocks until Ctrl-C."""
+    """Serve the hub and (unless ``voila=False``) the explorer; blocks until Ctrl-C.
+
+    The explorer's URL is printed once Voila answers on ``port`` (which must be free; the
+    ``mlhub demo`` command checks it first). If Voila stops before, its own log says why and
+    its exit status is returned.
+    """
     from .hub import serve
 
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a service manager, `kill`) stops Voila and the hub as Ctrl-C does
+        signal.signal(signal.SIGTERM, _interrupt)
     with serve(data_dir) as hub:
         print(f"Bundled MLHub-compatible hub: {hub.url}", flush=True)
         print("Datasets served: " + ", ".join(sorted(hub.dataset_ids())), flush=True)
@@ -69,26 +115,36 @@ def run_demo(*, port: int = 8866, data_dir: str | None = None, voila: bool = Tru
             return 0
         notebook = find_explorer_notebook()
         env = {**os.environ, "MLHUB_ROOT_URL": hub.url}
-        cmd = [
-            sys.executable,
-            "-m",
-            "voila",
-            notebook.name,
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-        ]
-        proc = subprocess.Popen(cmd, cwd=notebook.parent, env=env)
-        print(f"Explorer (Voila): http://127.0.0.1:{port}/   — Ctrl-C to stop", flush=True)
+        print(f"Starting Voila on 127.0.0.1:{port}…", flush=True)
+        proc = subprocess.Popen(voila_command(notebook, port), cwd=notebook.parent, env=env)
         try:
+            if not wait_until_listening(proc, port):
+                _stop(proc)
+                print(
+                    f"mlhub: error: Voila did not start on 127.0.0.1:{port} (see its log above)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return proc.returncode or 1
+            print(f"Explorer (Voila): http://127.0.0.1:{port}/   — Ctrl-C to stop", flush=True)
             return proc.wait()
         except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
             return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_hub(argv: Sequence[str]) -> int:

@@ -11,14 +11,10 @@ must have an accessible name (``UNLABELLED_JS``). The keyboard test then uses on
 Enter, Space, arrow keys and typing to switch tabs, test the connection, search, select rows,
 type an area and dates, untick an asset key, estimate and download, asserting on
 ``document.activeElement`` and on what the kernel writes back into the page.
-
-With ``MLHUB_UPDATE_SCREENSHOT=1`` the dark-theme Dataset tab (a dataset selected) is also
-written to ``docs/explorer-dark.png``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -45,7 +41,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser-accessibility"
-DARK_SHOT = ROOT / "docs" / "explorer-dark.png"
 TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
 DEMO = "mlhub_widgets_demo_crops"
 DEMO_TITLE = "mlhub_widgets Demo Crop Type Dataset"
@@ -168,9 +163,6 @@ def test_every_tab_is_readable(pages: Pages, theme: str) -> None:
         page.locator("button.mlhub-title-button", has_text=DEMO_TITLE).click()
         page.locator(".mlhub-detail", has_text="Estimated dataset size").wait_for()
         page.locator(".mlhub-asset-key").first.wait_for(state="attached")
-        if theme == "dark" and os.environ.get("MLHUB_UPDATE_SCREENSHOT") == "1":
-            page.wait_for_timeout(300)
-            _shot(page, DARK_SHOT)  # the README's dark-theme picture: a dataset selected
         _click_tab(page, "Area")
         page.click("button.mlhub-entry-toggle")
         page.locator(".mlhub-area-entry .mlhub-bbox-west input").wait_for()

@@ -8,13 +8,12 @@ start shows the validation message first), an asset key is unticked, Estimate co
 selection, the download starts, pauses, resumes and reaches 100 %, and the files on disk are
 exactly what the filters select. Uncaught page errors fail the test.
 
-Screenshots of every step go to ``test-artifacts/browser-explorer/`` (git-ignored). With
-``MLHUB_UPDATE_SCREENSHOT=1`` the finished explorer is also written to ``docs/explorer.png``.
+Screenshots of every step go to ``test-artifacts/browser-explorer/`` (git-ignored); the
+pictures in ``docs/`` come from ``scripts/make_screenshots.py``, not from a test.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -42,7 +41,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser-explorer"
-README_SHOT = ROOT / "docs" / "explorer.png"
 KEY = "browser-test-key-0123"
 DATASET = "mlhub_widgets_demo_crops"
 TITLE = "mlhub_widgets Demo Crop Type Dataset"
@@ -250,10 +248,7 @@ def test_explorer_user_story_in_chromium(key_hub: Hub, browser: Any, tmp_path: P
             width = page.eval_on_selector(".mlhub-progress-bar .progress-bar", "e => e.style.width")
             assert width == "100%"
             assert f"{n_estimated} / {n_estimated}" in progress.inner_text()
-            shot = steps.shot("finished")
-            if os.environ.get("MLHUB_UPDATE_SCREENSHOT") == "1":
-                README_SHOT.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shot, README_SHOT)
+            steps.shot("finished")
             assert not page_errors, page_errors
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)

@@ -155,17 +155,34 @@ def cli_models(args: Any) -> int:
     return 0
 
 
+def _archive_note(session: Session, collection_id: str, size: int | None) -> tuple[str, int]:
+    """What ``mlhub archive`` would get for a collection, and the bytes it would download.
+
+    ``archive/{id}/info`` lists the archive; ``archive/{id}`` (answered with a redirect, not
+    followed) says whether its file is there: both must agree before a size is shown.
+    """
+    if size is None:
+        return "no archive", 0
+    try:
+        session.get(f"archive/{collection_id}", allow_redirects=False)
+    except EntityDoesNotExist:
+        return f"listed as {human_size(size)}, but the server has no file for it", 0
+    return human_size(size), size
+
+
 def cli_info(args: Any) -> int:
     """``mlhub info DATASET``: a dataset's summary, collections by type and sizes."""
-    ds = Dataset.fetch(args.dataset, session=_cli_session(args))
-    colls = ds.collections
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        total = pool.submit(lambda: ds.total_archive_size)
+    session = _cli_session(args)
+    ds = Dataset.fetch(args.dataset, session=session)
+    colls = list(ds.collections)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        notes = pool.map(lambda c: _archive_note(session, c.id, c.archive_size), colls)
         try:
             catalog, estimate = ds.stac_catalog_size, ds.estimated_dataset_size
         except EntityDoesNotExist:
             catalog = estimate = None
-        archives = total.result()
+        archive = dict(zip((c.id for c in colls), notes, strict=True))
+    archives = sum(size for _, size in archive.values())
     frame = ds.to_frame()
     lines = [
         f"{ds.id}: {ds.title}",
@@ -180,16 +197,15 @@ def cli_info(args: Any) -> int:
         "  Sizes:",
         f"    STAC catalogue:      {human_size(catalog)}",
         f"    estimated assets:    {human_size(estimate)}",
-        f"    collection archives: {'none' if archives is None else human_size(archives)}",
+        f"    collection archives: {human_size(archives) if archives else 'none'}",
     ]
-    for title, group in (("Source imagery", colls.source_imagery), ("Labels", colls.labels)):
+    by_type = ds.collections
+    for title, group in (("Source imagery", by_type.source_imagery), ("Labels", by_type.labels)):
         lines.append(f"  {title} collections ({len(group)}):")
-        for c in group:
-            size = c.archive_size
-            lines.append(f"    {c.id}  ({'no archive' if size is None else human_size(size)})")
+        lines += [f"    {c.id}  ({archive[c.id][0]})" for c in group]
     untyped = [c for c in colls if not c.types]
     if untyped:
         lines.append(f"  Other collections ({len(untyped)}):")
-        lines += [f"    {c.id}" for c in untyped]
+        lines += [f"    {c.id}  ({archive[c.id][0]})" for c in untyped]
     print("\n".join(lines))
     return 0

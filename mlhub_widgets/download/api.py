@@ -50,7 +50,7 @@ from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
 from .pipeline import Pipeline, ignore_event, make_config, validate_common
-from .progress import TqdmProgress
+from .progress import console_progress
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
@@ -81,9 +81,12 @@ def download_dataset(
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
 
     Arguments are validated before any request. ``progress``: ``True`` for tqdm bars on
-    stderr, ``False`` for none, or a callable receiving every event. With ``background=True``
-    the running :class:`DownloadJob` is returned at once; otherwise the call blocks
-    (Ctrl-C cancels the job, leaving it resumable) and returns a :class:`DownloadSummary`.
+    stderr (a plain line every few seconds when stderr is not a terminal, e.g. a log file),
+    ``False`` for none, or a callable receiving every event. ``workers``: concurrent
+    transfers (default :data:`~mlhub_widgets.download.DEFAULT_WORKERS`, 64). With
+    ``background=True`` the running :class:`DownloadJob` is returned at once; otherwise the
+    call blocks (Ctrl-C cancels the job, leaving it resumable) and returns a
+    :class:`DownloadSummary`.
 
     ``source`` (a :class:`~mlhub_widgets.sources.Source`, or a URL/path for
     :func:`~mlhub_widgets.open_source`) downloads from a static STAC catalogue or a STAC API
@@ -123,7 +126,7 @@ def download_dataset(
         source=source,
     )
     if progress is True:
-        job.subscribe(TqdmProgress(dataset_id))
+        job.subscribe(console_progress(dataset_id))
     elif callable(progress):
         job.subscribe(progress)
     job.start()
@@ -206,7 +209,7 @@ def download_archive(
     with parallel ranges; ``Content-MD5`` is checked when the storage sends it.
 
     Raises:
-        EntityDoesNotExist: no such archive (it may not exist, or may still be generating).
+        EntityDoesNotExist: the server has no archive file for this collection.
         ValueError: ``output_dir`` is a file or ``if_exists`` is unknown.
     """
     validate_common(if_exists, None)
@@ -215,6 +218,20 @@ def download_archive(
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
     return _download_archive(collection_id, out, if_exists, sess, progress)
+
+
+def _missing_archive_message(collection_id: str, sess: Session) -> str:
+    """Why ``archive/{id}`` answered 404, as ``archive/{id}/info`` tells it."""
+    try:
+        info = sess.get_json(f"archive/{collection_id}/info")
+    except MLHubException:
+        return f'collection "{collection_id}" has no archive on this server'
+    size = info.get("size") if isinstance(info, Mapping) else None
+    listed = f" ({size:,} bytes)" if isinstance(size, int) else ""
+    return (
+        f'the server lists an archive of collection "{collection_id}"{listed} '
+        "but has no file for it (404)"
+    )
 
 
 def _download_archive(
@@ -228,8 +245,7 @@ def _download_archive(
             exc.method,
             exc.url,
             exc.detail,
-            message=f'Archive "{collection_id}" does not exist and may still be generating. '
-            "Please try again later.",
+            message=_missing_archive_message(collection_id, sess),
         ) from None
     path = urlsplit(url).path
     name = unquote(path.rsplit("/", 1)[-1])

@@ -274,14 +274,22 @@ class DownloadPlan:
     total_assets: int
 
     def __str__(self) -> str:
-        size = human_bytes(self.bytes) + ("" if self.bytes_exact else " (estimated)")
-        lines = [f"{self.dataset_id}: {self.assets} assets, {size} ({self.filter_description})"]
+        lines = [
+            f"{self.dataset_id}: {self.assets} assets, {self._size(self.bytes)} "
+            f"({self.filter_description})"
+        ]
         for cid, info in self.per_collection.items():
-            lines.append(f"  {cid}: {info['assets']} assets, {human_bytes(info['bytes'])}")
+            lines.append(f"  {cid}: {info['assets']} assets, {self._size(info['bytes'])}")
         if self.items_excluded:
             parts = ", ".join(f"{n} {why}" for why, n in self.items_excluded.items())
             lines.append(f"  items excluded: {parts}")
         return "\n".join(lines)
+
+    def _size(self, n: int) -> str:
+        """``57.9 MB``, ``57.9 MB (estimated)``, or ``size unknown`` when nothing gives one."""
+        if self.bytes_exact:
+            return human_bytes(n)
+        return f"{human_bytes(n)} (estimated)" if n else "size unknown"
 
 
 def human_bytes(n: float) -> str:

@@ -28,6 +28,7 @@ from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .catalog_archive import ArchiveLimits
+from .defaults import DEFAULT_WORKERS
 from .events import CatalogFetched, DownloadPlan, IndexProgress
 from .index import (
     IndexBuilder,
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 IfExists = Literal["resume", "skip", "overwrite"]
 IF_EXISTS_VALUES = ("resume", "skip", "overwrite")
-DEFAULT_WORKERS = 64
 #: Catalogue tarballs smaller than this (``stac_catalog_size`` of the catalogue info) are
 #: indexed in a thread: starting the child interpreter takes ~0.1 s, building such a catalogue
 #: in-process 1–3 ms per KiB (20 items, 4 KiB: 13 ms). Larger or unsized ones get the child.
