@@ -62,7 +62,7 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
             'src = cols[cols["types"].apply(lambda t: "source_imagery" in t)]["id"].iloc[0]\n'
             'kenya = mw.items(src, bbox=[33.5, -5.0, 42.0, 5.0], datetime="2021-01-01/2021-12-31", limit=None, progress=False)\n'
             'assert len(kenya) > 0 and (kenya["datetime"].dt.year == 2021).all()\n'
-            'kenya[["id", "datetime", "asset_keys"]].head()',
+            'kenya[["id", "datetime", "assets"]].head()',
         ),
         (
             "code",
