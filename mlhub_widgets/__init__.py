@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .discovery import collections, datasets, item_collection, items, models, tags
     from .discovery.export import to_geoparquet
     from .download import DownloadJob, download_archive, download_dataset, plan_download
+    from .local import LocalDataset, open_local
     from .mlhub.collection import Collection
     from .mlhub.dataset import Dataset
     from .mlhub.ml_model import MLModel
@@ -52,6 +53,7 @@ __all__ = [
     "DownloadError",
     "DownloadJob",
     "EntityDoesNotExist",
+    "LocalDataset",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
@@ -70,6 +72,7 @@ __all__ = [
     "item_collection",
     "items",
     "models",
+    "open_local",
     "open_source",
     "plan_download",
     "tags",
@@ -93,6 +96,7 @@ _LAZY_EXPORTS = {
     ),
     "to_geoparquet": ".discovery.export",
     "open_source": ".sources",
+    **dict.fromkeys(("LocalDataset", "open_local"), ".local"),
     "explorer": ".widgets",
 }
 

@@ -31,8 +31,10 @@ __all__ = [
     "TAG_COLUMNS",
     "collections_frame",
     "datasets_frame",
+    "geometries",
     "items_frame",
     "models_frame",
+    "timestamps",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,7 @@ def make_frame(
     return frame
 
 
-def _geometries(geoms: Sequence[Any]) -> np.ndarray[Any, Any]:
+def geometries(geoms: Sequence[Any]) -> np.ndarray[Any, Any]:
     """GeoJSON geometry dicts (or ``None``) → array of shapely geometries, vectorised.
 
     Single-ring-or-more ``Polygon`` geometries (the usual STAC item footprint) are built with
@@ -277,7 +279,7 @@ def datasets_frame(records: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
         data["label_collections"].append(_collections_of_type(r, "labels"))
         data["date_added"].append(r.get("date_added"))
         data["date_modified"].append(r.get("date_modified"))
-    geometry = _geometries([r.get("bbox") for r in records])
+    geometry = geometries([r.get("bbox") for r in records])
     frame = make_frame(DATASET_COLUMNS, data, geometry)
     assert isinstance(frame, gpd.GeoDataFrame)
     return frame
@@ -398,8 +400,8 @@ def items_frame(features: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
         kind = ITEM_COLUMNS.get(k)
         cols[k] = pd.array(values, dtype="string") if kind == "string" else _objects(values)
     for k, values in props.items():
-        cols[k] = _timestamps(values) if k in TIMESTAMP_PROPERTIES else pd.Series(values)
-    cols["geometry"] = gpd.GeoSeries(_geometries(geoms), crs=CRS)
+        cols[k] = timestamps(values) if k in TIMESTAMP_PROPERTIES else pd.Series(values)
+    cols["geometry"] = gpd.GeoSeries(geometries(geoms), crs=CRS)
     order = [*ITEM_COLUMNS, *(k for k in cols if k not in ITEM_COLUMNS)]
     frame = gpd.GeoDataFrame({k: cols[k] for k in order}, geometry="geometry", crs=CRS)
     return frame
@@ -412,7 +414,7 @@ def _objects(values: Sequence[Any]) -> pd.Series:
     return pd.Series(cells, dtype=object)
 
 
-def _timestamps(values: Sequence[Any]) -> pd.Series:
+def timestamps(values: Sequence[Any]) -> pd.Series:
     """ISO 8601 strings → ``datetime64[ns, UTC]`` (stac-geoparquet's unit); bad/missing → NaT."""
     parsed = pd.to_datetime(
         pd.Series(values, dtype=object), utc=True, format="ISO8601", errors="coerce"
