@@ -89,10 +89,10 @@ def load_cube(
     bands: dict[str, int] = {}
     known: set[str] = set()
     for item in dataset.stac_items(collection):
+        known.update(item.assets)
         if not flt.item_matches(item.to_dict(transform_hrefs=False)):
             continue
         keys = [k for k, a in item.assets.items() if _is_raster(a)] if wanted is None else wanted
-        known.update(item.assets)
         chosen = {k: item.assets[k] for k in keys if k in item.assets}
         if len(chosen) < len(keys) or not all(storage.exists(a.href) for a in chosen.values()):
             continue  # an item is stacked only with every asset asked for on disk
