@@ -20,15 +20,17 @@ rewritten when it changes, through a temporary file and an atomic rename.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import posixpath
 from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .index import _asset_url
-from .paths import asset_relpath
+from .index import _asset_url, _relpath
 
 __all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog"]
 
@@ -36,6 +38,8 @@ __all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog"]
 ALTERNATE_ASSETS = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
 
 JSON = dict[str, Any]
+_THREADS = 4
+_BATCH = 512
 
 
 class LocalizeStats:
@@ -53,13 +57,13 @@ class LocalizeStats:
         )
 
 
-def _json_files(folder: Path) -> Iterator[Path]:
-    """Every ``*.json`` file under ``folder`` (sorted, so runs are repeatable)."""
+def _json_files(folder: Path) -> Iterator[tuple[str, str]]:
+    """``(folder, name)`` of every ``*.json`` file under ``folder`` (sorted: repeatable runs)."""
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             if name.endswith(".json"):
-                yield Path(dirpath, name)
+                yield dirpath, name
 
 
 def _stac_kind(doc: Any) -> str | None:
@@ -90,36 +94,51 @@ def localize_catalog(
         OSError: a document could not be read or written.
     """
     stats = LocalizeStats()
-    for path in _json_files(catalog_folder):
+    assets_root = os.fspath(dataset_asset_dir)
+
+    def one(found: tuple[str, str]) -> tuple[bool, int]:
+        folder, name = found
+        path = os.path.join(folder, name)
+        with open(path, "rb") as fh:
+            data = fh.read()
         try:
-            doc = json.loads(path.read_bytes())
+            doc = json.loads(data)
         except ValueError:
-            continue  # not JSON: an asset, not a catalogue document
+            return False, 0  # not JSON: an asset, not a catalogue document
         kind = _stac_kind(doc)
         if kind is None:
-            continue
-        stats.documents += 1
+            return False, 0
         if kind == "collection":
             cid, item_id = str(doc.get("id")), None
         else:
             item_id = str(doc["id"])
             cid = doc.get("collection")
             if not isinstance(cid, str) or not cid:
-                parts = path.relative_to(output_dir).parts
+                parts = Path(path).relative_to(output_dir).parts
                 cid = parts[-3] if len(parts) >= 3 else dataset_id
-        changed = _localize_assets(doc, cid, item_id, path.parent, dataset_asset_dir)
+        changed = _localize_assets(doc, cid, item_id, os.path.relpath(assets_root, folder))
         if changed:
-            stats.assets += changed
-            stats.rewritten += 1
             _write_atomic(path, doc)
+        return True, changed
+
+    # File system calls release the GIL: a few threads overlap them; batches bound memory.
+    files = _json_files(catalog_folder)
+    with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="mlhub-localize") as pool:
+        while batch := list(itertools.islice(files, _BATCH)):
+            for is_doc, changed in pool.map(one, batch):
+                stats.documents += is_doc
+                stats.rewritten += changed > 0
+                stats.assets += changed
     return stats
 
 
-def _localize_assets(
-    doc: JSON, cid: str, item_id: str | None, folder: Path, dataset_asset_dir: Path
-) -> int:
-    """Rewrite the downloadable asset hrefs of ``doc`` in place; returns how many changed."""
+def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -> int:
+    """Rewrite the downloadable asset hrefs of ``doc`` in place; returns how many changed.
+
+    ``to_assets`` is ``{asset_dir}/{dataset}`` relative to the document's folder.
+    """
     changed = 0
+    prefix = "" if to_assets == "." else to_assets.replace(os.sep, "/") + "/"
     for key, asset in doc["assets"].items():
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
             continue
@@ -128,13 +147,12 @@ def _localize_assets(
         if url is None:
             continue  # relative or local already, or not downloadable: left as it is
         media = asset.get("type") if isinstance(asset.get("type"), str) else None
-        target = dataset_asset_dir / Path(asset_relpath(cid, item_id, str(key), url, media))
-        local = PurePosixPath(Path(os.path.relpath(target, folder)).as_posix())
+        local = posixpath.normpath(prefix + _relpath(cid, item_id, str(key), url, media))
         scheme = urlsplit(href).scheme or "https"
         alternate = asset.get("alternate")
         alternate = dict(alternate) if isinstance(alternate, Mapping) else {}
         alternate.setdefault(scheme, {"href": href})
-        asset["href"] = str(local)
+        asset["href"] = local
         asset["alternate"] = alternate
         changed += 1
     if changed:
@@ -146,7 +164,8 @@ def _localize_assets(
     return changed
 
 
-def _write_atomic(path: Path, doc: JSON) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+def _write_atomic(path: str, doc: JSON) -> None:
+    tmp = path + ".part"
+    with open(tmp, "wb") as fh:
+        fh.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     os.replace(tmp, path)
