@@ -266,6 +266,31 @@ def test_pairs_of_a_download_from_a_stac_api(hub: Hub, tmp_path: Path) -> None:
     assert all(not left for left in pairs["unresolved_sources"])
 
 
+@pytest.mark.parametrize("ds_id", ["microsoft_chesapeake", "ref_african_crops_kenya_02"])
+def test_pairs_of_generated_datasets_match_the_apis_source_links(
+    hub: Hub, tmp_path: Path, ds_id: str
+) -> None:
+    """The hub generates label items with ``source`` links for the datasets it has no recorded
+    catalogue of: pairs() finds the same sources as the API serves."""
+    summary = mw.download_dataset(ds_id, tmp_path, root_url=hub.url, progress=False)
+    assert summary.complete
+    record = requests.get(f"{hub.url}datasets/{ds_id}", timeout=30).json()
+    served: dict[str, list[str]] = {}
+    for col in record["collections"]:
+        page = requests.get(
+            f"{hub.url}collections/{col['id']}/items", params={"limit": 10000}, timeout=30
+        ).json()
+        for f in page["features"]:
+            if "label:type" in f["properties"]:
+                links = [link["href"] for link in f["links"] if link["rel"] == "source"]
+                served[f["id"]] = [h.rstrip("/").rsplit("/", 1)[1] for h in links]
+    pairs = mw.open_local(tmp_path / ds_id).pairs()
+    assert served and dict(zip(pairs["id"], pairs["source_ids"], strict=True)) == served
+    assert all(not left for left in pairs["unresolved_sources"])
+    assert all(not missing for missing in pairs["missing_assets"])
+    assert all(Path(p).is_file() for a in pairs["label_assets"] for p in a.values())
+
+
 def test_open_local_errors(downloads: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no STAC catalogue at"):
         mw.open_local(tmp_path / "nothing")

@@ -9,14 +9,21 @@ through :func:`read_bytes`, :func:`exists` and :func:`join`, and pystac through
 from __future__ import annotations
 
 import os
-import posixpath
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pystac
 
-__all__ = ["DatasetStacIO", "exists", "is_remote", "join", "local_path", "read_bytes"]
+__all__ = [
+    "DatasetStacIO",
+    "exists",
+    "is_remote",
+    "join",
+    "local_path",
+    "normalise_root",
+    "read_bytes",
+]
 
 _REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "az", "abfs", "ftp"})
 
@@ -103,9 +110,3 @@ def normalise_root(path: str | os.PathLike[Any]) -> str:
             "({output_dir}/{dataset}) or its catalog.json"
         )
     return str(candidate)
-
-
-def relative(href: str, base: str) -> str:
-    """``href`` as a path relative to the folder of ``base`` (POSIX separators)."""
-    rel = os.path.relpath(href, os.path.dirname(base))
-    return posixpath.join(*rel.split(os.sep))
