@@ -18,6 +18,7 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     │   ├── AuthenticationError 401: missing or wrong API key
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
     ├── NoAssetsSelected        the filters leave nothing to download (also a ValueError)
+    ├── MissingDependencyError  an optional extra is not installed (also an ImportError)
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
         └── DiskFullError       no space left where the download writes
@@ -144,6 +145,11 @@ class NoAssetsSelected(MLHubException, ValueError):
     """The filters leave no asset to download (raised before any asset request)."""
 
 
+class MissingDependencyError(MLHubException, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra
+    (``pip install 'mlhub_widgets[extra]'``)."""
+
+
 class CatalogError(DownloadError):
     """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
 
@@ -181,6 +187,7 @@ __all__ = [
     "MLHubHTTPError",
     "MLHubResponseError",
     "MLHubWarning",
+    "MissingDependencyError",
     "NetworkError",
     "NoAssetsSelected",
     "ProfileError",

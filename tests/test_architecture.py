@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("filters", ["filters"]),
     ("mlhub API", ["mlhub.client"]),
     ("sources", ["sources"]),
-    ("discovery", ["discovery"]),
+    ("discovery", ["discovery", "local"]),  # local: reading downloaded datasets
     ("download", ["download"]),
     ("objects", ["mlhub", "client"]),  # Dataset/Collection/MLModel, the radiant_mlhub facade
     ("front ends", ["cli", "widgets", "demo"]),

@@ -185,6 +185,9 @@ class DownloadSummary:
     cancelled: bool = False
     catalog_only: bool = False
     per_collection: Mapping[str, CollectionProgress] = field(default_factory=dict)
+    #: The downloaded catalogue's ``catalog.json``, its asset hrefs pointing at the local files
+    #: (a self-contained STAC catalogue: :func:`mlhub_widgets.open_local` reads it).
+    local_catalog: Path | None = None
 
     @property
     def complete(self) -> bool:

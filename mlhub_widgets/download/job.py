@@ -343,6 +343,7 @@ class DownloadJob(JobRun):
             if pipeline.builder is None:
                 self._index_done(db, pipeline, started)
             if cfg.catalog_only:
+                self._local_catalog = pipeline.write_local_catalog(db)
                 self._phase = "done"
                 return self._summarize(db, started, catalog_only=True)
             if cfg.if_exists == "overwrite" and pipeline.builder is None:
@@ -355,6 +356,8 @@ class DownloadJob(JobRun):
             cancelled = asyncio.run(self._transfer(db, pipeline, started))
             if pipeline.builder is not None and not cancelled:
                 pipeline.finish_build(db)
+            if not cancelled:
+                self._local_catalog = pipeline.write_local_catalog(db)
             summary = self._summarize(db, started, cancelled=cancelled)
             if not cancelled and summary.assets_selected == 0:
                 raise pipeline.no_assets_error(db)

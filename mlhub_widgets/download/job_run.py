@@ -74,6 +74,7 @@ class JobRun:
         self._control = transfer.TransferControl()
         self._started_at: float | None = None
         self._ended_at: float | None = None
+        self._local_catalog: Path | None = None
         # counters (written by the job thread only)
         self._total = 0
         self._index_complete = False
@@ -515,6 +516,7 @@ class JobRun:
             elapsed=time.monotonic() - started,
             cancelled=cancelled,
             catalog_only=catalog_only,
+            local_catalog=self._local_catalog,
             per_collection=types.MappingProxyType(per),
         )
 

@@ -37,6 +37,7 @@ from .index import (
     filter_fingerprint,
     stats_dict,
 )
+from .local_catalog import localize_catalog
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -322,6 +323,29 @@ class Pipeline:
             if isinstance(c, Mapping) and isinstance(c.get("id"), str):
                 out[c["id"]] = [str(t) for t in c.get("types") or []]
         return out
+
+    # -- the local catalogue ---------------------------------------------------------------
+    def write_local_catalog(self, db: Manifest) -> Path | None:
+        """Point the unpacked catalogue's asset hrefs at the downloaded files (see
+        :mod:`.local_catalog`), once per index generation and asset folder; returns the
+        catalogue's ``catalog.json`` (None while the index is incomplete)."""
+        root = db.get_meta("catalog_root")
+        if not root or db.get_meta("index_complete") != "1":
+            return None
+        catalog = self.cfg.output_dir / root
+        if not catalog.is_file():
+            return None
+        marker = {
+            "generation": db.get_meta("generation"),
+            "asset_dir": str(self.cfg.dataset_asset_dir.resolve()),
+        }
+        if db.get_meta_json("local_catalog") != marker:
+            stats = localize_catalog(
+                catalog.parent, self.cfg.output_dir, self.cfg.dataset_asset_dir, self.cfg.dataset_id
+            )
+            log.debug("local catalogue of %s: %s", self.cfg.dataset_id, stats)
+            db.set_meta({"local_catalog": marker})
+        return catalog
 
     # -- index -------------------------------------------------------------------------------
     def _stored_catalog_matches(self, db: Manifest) -> bool:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 from .details import dataset_detail, dataset_footprint, temporal_extent
 from .errors import FailedAsset, job_error_text
+from .export import export_format, selection_items, write_selection
 from .filters import Filters
 from .tasks import BackgroundTasks
 
@@ -58,7 +59,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: The kinds of background work, each with its own busy flag and error message.
-AREAS = ("login", "profiles", "tags", "search", "dataset", "assets", "estimate", "download")
+AREAS = (
+    "login",
+    "profiles",
+    "tags",
+    "search",
+    "dataset",
+    "assets",
+    "estimate",
+    "download",
+    "export",
+)
 
 #: Minimum seconds between two progress updates published to the widgets (5 Hz).
 PROGRESS_INTERVAL = 0.2
@@ -142,6 +153,9 @@ class ExplorerState(BackgroundTasks):
     failures: List[FailedAsset] = List(help="FailedAsset rows (the first MAX_FAILURES_SHOWN)")
     failure_count = Int(0, help="assets that failed so far")
     report_path = Unicode("", help="the job's err_report.csv, once there are failures")
+
+    # -- export --------------------------------------------------------------------------------
+    export_path = Unicode("", help="the file the last export_selection() wrote")
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -586,6 +600,67 @@ class ExplorerState(BackgroundTasks):
         job = self._require_job()
         job.cancel()
         self._sync_job_state(job)
+
+    # ------------------------------------------------------------------------------------------
+    # export (see .export: the selection as STAC)
+
+    def selection_collections(self) -> list[str]:
+        """The collections of the selection: the content filter's, else all of the dataset's.
+
+        Raises:
+            ValueError: no dataset is selected, or its collections are still loading.
+        """
+        if not self.dataset_id:
+            raise ValueError("No dataset selected.")
+        cf = self.filters.collection_filter
+        if self.collections is None:
+            if cf:
+                return sorted(cf)
+            raise ValueError("The dataset's collections are still loading.")
+        ids = [str(c) for c in self.collections["id"]]
+        return [c for c in ids if c in cf] if cf else ids
+
+    def selection_item_collection(self, limit: int | None = None) -> Any:
+        """The items of the selection as a :class:`pystac.ItemCollection` (items kept whole).
+
+        Runs in the calling thread (for code and tests; a panel calls
+        :meth:`export_selection`). ``limit`` caps the items per collection.
+
+        Raises:
+            ValueError: nothing to export (see :meth:`download_problems`).
+        """
+        where, cids, filters = self._export_args()
+        return selection_items(where, cids, filters, limit)
+
+    def export_selection(self, path: str | os.PathLike[str], fmt: str | None = None) -> Any:
+        """Write the selection's items to ``path`` in the background: stac-geoparquet
+        (``.parquet``) or a GeoJSON FeatureCollection (``.geojson``), or as ``fmt`` says.
+
+        Sets :attr:`export_path` and a notice when done; a failure is in ``errors["export"]``.
+        Returns the worker thread.
+
+        Raises:
+            ValueError: unknown format, or nothing to export (raised at once).
+        """
+        kind = export_format(path, fmt)
+        where, cids, filters = self._export_args()
+
+        def work() -> tuple[Path, int]:
+            found = selection_items(where, cids, filters)
+            return write_selection(found, path, kind), len(found)
+
+        def done(result: tuple[Path, int]) -> None:
+            written, count = result
+            self.export_path = str(written)
+            self.set_notice("export", f"{count} items written to {written}")
+
+        return self.run_in_background("export", "Exporting the selection…", work, done)
+
+    def _export_args(self) -> tuple[dict[str, Any], list[str], Filters]:
+        problems = self.download_problems()
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self._where(), self.selection_collections(), self.filters
 
     def _require_job(self) -> Any:
         if self.job is None:
