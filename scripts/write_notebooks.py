@@ -82,7 +82,7 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
             "code",
             'imagery = cols[cols["types"].apply(lambda t: "source_imagery" in t)]["id"].iloc[0]\n'
             'kenya = mw.items(imagery, bbox=[33.5, -5.0, 42.0, 5.0], datetime="2021-01-01/2021-12-31", limit=None, progress=False)\n'
-            'kenya[["id", "datetime", "assets"]]',
+            'kenya[["id", "datetime"]].assign(asset_keys=kenya["assets"].map(sorted))',
         ),
         ("md", "All of its items, counted by year and country:"),
         (

@@ -11,7 +11,7 @@ asset with several bands).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pystac
@@ -24,7 +24,6 @@ from . import storage
 if TYPE_CHECKING:
     import xarray
 
-    from .dataset import LocalDataset
 
 __all__ = ["load_cube"]
 
@@ -53,7 +52,7 @@ def _describe_from_header(asset: pystac.Asset, rasterio: Any) -> int:
 
 
 def load_cube(
-    dataset: LocalDataset,
+    collection_items: Iterable[pystac.Item],
     collection: str,
     assets: str | Sequence[str] | None = None,
     *,
@@ -64,9 +63,10 @@ def load_cube(
     """A lazy cube of the raster assets of ``collection``.
 
     Args:
-        dataset: the local dataset.
-        collection: the collection whose items are stacked (one time step per date, as
-            ``odc.stac.load`` groups them; pass ``groupby=`` to change it).
+        collection_items: the items of one collection, with local hrefs
+            (:meth:`LocalDataset.stac_items`); they are stacked one time step per date, as
+            ``odc.stac.load`` groups them (pass ``groupby=`` to change it).
+        collection: the collection's id (for messages).
         assets: asset keys (default: every raster asset, GeoTIFF or JPEG 2000, of the items).
             An asset with several bands gives ``key.1``, ``key.2``...
         bbox: ``[west, south, east, north]`` in degrees: items outside it are left out and
@@ -78,7 +78,6 @@ def load_cube(
 
     Raises:
         MissingDependencyError: odc-stac or rasterio is not installed.
-        KeyError: ``collection`` is not in the dataset.
         ValueError: no item has the assets on disk, or an asset key is unknown.
     """
     odc_stac = require("odc.stac", "xarray")
@@ -88,7 +87,7 @@ def load_cube(
     items: list[pystac.Item] = []
     bands: dict[str, int] = {}
     known: set[str] = set()
-    for item in dataset.stac_items(collection):
+    for item in collection_items:
         known.update(item.assets)
         if not flt.item_matches(item.to_dict(transform_hrefs=False)):
             continue

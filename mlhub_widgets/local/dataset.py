@@ -362,7 +362,14 @@ class LocalDataset:
         """
         from .cube import load_cube
 
-        return load_cube(self, collection, assets, bbox=bbox, datetime=datetime, **load_kwargs)
+        return load_cube(
+            self.stac_items(collection),
+            collection,
+            assets,
+            bbox=bbox,
+            datetime=datetime,
+            **load_kwargs,
+        )
 
 
 def _present_files(doc: Document, missing: list[str]) -> dict[str, str]:
