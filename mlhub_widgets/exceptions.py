@@ -21,7 +21,8 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     ├── MissingDependencyError  an optional extra is not installed (also an ImportError)
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
-        └── DiskFullError       no space left where the download writes
+        ├── DiskFullError       no space left where the download writes
+        └── ClusterError        a download's Dask cluster is unreachable, was lost or failed
 
 Warnings a user must act on are :class:`MLHubWarning` subclasses, issued with
 :func:`warnings.warn` so that notebooks show them (logging is for diagnostics only).
@@ -166,6 +167,12 @@ class DiskFullError(DownloadError):
     """
 
 
+class ClusterError(DownloadError):
+    """The Dask cluster of a download cannot be reached, was lost (the scheduler went away)
+    or failed to run a partition. What completed is kept: running the same download again
+    resumes it."""
+
+
 class MLHubWarning(UserWarning):
     """Something the user should know and may act on; the operation went on."""
 
@@ -178,6 +185,7 @@ __all__ = [
     "APIKeyNotFound",
     "AuthenticationError",
     "CatalogError",
+    "ClusterError",
     "ConfigurationError",
     "DiskFullError",
     "DownloadError",

@@ -54,6 +54,7 @@ from .progress import console_progress
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
+    from .distributed import ClusterLike
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def download_dataset(
     progress: bool | Callback = True,
     background: bool = False,
     source: SourceLike | None = None,
+    cluster: ClusterLike | None = None,
 ) -> DownloadSummary | DownloadJob:
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
 
@@ -95,6 +97,16 @@ def download_dataset(
     server) and the catalogue is written to ``{output_dir}/{dataset_id}/`` in the same layout
     (no ``.tar.gz``). Filters, resume, retries, ``err_report.csv`` and progress are the same.
 
+    ``cluster`` runs the transfers on a Dask cluster (the ``[distributed]`` extra): a
+    scheduler address (``"tcp://host:8786"``), ``"local:N"`` (a ``LocalCluster`` of N worker
+    processes for this download), a ``distributed.Client`` or a Dask cluster object
+    (dask-jobqueue, dask-kubernetes, Coiled). The catalogue and the index stay here; the
+    selected assets are cut into partitions sized by bytes, each downloaded by one Dask task
+    with the same engine (``workers`` transfers at once per task) into ``asset_output_dir``,
+    which every worker must see at the same path. The job is the same :class:`DownloadJob`
+    (it also publishes :class:`~.events.ClusterConnected` with the Dask dashboard's link);
+    see ``docs/scale-out.md``.
+
     Raises:
         ValueError / TypeError: bad arguments or filters (before any request);
             :class:`NoAssetsSelected` (a ValueError) when the filters select nothing.
@@ -107,6 +119,10 @@ def download_dataset(
         CatalogError: (a ``DownloadError``) the catalogue tarball is damaged, cut short (also
             exactly between two members) or not an archive; it is deleted, so a re-run
             fetches it anew.
+        ClusterError: (a ``DownloadError``) the Dask scheduler cannot be reached or went
+            away, or a partition failed on a worker; a re-run resumes.
+        MissingDependencyError: ``cluster`` without Dask distributed installed (an
+            ImportError naming the ``[distributed]`` extra).
     """
     job = DownloadJob(
         dataset_id,
@@ -124,6 +140,7 @@ def download_dataset(
         root_url=root_url,
         workers=workers,
         source=source,
+        cluster=cluster,
     )
     if progress is True:
         job.subscribe(console_progress(dataset_id))

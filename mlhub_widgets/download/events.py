@@ -105,6 +105,20 @@ class JobResumed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConnected:
+    """A download on a Dask cluster reached its scheduler (before its first partition).
+
+    ``dashboard_url`` is the Dask dashboard's address, None when the scheduler serves none;
+    ``workers`` and ``threads`` are what the cluster has now (an adaptive one grows later).
+    """
+
+    scheduler: str
+    dashboard_url: str | None
+    workers: int
+    threads: int
+
+
+@dataclass(frozen=True, slots=True)
 class CollectionProgress:
     """Asset counts of one collection."""
 
@@ -236,6 +250,7 @@ Event: TypeAlias = (
     | AssetFinished
     | AssetFailed
     | AssetRetried
+    | ClusterConnected
     | JobPaused
     | JobResumed
     | ProgressUpdated

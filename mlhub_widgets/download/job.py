@@ -49,6 +49,7 @@ from .pipeline import Pipeline, make_config
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
+    from .distributed import ClusterLike, ClusterTarget, ClusterTransfer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,13 @@ class DownloadJob(JobRun):
         workers: int | None = None,
         limits: ArchiveLimits | None = None,
         source: SourceLike | None = None,
+        cluster: ClusterLike | None = None,
     ) -> None:
+        target = None
+        if cluster is not None:
+            from .distributed import parse_cluster
+
+            target = parse_cluster(cluster)
         cfg = make_config(
             dataset_id,
             output_dir,
@@ -101,6 +108,8 @@ class DownloadJob(JobRun):
             source=source,
         )
         super().__init__(cfg)
+        self._cluster: ClusterTarget | None = target
+        self._cluster_transfer: ClusterTransfer | None = None
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._summary: DownloadSummary | None = None
@@ -122,6 +131,13 @@ class DownloadJob(JobRun):
     def error(self) -> BaseException | None:
         """The error that ended a failed job."""
         return self._error
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The Dask dashboard of a download on a cluster, once connected (see
+        :class:`~.events.ClusterConnected`); None otherwise."""
+        run = self._cluster_transfer
+        return run.dashboard_url if run is not None else None
 
     @property
     def err_report_path(self) -> Path:
@@ -327,6 +343,14 @@ class DownloadJob(JobRun):
             self._state = "failed"
         self._tick(force=True)
         self._emit(JobFailed(exc))
+
+    async def _transfer(self, db: Manifest, pipeline: Pipeline, started: float) -> bool:
+        if self._cluster is None:
+            return await super()._transfer(db, pipeline, started)
+        from .distributed import ClusterTransfer
+
+        self._cluster_transfer = ClusterTransfer(self, self._cluster)
+        return await self._cluster_transfer.run(db, pipeline)
 
     def _execute(self, pipeline: Pipeline) -> DownloadSummary:
         cfg = self._cfg

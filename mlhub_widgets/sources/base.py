@@ -9,6 +9,7 @@ JSON ``dict`` (no pystac objects cross this boundary); asset hrefs are absolute.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from abc import ABC, abstractmethod
@@ -198,6 +199,24 @@ def matches_search(
     return any(t in haystack for t in wanted)
 
 
+def sign_href(modifier: Callable[[Any], Any], href: str) -> str:
+    """``href`` signed by a pystac-client ``modifier``: the modifier is called on a minimal
+    item holding the href as its only asset (in place, or returning a new item)."""
+    item: JSON = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "asset",
+        "geometry": None,
+        "properties": {},
+        "links": [],
+        "assets": {"asset": {"href": href}},
+    }
+    result = modifier(item)
+    signed = result if isinstance(result, dict) else item
+    new = signed.get("assets", {}).get("asset", {}).get("href")
+    return new if isinstance(new, str) and new else href
+
+
 class Source(ABC):
     """Where datasets, collections and items come from.
 
@@ -239,24 +258,11 @@ class Source(ABC):
     def signer(self) -> Callable[[str], str] | None:
         """A function giving a freshly signed form of one asset href, or None when this source
         has no :attr:`modifier`. The download engine calls it before each request for an asset
-        and once more when a signed URL is refused (401/403) or has expired."""
+        and once more when a signed URL is refused (401/403) or has expired. It holds only the
+        modifier, so it pickles (to Dask workers) whenever the modifier does."""
         if self.modifier is None:
             return None
-        return self._sign_href
-
-    def _sign_href(self, href: str) -> str:
-        item: JSON = {
-            "type": "Feature",
-            "stac_version": "1.0.0",
-            "id": "asset",
-            "geometry": None,
-            "properties": {},
-            "links": [],
-            "assets": {"asset": {"href": href}},
-        }
-        signed = self.modified(item)
-        new = signed.get("assets", {}).get("asset", {}).get("href")
-        return new if isinstance(new, str) and new else href
+        return functools.partial(sign_href, self.modifier)
 
     # -- datasets ------------------------------------------------------------------------------
     @abstractmethod
