@@ -42,7 +42,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--catalog-only", action="store_true", help="only the catalogue")
     p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
-    p.add_argument("--workers", type=int, help=f"concurrent transfers (default {DEFAULT_WORKERS})")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help=f"concurrent transfers (default {DEFAULT_WORKERS}; with --dask: per Dask task)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the transfers on a Dask cluster: a scheduler address (tcp://host:8786) or "
+        "local:N for N local worker processes; the asset folder must be the same path on every "
+        "worker (needs the 'distributed' extra)",
+    )
     p.add_argument(
         "--estimate",
         action="store_true",
@@ -141,6 +152,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
             if_exists=args.if_exists,
             workers=args.workers,
             progress=not args.quiet,
+            cluster=args.dask,
             **filters,
             **_session_args(args),
         )

@@ -36,7 +36,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import importlib.util
 import logging
 import os
 import threading
@@ -133,26 +132,7 @@ def parse_cluster(value: ClusterLike) -> ClusterTarget:
         TypeError: neither a string nor a Dask client or cluster.
     """
     if isinstance(value, str):
-        text = value.strip()
-        target: ClusterTarget
-        if text.startswith("local:"):
-            count = text.partition(":")[2]
-            if not count.isdigit() or int(count) < 1:
-                raise ValueError(
-                    f"cluster {value!r}: 'local:N' needs a positive number of worker processes"
-                )
-            target = ClusterTarget(local_workers=int(count))
-        else:
-            scheme, sep, rest = text.partition("://")
-            if not sep:
-                scheme, rest = "tcp", text  # host:port, as Dask reads it
-            host, _, port = rest.rpartition(":")
-            if scheme not in _ADDRESS_SCHEMES or not host or not port.isdigit():
-                raise ValueError(
-                    f"cluster {value!r} is not a Dask scheduler address (tcp://host:8786) "
-                    "nor 'local:N'"
-                )
-            target = ClusterTarget(address=f"{scheme}://{rest}")
+        target = parse_address(value)
         require_distributed()
         return target
     module = require_distributed()
@@ -164,6 +144,32 @@ def parse_cluster(value: ClusterLike) -> ClusterTarget:
         "cluster must be a scheduler address ('tcp://host:8786'), 'local:N', a "
         f"distributed.Client or a Dask cluster object; got {type(value).__name__}"
     )
+
+
+def parse_address(text: str) -> ClusterTarget:
+    """``local:N``, or a scheduler address (``tcp://host:8786``; ``host:8786`` means tcp);
+    Dask itself is not imported.
+
+    Raises:
+        ValueError: neither (one line).
+    """
+    value = text.strip()
+    if value.startswith("local:"):
+        count = value.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(
+                f"cluster {text!r}: 'local:N' needs a positive number of worker processes"
+            )
+        return ClusterTarget(local_workers=int(count))
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "tcp", value  # host:port, as Dask reads it
+    host, _, port = rest.rpartition(":")
+    if scheme not in _ADDRESS_SCHEMES or not host or not port.isdigit():
+        raise ValueError(
+            f"cluster {text!r} is not a Dask scheduler address (tcp://host:8786) nor 'local:N'"
+        )
+    return ClusterTarget(address=f"{scheme}://{rest}")
 
 
 class ClusterConnection:
@@ -195,7 +201,7 @@ class ClusterConnection:
                     processes=True,
                     host="127.0.0.1",
                     scheduler_port=0,
-                    dashboard_address="127.0.0.1:0" if _has_dashboard() else None,
+                    dashboard_address="127.0.0.1:0",  # a free port: 8787 may be taken
                     silence_logs=logging.ERROR,
                 )
                 where: Any = self._local
@@ -220,7 +226,8 @@ class ClusterConnection:
         return str(address) if address else self.target.describe()
 
     def dashboard_url(self) -> str | None:
-        """The Dask dashboard's address, or None when the scheduler serves none."""
+        """The Dask dashboard's address, or None when the scheduler serves none (without
+        bokeh, which the extra brings, the page there says what to install)."""
         client = self.client
         if client is None:
             return None
@@ -243,11 +250,6 @@ class ClusterConnection:
         if local is not None:
             with contextlib.suppress(Exception):
                 local.close(timeout=10)
-
-
-def _has_dashboard() -> bool:
-    """Whether the Dask dashboard can start here (it needs bokeh, in the extra)."""
-    return importlib.util.find_spec("bokeh") is not None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -348,6 +350,8 @@ class ClusterTransfer:
             if writer.error is not None:
                 raise writer.error
             # rows from the index: skip what is complete on disk, collect the rest
+            if self._builder is not None:
+                self._builder.target = self._target()
             while not produced_all and (self._builder is None or not self._builder.full()):
                 if peeked:
                     spec = peeked.pop()
@@ -408,10 +412,7 @@ class ClusterTransfer:
         self.connection = connection
         await loop.run_in_executor(self._executor, self._open, connection)
         assert connection.client is not None
-        total = None
-        if job._index_complete and job._sizes_known:
-            total = max(0, job._bytes_total_known - job._bytes_done)
-        self._builder = PartitionBuilder(self.token, base, partition_target(total, self._slots))
+        self._builder = PartitionBuilder(self.token, base, self._target())
         job._emit(
             ClusterConnected(
                 connection.scheduler_address(),
@@ -420,6 +421,14 @@ class ClusterTransfer:
                 self._slots,
             )
         )
+
+    def _target(self) -> int:
+        """Bytes per partition for what is left to fetch, as far as the index tells now: while
+        it is still being built, the sizes of the rows seen so far (partitions grow as it
+        does)."""
+        job = self.job
+        total = max(0, job._bytes_total_known - job._bytes_done)
+        return partition_target(total, self._slots)
 
     def _open(self, connection: ClusterConnection) -> None:
         """In the executor: connect, size the cluster, create the job's control objects."""

@@ -46,8 +46,6 @@ PARTITIONS_PER_SLOT: Final = 4
 MIN_PARTITION_BYTES: Final = 64 << 20
 #: Largest partition target.
 MAX_PARTITION_BYTES: Final = 2 << 30
-#: Target while the total is unknown (the index is still being built).
-DEFAULT_PARTITION_BYTES: Final = 256 << 20
 #: Most assets in one partition, whatever their size: bounds the task's message (URLs and
 #: paths, ~100 bytes an asset), its result and the client's memory per partition in flight.
 MAX_PARTITION_ASSETS: Final = 4000
@@ -62,11 +60,9 @@ HEARTBEAT_INTERVAL: Final = 0.5
 Heartbeat = list[Any]
 
 
-def partition_target(total_bytes: int | None, slots: int) -> int:
+def partition_target(total_bytes: int, slots: int) -> int:
     """The byte size partitions aim at, for ``total_bytes`` to fetch over ``slots`` tasks at
-    once (``None``: the total is not known yet)."""
-    if total_bytes is None:
-        return DEFAULT_PARTITION_BYTES
+    once."""
     share = total_bytes // (PARTITIONS_PER_SLOT * max(1, slots))
     return max(MIN_PARTITION_BYTES, min(MAX_PARTITION_BYTES, share))
 
@@ -321,6 +317,10 @@ def run_partition(part: Partition, settings: EngineSettings) -> PartitionResult:
     counts = _Counts()
 
     def still_wanted() -> bool:
+        """The task was not cancelled (by the client, or because it went away) and the
+        worker is not closing (e.g. it lost its scheduler)."""
+        if worker.status.name not in ("running", "paused"):  # paused: for lack of memory
+            return False
         ts = worker.state.tasks.get(key)
         return ts is not None and ts.state in ("executing", "long-running")
 

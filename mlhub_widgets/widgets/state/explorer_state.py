@@ -144,6 +144,7 @@ class ExplorerState(BackgroundTasks):
     if_exists = Enum(("resume", "skip", "overwrite"), "resume", help="what to do with files")
     catalog_only = Bool(False, help="download only the STAC catalogue, no assets")
     workers = Int(4, min=1, max=64, help="parallel asset downloads")
+    cluster = Unicode("", help="Dask scheduler (tcp://host:8786) or local:N; empty: here")
     estimate = traitlets.Any(None, allow_none=True, help="DownloadPlan for the current filters")
 
     # -- download job --------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class ExplorerState(BackgroundTasks):
     failures: List[FailedAsset] = List(help="FailedAsset rows (the first MAX_FAILURES_SHOWN)")
     failure_count = Int(0, help="assets that failed so far")
     report_path = Unicode("", help="the job's err_report.csv, once there are failures")
+    dashboard_url = Unicode("", help="the Dask dashboard of a download on a cluster")
 
     # -- export --------------------------------------------------------------------------------
     export_path = Unicode("", help="the file the last export_selection() wrote")
@@ -525,6 +527,18 @@ class ExplorerState(BackgroundTasks):
         assert self.dataset_id is not None
         return where, self.dataset_id, self.filters.download_kwargs()
 
+    @validate("cluster")
+    def _validate_cluster(self, proposal: dict[str, Any]) -> str:
+        from ...download.distributed import parse_address
+
+        text = str(proposal["value"]).strip()
+        if text:
+            try:
+                parse_address(text)
+            except ValueError as exc:
+                raise traitlets.TraitError(str(exc)) from None
+        return text
+
     def estimate_download(self) -> threading.Thread:
         """Count the assets and bytes the current filters select (catalogue only, no assets)."""
         where, dataset_id, kwargs = self._download_args()
@@ -555,6 +569,7 @@ class ExplorerState(BackgroundTasks):
             "if_exists": self.if_exists,
             "catalog_only": self.catalog_only,
             "workers": self.workers,
+            "cluster": self.cluster or None,
         }
 
         def work() -> Any:
@@ -689,6 +704,7 @@ class ExplorerState(BackgroundTasks):
             self.report_path = ""
             self.progress = job.progress
             self.job_state = _state_name(job.state)
+            self.dashboard_url = getattr(job, "dashboard_url", None) or ""
 
         def on_event(event: Any) -> None:
             self._on_job_event(job, event)
@@ -702,6 +718,7 @@ class ExplorerState(BackgroundTasks):
     def _on_job_event(self, job: Any, event: Any) -> None:
         from ...download import (
             AssetFailed,
+            ClusterConnected,
             JobCancelled,
             JobFailed,
             JobFinished,
@@ -734,6 +751,8 @@ class ExplorerState(BackgroundTasks):
             self._publish(job, force=True)
         elif isinstance(event, JobPaused | JobResumed):
             self._publish(job, force=True)
+        elif isinstance(event, ClusterConnected):
+            self.dashboard_url = event.dashboard_url or ""
         elif isinstance(event, ProgressUpdated):
             self._publish(job, force=False)
 
