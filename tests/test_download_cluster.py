@@ -1,4 +1,4 @@
-"""Downloads on a Dask cluster: ``download_dataset(..., cluster=...)`` and ``mlhub download --dask``.
+"""Downloads on a Dask cluster: ``download_dataset(..., cluster=...)``, ``mlhub download --dask``.
 
 Real parts only: the bundled hub over HTTP, the ``dask_cluster`` fixture (a ``LocalCluster`` of
 2 worker processes), and for the lost scheduler a ``dask scheduler`` and a ``dask worker`` of
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,14 +38,27 @@ from mlhub_widgets.download import (
     JobFinished,
     ProgressUpdated,
     download_dataset,
+    partitions,
 )
-from mlhub_widgets.download import partitions
 from mlhub_widgets.hub import FaultConfig, Hub
 from mlhub_widgets.hub.sample import make_synthetic_dataset
 
 from .parts.cluster import DaskCluster
 from .parts.process import START_TIMEOUT, Proc, free_port, part_env, tcp_open, wait_until
-from .reliability_support import ROOT, asset_files, index_rows, leftovers, verify_download
+from .reliability_support import (
+    ROOT,
+    RssSampler,
+    asset_files,
+    index_rows,
+    leftovers,
+    record_figure,
+    rss_mb,
+    verify_download,
+)
+from .test_cli_user import mlhub
+from .test_signing import BODY as SIGNED_BODY
+from .test_signing import Gate, Signer, gate  # noqa: F401 - gate is a fixture
+from .test_signing import N as SIGNED_N
 
 SMALL = "clustersmall"  # 240 assets of 0.5-4 KiB
 N_SMALL = 240
@@ -181,7 +195,7 @@ def test_a_rerun_schedules_only_what_is_missing(
     verify_download(hub, out, SMALL, expect=N_SMALL)
 
 
-# -------------------------------------------------------------------------- nothing lost, nothing doubled
+# ---------------------------------------------------------------- nothing lost, nothing doubled
 
 
 def _slow_hub(hub: Hub) -> None:
@@ -307,35 +321,17 @@ def own_scheduler(tmp_path: Path) -> Iterator[tuple[str, Proc, Proc]]:
     """A ``dask scheduler`` and one ``dask worker`` (1 thread) in processes of their own."""
     from .parts.process import start_on_free_port
 
-    sched, port = start_on_free_port(
-        "dask-scheduler",
-        lambda p: [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(p),
-            "--no-dashboard",
-        ],  # fmt: skip
-        tcp_open,
-        tmp_path,
-    )
+    def scheduler_command(port: int) -> list[str]:
+        command = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+        return [*command, "--port", str(port), "--no-dashboard"]
+
+    sched, port = start_on_free_port("dask-scheduler", scheduler_command, tcp_open, tmp_path)
     address = f"tcp://127.0.0.1:{port}"
+    worker_command = [sys.executable, "-m", "distributed.cli.dask_worker", address]
+    worker_command += ["--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
     worker = Proc(
         "dask-worker",
-        [
-            sys.executable,
-            "-m",
-            "distributed.cli.dask_worker",
-            address,
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--host",
-            "127.0.0.1",
-        ],  # fmt: skip
+        worker_command,
         tmp_path / "dask-worker.log",
         part_env(PYTHONPATH=str(ROOT)),
     )
@@ -372,3 +368,265 @@ def test_a_lost_scheduler_is_one_clear_error_and_the_run_resumes(
     summary = download_dataset(SLOW, out, root_url=hub.url, cluster=dask_cluster.client)
     assert isinstance(summary, DownloadSummary) and summary.complete
     _check_no_asset_fetched_twice_once_complete(hub, out, SLOW, complete, in_flight=2)
+
+
+# ---------------------------------------------------------------------------- the same job object
+
+
+def test_pause_holds_the_partitions_and_cancel_stops_the_workers(
+    dask_cluster: DaskCluster, hub: Hub, tmp_path: Path, small_partitions: None
+) -> None:
+    _slow_hub(hub)
+    out = tmp_path / "out"
+    job = DownloadJob(SLOW, out, root_url=hub.url, cluster=dask_cluster.client, workers=2)
+    connected = threading.Event()
+
+    def pause_when_connected(event: object) -> None:
+        if isinstance(event, ClusterConnected):
+            job.pause()  # before the first partition is submitted
+            connected.set()
+
+    job.subscribe(pause_when_connected)
+    ticks: queue.SimpleQueue[object] = queue.SimpleQueue()
+    job.subscribe(lambda e: ticks.put(e) if isinstance(e, ProgressUpdated) else None)
+    job.start()
+    assert connected.wait(START_TIMEOUT)
+    for _ in range(12):  # 12 progress ticks (~1.5 s) while paused
+        ticks.get(timeout=START_TIMEOUT)
+    assert job.state == "paused" and hub.count("asset") == 0
+    assert not any(dask_cluster.client.processing().values())
+
+    job.resume()
+    wait_for(job, lambda p: p.assets_done >= 2, "two files downloaded")
+    job.cancel()
+    cancelled = job.wait(timeout=60)
+    assert job.state == "cancelled" and cancelled.cancelled
+    # the tasks stop within a heartbeat, leaving their .part files for the next run
+    wait_until(lambda: not any(dask_cluster.client.processing().values()), "tasks stopped")
+    complete = done_files(out, SLOW)
+    assert 2 <= len(complete) < N_SLOW
+
+    summary = download_dataset(SLOW, out, root_url=hub.url, cluster=dask_cluster.client)
+    assert isinstance(summary, DownloadSummary) and summary.complete
+    assert summary.assets_skipped >= len(complete)
+    _check_no_asset_fetched_twice_once_complete(hub, out, SLOW, complete, in_flight=4)
+
+
+def test_a_signed_source_is_signed_on_the_workers(
+    gate: str,  # noqa: F811 - the fixture imported from test_signing
+    dask_cluster: DaskCluster,
+    tmp_path: Path,
+    small_partitions: None,
+) -> None:
+    # the source's modifier travels to the workers with each task (pickled), and signs
+    # every asset there just before it is fetched
+    src = mw.open_source(f"{gate}/catalog.json", modifier=Signer())
+    summary = download_dataset(
+        "signed", tmp_path, source=src, cluster=dask_cluster.client, progress=False
+    )
+    assert isinstance(summary, DownloadSummary) and summary.complete
+    assert summary.assets_downloaded == SIGNED_N and sum(Gate.refused.values()) == 0
+    assert sorted(Gate.asked.values()) == [1] * SIGNED_N
+    files = sorted((tmp_path / "signed" / "imagery").rglob("*.tif"))
+    assert len(files) == SIGNED_N and all(f.read_bytes() == SIGNED_BODY for f in files)
+
+
+def test_the_explorer_takes_a_scheduler_address_and_shows_the_dashboard(
+    dask_cluster: DaskCluster, hub: Hub, tmp_path: Path, small_partitions: None
+) -> None:
+    from mlhub_widgets.config.session import get_session
+    from mlhub_widgets.widgets.state import ExplorerState
+
+    state = ExplorerState(session=get_session(root_url=hub.url, api_key="x"))
+    with pytest.raises(Exception, match="not a Dask scheduler address"):
+        state.cluster = "http://not-a-scheduler"
+    state.cluster = f" {dask_cluster.address} "
+    assert state.cluster == dask_cluster.address
+    state.output_dir = str(tmp_path)
+    state.dataset_id = SMALL
+    state.wait()
+    state.start_download().join()
+    state.wait()
+    job = state.job
+    assert isinstance(job, DownloadJob)
+    summary = job.wait(timeout=120)
+    assert summary.complete and summary.assets_downloaded == N_SMALL
+    state.refresh_progress()
+    port = dask_cluster.client.scheduler_info()["services"]["dashboard"]
+    assert state.dashboard_url == job.dashboard_url == f"http://127.0.0.1:{port}/status"
+    assert state.job_state == "finished" and state.progress.assets_done == N_SMALL
+
+
+# ------------------------------------------------------------------------ command line and extra
+
+
+def test_mlhub_download_dask_local(hub: Hub, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = mlhub(
+        "download", SMALL, "-o", str(out), "--root-url", hub.url, "--dask", "local:2", "-q"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{SMALL}: {N_SMALL} assets selected, {N_SMALL} downloaded" in done.stdout
+    verify_download(hub, out, SMALL, expect=N_SMALL)
+
+    bad = mlhub("download", SMALL, "-o", str(out), "--root-url", hub.url, "--dask", "local:0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "mlhub: error: cluster 'local:0': 'local:N' needs a positive number of worker processes"
+    ]
+
+
+def test_an_unreachable_scheduler_is_one_line(hub: Hub, tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    done = mlhub(
+        "download", SMALL, "-o", str(tmp_path), "--root-url", hub.url, "--dask", address, "-q",
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"mlhub: error: cannot reach the Dask scheduler at {address}: "
+    ), done.stderr
+    assert hub.count("asset") == 0
+
+
+_WITHOUT_DISTRIBUTED = r"""
+import sys
+sys.modules["distributed"] = None  # as if the extra were not installed
+import mlhub_widgets as mw
+try:
+    mw.download_dataset("any", sys.argv[1], root_url="http://127.0.0.1:9/", cluster="local:2")
+except mw.MissingDependencyError as exc:
+    print(type(exc).__name__, isinstance(exc, ImportError), str(exc), sep="|")
+"""
+
+
+def test_without_the_extra_the_error_names_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_DISTRIBUTED, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=str(ROOT), check=False,
+    )  # fmt: skip
+    name, is_import_error, message = done.stdout.strip().split("|")
+    assert name == "MissingDependencyError" and is_import_error == "True"
+    assert "\n" not in message and "pip install 'mlhub_widgets[distributed]'" in message
+    assert not list(tmp_path.iterdir())  # checked before anything is written
+    cli = mlhub(
+        "download", "any", "-o", str(tmp_path), "--root-url", "http://127.0.0.1:9/",
+        "--dask", "local:2",
+        env={"PYTHONPATH": _blocker(tmp_path) + os.pathsep + str(ROOT)},
+    )  # fmt: skip
+    assert cli.returncode == 1
+    assert cli.stderr.strip().splitlines() == [f"mlhub: error: {message}"]
+
+
+def _blocker(tmp_path: Path) -> str:
+    """A folder with a ``sitecustomize`` that blocks ``import distributed``."""
+    folder = tmp_path.parent / f"{tmp_path.name}-blocker"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text('import sys\nsys.modules["distributed"] = None\n')
+    return str(folder)
+
+
+# ------------------------------------------------------------------------------------ 100,000
+
+
+BIG = "clusterbig"
+N_BIG = 100_000
+
+
+@pytest.fixture(scope="module")
+def big_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub]]:
+    """A hub in a process of its own (this one holds the client) serving 100,000 assets of
+    64-256 bytes; and a never started ``Hub`` on the same data for the expected bytes."""
+    data = tmp_path_factory.mktemp("cluster-big") / "hubdata"
+    make_synthetic_dataset(data, BIG, 10_000, 10, 64, 256, checksums=False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlhub_widgets.hub", "--data", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=str(ROOT),
+        env=part_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("MLHub API:"), first
+        url = first.split()[-1]
+        # the hub builds the catalogue once, on first request: not part of what is measured
+        with urllib.request.urlopen(f"{url}catalog/{BIG}/info", timeout=300) as resp:
+            resp.read()
+        yield url, Hub(data)
+    finally:
+        proc.terminate()  # our own child, by its PID
+        proc.wait(timeout=30)
+
+
+def _stream_counts(cluster: DaskCluster) -> tuple[int, int, int, int]:
+    """(messages, bytes) the client sent to the scheduler, and the scheduler to the workers."""
+    client_comm = cluster.client.scheduler_comm
+    to_workers = list(cluster.cluster.scheduler.stream_comms.values())
+    return (
+        client_comm.message_count,
+        client_comm.byte_count,
+        sum(c.message_count for c in to_workers),
+        sum(c.byte_count for c in to_workers),
+    )
+
+
+@pytest.mark.slow
+def test_100k_assets_bounded_client_memory_and_scheduler_traffic(
+    big_hub: tuple[str, Hub], dask_cluster: DaskCluster, tmp_path: Path
+) -> None:
+    url, local = big_hub
+    out = tmp_path / "out"
+    gc_before = rss_mb()
+    counts0 = _stream_counts(dask_cluster)
+    events: list[object] = []
+    started = time.monotonic()
+    with RssSampler() as rss, get_task_stream(client=dask_cluster.client) as stream:
+        job = DownloadJob(BIG, out, root_url=url, cluster=dask_cluster.client)
+        job.subscribe(lambda e: events.append(e) if isinstance(e, ClusterConnected) else None)
+        summary = job.start().wait(timeout=900)
+    seconds = time.monotonic() - started
+    counts1 = _stream_counts(dask_cluster)
+    assert summary.complete and summary.assets_downloaded == N_BIG
+    run = job._cluster_transfer
+    assert run is not None
+
+    tasks = [t for t in stream.data if str(t["key"]).startswith("mlhub_download-")]
+    client_msgs, client_bytes, worker_msgs, worker_bytes = (
+        b - a for a, b in zip(counts0, counts1, strict=True)
+    )
+    record_figure(
+        "test_download_cluster.py::test_100k_assets_bounded_client_memory_and_scheduler_traffic",
+        f"100,000 assets on 2 Dask workers: {seconds:.1f} s ({N_BIG / seconds:,.0f} assets/s), "
+        f"{len(tasks)} tasks, {run.heartbeats_received} heartbeats; client -> scheduler "
+        f"{client_msgs} messages / {client_bytes / 1e6:.1f} MB, scheduler -> workers "
+        f"{worker_msgs} messages / {worker_bytes / 1e6:.1f} MB; client peak RSS "
+        f"{rss.peak:.0f} MB (+{rss.peak - gc_before:.0f} MB)",
+        seconds=round(seconds, 1),
+        tasks=len(tasks),
+        heartbeats=run.heartbeats_received,
+        client_messages=client_msgs,
+        worker_messages=worker_msgs,
+        peak_rss_mb=round(rss.peak),
+    )
+    # one task per partition of at most MAX_PARTITION_ASSETS: tens of messages, not 100,000
+    most = -(-N_BIG // partitions.MAX_PARTITION_ASSETS) + 2 * 2  # + partial ones while indexing
+    assert len(tasks) == run.tasks_submitted <= most
+    assert run.heartbeats_received <= 2 * sum(
+        t["startstops"][-1]["stop"] - t["startstops"][0]["start"] for t in tasks
+    ) / partitions.HEARTBEAT_INTERVAL + len(tasks)
+    assert client_msgs < 20 * most and worker_msgs < 20 * most
+    assert client_bytes < 250 * N_BIG and worker_bytes < 250 * N_BIG  # URLs and paths, once
+    assert rss.peak - gc_before < 200  # MB: the index and a window of partitions, not 100k rows
+    verify_download(local, out, BIG, expect=N_BIG)
+
+    # the no-op rerun: no task, no asset request
+    with get_task_stream(client=dask_cluster.client) as stream:
+        again = download_dataset(
+            BIG, out, root_url=url, cluster=dask_cluster.client, progress=False
+        )
+    assert isinstance(again, DownloadSummary) and again.assets_skipped == N_BIG
+    assert stream.data == []

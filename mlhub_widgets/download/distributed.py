@@ -72,8 +72,6 @@ log = logging.getLogger(__name__)
 ClusterLike: TypeAlias = Any
 
 EXTRA_HINT: Final = "pip install 'mlhub_widgets[distributed]'"
-#: Seconds to reach a scheduler before giving up.
-CONNECT_TIMEOUT: Final = 30.0
 #: Submissions of one partition (each one survives ``allowed-failures`` worker deaths).
 PARTITION_SUBMISSIONS: Final = 3
 #: A partition that is not full yet is submitted after this many seconds without new rows
@@ -209,7 +207,8 @@ class ClusterConnection:
                 where = target.cluster
             else:
                 where = target.address
-            self.client = module.Client(where, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            # how long to try: Dask's distributed.comm.timeouts.connect (30 s by default)
+            self.client = module.Client(where, set_as_default=False)
             self._owned_client = True
         except (OSError, TimeoutError, RuntimeError) as exc:
             self.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import threading
 import time
@@ -37,6 +38,8 @@ from typing import Any, Final, NamedTuple
 from ..net.http import Credentials, origin_of
 from ..net.settings import NetworkSettings
 from . import transfer
+
+log = logging.getLogger(__name__)
 
 #: A partition aims at ``total bytes / (PARTITIONS_PER_SLOT * task slots)``: a few partitions
 #: per slot balance the load when assets differ in size, and bound what a lost worker was doing.
@@ -336,11 +339,16 @@ def run_partition(part: Partition, settings: EngineSettings) -> PartitionResult:
     def monitor() -> None:
         sent: tuple[int, ...] = ()
         while not stop.wait(HEARTBEAT_INTERVAL):
-            follow_controls()
-            now = counts.values()
-            if now != sent:
-                heartbeats.put([part.number, attempt, *now])
-                sent = now
+            try:
+                follow_controls()
+                now = counts.values()
+                if now != sent:
+                    heartbeats.put([part.number, attempt, *now])
+                    sent = now
+            except Exception as exc:  # the scheduler cannot be reached: this work is orphaned
+                log.warning("partition %d stops: %s", part.number, exc)
+                control.cancel()
+                return
 
     watcher = threading.Thread(target=monitor, name=f"mlhub-partition-{part.number}", daemon=True)
     outcomes: list[AssetResult] = []
