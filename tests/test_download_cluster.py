@@ -85,7 +85,8 @@ def hub(data_dir: Path) -> Iterator[Hub]:
 
 @pytest.fixture
 def small_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Partitions of ~64 kB for SMALL (~8 of them), ~3.6 MB for SLOW (2 files each)."""
+    """A byte floor of 64 kB: with ``workers=2``, SMALL (550 kB) is cut into ~8 partitions
+    and SLOW (12 files) into 2 of 6 files."""
     monkeypatch.setattr(partitions, "MIN_PARTITION_BYTES", 64_000)
 
 
@@ -134,7 +135,7 @@ def test_a_cluster_download_is_byte_identical_and_fetches_each_asset_once(
     out = tmp_path / "out"
     with get_task_stream(client=dask_cluster.client) as stream:
         summary = download_dataset(
-            SMALL, out, root_url=hub.url, cluster=cluster, progress=events.append
+            SMALL, out, root_url=hub.url, cluster=cluster, progress=events.append, workers=2
         )
 
     assert isinstance(summary, DownloadSummary) and summary.complete

@@ -59,8 +59,9 @@ from .partitions import (
     Partition,
     PartitionBuilder,
     PartitionResult,
+    PartitionSize,
     job_names,
-    partition_target,
+    partition_size,
     run_partition,
 )
 from .pipeline import Pipeline
@@ -350,7 +351,7 @@ class ClusterTransfer:
                 raise writer.error
             # rows from the index: skip what is complete on disk, collect the rest
             if self._builder is not None:
-                self._builder.target = self._target()
+                self._builder.size = self._size()
             while not produced_all and (self._builder is None or not self._builder.full()):
                 if peeked:
                     spec = peeked.pop()
@@ -411,7 +412,7 @@ class ClusterTransfer:
         self.connection = connection
         await loop.run_in_executor(self._executor, self._open, connection)
         assert connection.client is not None
-        self._builder = PartitionBuilder(self.token, base, self._target())
+        self._builder = PartitionBuilder(self.token, base, self._size())
         job._emit(
             ClusterConnected(
                 connection.scheduler_address(),
@@ -421,13 +422,14 @@ class ClusterTransfer:
             )
         )
 
-    def _target(self) -> int:
-        """Bytes per partition for what is left to fetch, as far as the index tells now: while
-        it is still being built, the sizes of the rows seen so far (partitions grow as it
-        does)."""
+    def _size(self) -> PartitionSize:
+        """How large partitions should be for what is left to fetch, as far as the index
+        tells now: while it is still being built, from the rows seen so far (partitions grow
+        as it does)."""
         job = self.job
-        total = max(0, job._bytes_total_known - job._bytes_done)
-        return partition_target(total, self._slots)
+        left_bytes = max(0, job._bytes_total_known - job._bytes_done)
+        left_assets = max(1, job._total - job._done - job._skipped - job._failed)
+        return partition_size(left_bytes, left_assets, self._slots, job._cfg.workers)
 
     def _open(self, connection: ClusterConnection) -> None:
         """In the executor: connect, size the cluster, create the job's control objects."""

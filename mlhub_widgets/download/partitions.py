@@ -1,7 +1,7 @@
 """Partitions of a cluster download, and the task that downloads one on a Dask worker.
 
 A download on a Dask cluster (:mod:`.distributed`) cuts the selected rows of the asset index
-into :class:`Partition` objects sized by bytes (:func:`partition_target`): each one is a single
+into :class:`Partition` objects sized by bytes (:func:`partition_size`): each one is a single
 Dask task, :func:`run_partition`, which runs the same :class:`~.transfer.TransferEngine` as a
 download on one machine (``.part`` files, verification, rename, resume with ``Range`` +
 ``If-Range``) and returns one :class:`PartitionResult` with every asset's outcome: one message
@@ -44,13 +44,17 @@ log = logging.getLogger(__name__)
 #: A partition aims at ``total bytes / (PARTITIONS_PER_SLOT * task slots)``: a few partitions
 #: per slot balance the load when assets differ in size, and bound what a lost worker was doing.
 PARTITIONS_PER_SLOT: Final = 4
-#: Smallest partition target: a task costs a few milliseconds of scheduling and a fresh pool of
-#: connections, worth it from a few seconds of transfers.
-MIN_PARTITION_BYTES: Final = 64 << 20
-#: Largest partition target.
+#: Smallest byte target: a task costs a few milliseconds of scheduling and a fresh pool of
+#: connections.
+MIN_PARTITION_BYTES: Final = 4 << 20
+#: Largest partition, whatever its number of files.
 MAX_PARTITION_BYTES: Final = 2 << 30
+#: A partition holds at least this many files per transfer its task runs at once (``workers``),
+#: when there are enough for every slot: at its end a task runs fewer transfers than it may
+#: (about ``workers / 2`` files' worth of time), which is a small share only of a long list.
+FILES_PER_TRANSFER: Final = 16
 #: Most assets in one partition, whatever their size: bounds the task's message (URLs and
-#: paths, ~100 bytes an asset), its result and the client's memory per partition in flight.
+#: paths, ~80 bytes an asset), its result and the client's memory per partition in flight.
 MAX_PARTITION_ASSETS: Final = 4000
 #: Bytes counted for an asset without ``file:size`` when partitions are cut.
 UNKNOWN_ASSET_BYTES: Final = 1 << 20
@@ -63,11 +67,25 @@ HEARTBEAT_INTERVAL: Final = 0.5
 Heartbeat = list[Any]
 
 
-def partition_target(total_bytes: int, slots: int) -> int:
-    """The byte size partitions aim at, for ``total_bytes`` to fetch over ``slots`` tasks at
-    once."""
-    share = total_bytes // (PARTITIONS_PER_SLOT * max(1, slots))
-    return max(MIN_PARTITION_BYTES, min(MAX_PARTITION_BYTES, share))
+@dataclass(frozen=True, slots=True)
+class PartitionSize:
+    """When a partition is full: ``bytes`` reached with at least ``min_assets`` files, or
+    :data:`MAX_PARTITION_ASSETS` files, or :data:`MAX_PARTITION_BYTES`."""
+
+    bytes: int
+    min_assets: int
+
+
+def partition_size(total_bytes: int, total_assets: int, slots: int, workers: int) -> PartitionSize:
+    """How to cut ``total_assets`` files of ``total_bytes`` for ``slots`` tasks at once, each
+    running ``workers`` transfers: about :data:`PARTITIONS_PER_SLOT` partitions per slot by
+    bytes, each long enough to keep its transfers busy (:data:`FILES_PER_TRANSFER`), but never
+    so long that a slot gets none."""
+    slots = max(1, slots)
+    share = total_bytes // (PARTITIONS_PER_SLOT * slots)
+    nbytes = max(MIN_PARTITION_BYTES, min(MAX_PARTITION_BYTES, share))
+    min_assets = min(FILES_PER_TRANSFER * workers, max(1, total_assets // slots))
+    return PartitionSize(nbytes, min(min_assets, MAX_PARTITION_ASSETS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +208,11 @@ def present_positions(root: str, paths: Sequence[str]) -> set[int]:
 
 @dataclass
 class PartitionBuilder:
-    """Collects specs of one job into partitions of about ``target`` bytes."""
+    """Collects specs of one job into partitions (see :class:`PartitionSize`)."""
 
     job: str
     root: str
-    target: int
-    max_assets: int = MAX_PARTITION_ASSETS
+    size: PartitionSize
     number: int = 0
     started: float = 0.0
     _ids: list[int] = field(default_factory=list)
@@ -222,8 +239,11 @@ class PartitionBuilder:
         self._bytes += size if size is not None else UNKNOWN_ASSET_BYTES
 
     def full(self) -> bool:
-        """Whether the partition reached its byte target or its asset limit."""
-        return self._bytes >= self.target or len(self._ids) >= self.max_assets
+        """Whether the partition is as large as it should be (see :class:`PartitionSize`)."""
+        n = len(self._ids)
+        if n >= MAX_PARTITION_ASSETS or self._bytes >= MAX_PARTITION_BYTES:
+            return True
+        return self._bytes >= self.size.bytes and n >= self.size.min_assets
 
     def take(self) -> Partition:
         """The partition collected so far (then start a new one)."""
