@@ -203,20 +203,30 @@ def _slow_hub(hub: Hub) -> None:
     hub.faults = FaultConfig(bandwidth_bps=SLOW_BPS)
 
 
-def _worker_writing_a_part(cluster: DaskCluster, out: Path, at_least: int) -> int:
-    """Wait until a worker holds a ``.part`` of ``at_least`` bytes open; its PID."""
+def _open_parts(pids: set[int], at_least: int = 0) -> list[int]:
+    """The processes among ``pids`` (and their children) holding a ``.part`` of ``at_least``
+    bytes open for writing."""
     import psutil
 
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error, OSError):
+                    for f in proc.open_files():
+                        if f.path.endswith(".part") and os.path.getsize(f.path) >= at_least:
+                            found.append(proc.pid)
+    return found
+
+
+def _worker_writing_a_part(cluster: DaskCluster, at_least: int) -> int:
+    """Wait until a worker holds a ``.part`` of ``at_least`` bytes open; its PID."""
     found: list[int] = []
 
     def writing() -> bool:
-        for pid in cluster.worker_pids():
-            with contextlib.suppress(psutil.Error):
-                for f in psutil.Process(pid).open_files():
-                    if f.path.endswith(".part") and os.path.getsize(f.path) >= at_least:
-                        found.append(pid)
-                        return True
-        return False
+        found[:] = _open_parts(cluster.worker_pids(), at_least)
+        return bool(found)
 
     wait_until(writing, f"a worker writing a .part of {at_least:,} bytes")
     return found[0]
@@ -251,7 +261,7 @@ def test_a_worker_killed_mid_partition_loses_nothing_and_doubles_nothing(
     job = DownloadJob(SLOW, out, root_url=hub.url, cluster=dask_cluster.client, workers=2)
     job.start()
     wait_for(job, lambda p: p.assets_done >= 2, "two files downloaded")
-    victim = _worker_writing_a_part(dask_cluster, out, 1 << 20)  # mid-partition, mid-file
+    victim = _worker_writing_a_part(dask_cluster, 1 << 20)  # mid-partition, mid-file
     complete = done_files(out, SLOW)
     dask_cluster.kill_worker(victim)  # SIGKILL: no clean shutdown
 
@@ -364,7 +374,10 @@ def test_a_lost_scheduler_is_one_clear_error_and_the_run_resumes(
     assert "\n" not in text and "lost the connection to the Dask scheduler" in text
     assert address in text and "run the same download again to resume" in text
     assert job.state == "failed"
-    worker.stop()  # the orphaned worker: gone before the rerun (docs/scale-out.md)
+    # the worker that lost its scheduler stops its partition by itself (it keeps running)
+    wait_until(lambda: not _open_parts({worker.pid}), "the orphaned worker stopped writing")
+    assert worker.popen.poll() is None
+    worker.stop()
 
     summary = download_dataset(SLOW, out, root_url=hub.url, cluster=dask_cluster.client)
     assert isinstance(summary, DownloadSummary) and summary.complete
@@ -374,7 +387,7 @@ def test_a_lost_scheduler_is_one_clear_error_and_the_run_resumes(
 # ---------------------------------------------------------------------------- the same job object
 
 
-def test_pause_holds_the_partitions_and_cancel_stops_the_workers(
+def test_pause_holds_the_partitions_and_the_running_tasks_and_cancel_stops_them(
     dask_cluster: DaskCluster, hub: Hub, tmp_path: Path, small_partitions: None
 ) -> None:
     _slow_hub(hub)
@@ -399,6 +412,16 @@ def test_pause_holds_the_partitions_and_cancel_stops_the_workers(
 
     job.resume()
     wait_for(job, lambda p: p.assets_done >= 2, "two files downloaded")
+    # paused mid-partition: the running tasks finish their transfers and start no new one
+    job.pause()
+    wait_until(lambda: not _open_parts(dask_cluster.worker_pids()), "running transfers done")
+    gets = hub.count("asset")
+    for _ in range(12):
+        ticks.get(timeout=START_TIMEOUT)
+    assert hub.count("asset") == gets and job.progress.assets_finished < N_SLOW
+    assert any(dask_cluster.client.processing().values())  # the tasks wait, paused
+    job.resume()
+    wait_for(job, lambda p: p.assets_done >= gets + 1, "transfers again after resume")
     job.cancel()
     cancelled = job.wait(timeout=60)
     assert job.state == "cancelled" and cancelled.cancelled

@@ -377,6 +377,8 @@ class ClusterTransfer:
                 self._rows.append(row)
             # partitions to the cluster
             paused = job._control.paused
+            if self._paused_sent and not paused:  # resumed: clear the flag before new tasks
+                await loop.run_in_executor(self._executor, self._send_pause, False)
             waiting = bool(peeked) or not specs.empty()
             while not paused and len(self._in_flight) < self._window():
                 part = self._ready_partition(produced_all, not waiting)
@@ -492,9 +494,7 @@ class ClusterTransfer:
         connection = self.connection
         assert connection is not None and connection.client is not None
         client = connection.client
-        if paused != self._paused_sent:
-            (self._pause_event.set if paused else self._pause_event.clear)()
-            self._paused_sent = paused
+        self._send_pause(paused)
         self._wake.wait(TICK)
         self._wake.clear()
         finished = [r.future for r in self._in_flight.values() if r.future.done()]
@@ -516,6 +516,12 @@ class ClusterTransfer:
             if time.monotonic() - self._resized >= RESIZE_INTERVAL:
                 self._resize(client)
         return done, beats
+
+    def _send_pause(self, paused: bool) -> None:
+        """Set or clear the pause flag the running tasks follow (when it changed)."""
+        if paused != self._paused_sent:
+            (self._pause_event.set if paused else self._pause_event.clear)()
+            self._paused_sent = paused
 
     def _finish(self, stopping: bool) -> None:
         """In the executor: cancel what still runs (on an error or a cancel), clear the job's

@@ -41,8 +41,8 @@ from . import transfer
 
 log = logging.getLogger(__name__)
 
-#: A partition aims at ``total bytes / (PARTITIONS_PER_SLOT * task slots)``: a few partitions
-#: per slot balance the load when assets differ in size, and bound what a lost worker was doing.
+#: Partitions per task slot, at most: a few balance the load when files differ in size and
+#: bound what a lost worker was doing; fewer when that would make partitions short (below).
 PARTITIONS_PER_SLOT: Final = 4
 #: Smallest byte target: a task costs a few milliseconds of scheduling and a fresh pool of
 #: connections.
@@ -78,14 +78,20 @@ class PartitionSize:
 
 def partition_size(total_bytes: int, total_assets: int, slots: int, workers: int) -> PartitionSize:
     """How to cut ``total_assets`` files of ``total_bytes`` for ``slots`` tasks at once, each
-    running ``workers`` transfers: about :data:`PARTITIONS_PER_SLOT` partitions per slot by
-    bytes, each long enough to keep its transfers busy (:data:`FILES_PER_TRANSFER`), but never
-    so long that a slot gets none."""
+    running ``workers`` transfers.
+
+    The number of partitions is a multiple of the slots (each slot gets as many), up to
+    :data:`PARTITIONS_PER_SLOT` per slot while each keeps :data:`FILES_PER_TRANSFER` files per
+    transfer; the byte target is the total divided by it (within :data:`MIN_PARTITION_BYTES`
+    and :data:`MAX_PARTITION_BYTES`), and a partition is not cut before its share of files.
+    """
     slots = max(1, slots)
-    share = total_bytes // (PARTITIONS_PER_SLOT * slots)
-    nbytes = max(MIN_PARTITION_BYTES, min(MAX_PARTITION_BYTES, share))
-    min_assets = min(FILES_PER_TRANSFER * workers, max(1, total_assets // slots))
-    return PartitionSize(nbytes, min(min_assets, MAX_PARTITION_ASSETS))
+    long_enough = FILES_PER_TRANSFER * max(1, workers)
+    per_slot = max(1, min(PARTITIONS_PER_SLOT, total_assets // (slots * long_enough)))
+    count = slots * per_slot
+    nbytes = max(MIN_PARTITION_BYTES, min(MAX_PARTITION_BYTES, total_bytes // count))
+    min_assets = min(long_enough, max(1, total_assets // count), MAX_PARTITION_ASSETS)
+    return PartitionSize(nbytes, min_assets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +249,10 @@ class PartitionBuilder:
         n = len(self._ids)
         if n >= MAX_PARTITION_ASSETS or self._bytes >= MAX_PARTITION_BYTES:
             return True
-        return self._bytes >= self.size.bytes and n >= self.size.min_assets
+        # the nearest file boundary to the target (half a file short counts), so that the
+        # total divided by the target gives as many partitions, without a small remainder
+        near = self._bytes + self._bytes // (2 * n) if n else 0
+        return near >= self.size.bytes and n >= self.size.min_assets
 
     def take(self) -> Partition:
         """The partition collected so far (then start a new one)."""
