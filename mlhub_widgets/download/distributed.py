@@ -53,6 +53,7 @@ from .job_run import JobRun
 from .manifest import AssetRow, Manifest
 from .outcome_writer import OutcomeWriter
 from .partitions import (
+    UNKNOWN_ASSET_BYTES,
     AssetResult,
     EngineSettings,
     Heartbeat,
@@ -291,6 +292,9 @@ class ClusterTransfer:
         self._heartbeats: Any = None
         self._builder: PartitionBuilder | None = None
         self._rows: list[AssetRow] = []
+        self._last_seq = 0  # of the last row taken from the index
+        self._left: tuple[int, int] | None = None  # assets and bytes not submitted yet
+        self._plan: PartitionSize | None = None  # the sizes, once the index is complete
         self._settings: EngineSettings | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "mlhub-dask-client")
         self._wake = threading.Event()  # a task ended
@@ -314,7 +318,7 @@ class ClusterTransfer:
         error: BaseException | None = None
         cancelled = False
         try:
-            cancelled = await self._loop(specs, pump, rows_by_tag, writer)
+            cancelled = await self._loop(db, specs, pump, rows_by_tag, writer)
         except BaseException as exc:
             error = exc
         pump.cancel()
@@ -333,6 +337,7 @@ class ClusterTransfer:
 
     async def _loop(
         self,
+        db: Manifest,
         specs: asyncio.Queue[transfer.TransferSpec | None],
         pump: asyncio.Task[None],
         rows_by_tag: dict[int, AssetRow],
@@ -351,8 +356,8 @@ class ClusterTransfer:
                 raise writer.error
             # rows from the index: skip what is complete on disk, collect the rest
             if self._builder is not None:
-                self._builder.size = self._size()
-            while not produced_all and (self._builder is None or not self._builder.full()):
+                self._builder.size = self._size(db)
+            while not produced_all and not self._full():
                 if peeked:
                     spec = peeked.pop()
                 else:
@@ -366,12 +371,15 @@ class ClusterTransfer:
                         raise pump.exception()  # type: ignore[misc]
                     break
                 row = rows_by_tag.pop(int(spec.tag))
+                self._last_seq = row.seq
                 there = None if spec.absent else checker._done_already(spec)
                 if there is not None:  # complete on disk: no task, no request
                     job._record_outcome(row, there, writer)
+                    if self._left is not None:
+                        self._left = (self._left[0] - 1, self._left[1] - _nbytes(row.size))
                     continue
                 if self._builder is None:
-                    await self._connect(loop, base)
+                    await self._connect(db, loop, base)
                 assert self._builder is not None
                 self._builder.add(row.id, row.url, row.path, row.size, row.checksum)
                 self._rows.append(row)
@@ -386,6 +394,8 @@ class ClusterTransfer:
                     break
                 self._submit(part, self._rows)
                 self._rows = []
+                if self._left is not None:
+                    self._left = (self._left[0] - len(part), self._left[1] - part.nbytes)
             if produced_all and not self._in_flight and not (self._builder and len(self._builder)):
                 return False
             # results, heartbeats, controls
@@ -407,14 +417,14 @@ class ClusterTransfer:
             job._tick()
 
     # -- connecting, sizing, submitting ---------------------------------------------------------
-    async def _connect(self, loop: asyncio.AbstractEventLoop, base: str) -> None:
+    async def _connect(self, db: Manifest, loop: asyncio.AbstractEventLoop, base: str) -> None:
         """Reach the cluster (at the first row that needs a transfer, not before)."""
         job = self.job
         connection = ClusterConnection(self.target)
         self.connection = connection
         await loop.run_in_executor(self._executor, self._open, connection)
         assert connection.client is not None
-        self._builder = PartitionBuilder(self.token, base, self._size())
+        self._builder = PartitionBuilder(self.token, base, self._size(db))
         job._emit(
             ClusterConnected(
                 connection.scheduler_address(),
@@ -424,14 +434,23 @@ class ClusterTransfer:
             )
         )
 
-    def _size(self) -> PartitionSize:
-        """How large partitions should be for what is left to fetch, as far as the index
-        tells now: while it is still being built, from the rows seen so far (partitions grow
-        as it does)."""
+    def _size(self, db: Manifest) -> PartitionSize:
+        """How large partitions should be. While the index is still being built, the smallest
+        (:data:`~.partitions.MIN_PARTITION_BYTES`): the workers start on the first rows. Once
+        it is complete, the rows left to submit are counted (once) and divided evenly
+        (:func:`~.partitions.partition_size`)."""
         job = self.job
-        left_bytes = max(0, job._bytes_total_known - job._bytes_done)
-        left_assets = max(1, job._total - job._done - job._skipped - job._failed)
-        return partition_size(left_bytes, left_assets, self._slots, job._cfg.workers)
+        if self._plan is not None:
+            return self._plan
+        if job._index_complete:
+            builder = self._builder
+            count, nbytes = db.pending_after(self._last_seq, UNKNOWN_ASSET_BYTES)
+            if builder is not None:
+                count, nbytes = count + len(builder), nbytes + builder.nbytes
+            self._left = (count, nbytes)
+            self._plan = partition_size(nbytes, max(1, count), self._slots, job._cfg.workers)
+            return self._plan
+        return partition_size(0, 1, self._slots, job._cfg.workers)  # the smallest
 
     def _open(self, connection: ClusterConnection) -> None:
         """In the executor: connect, size the cluster, create the job's control objects."""
@@ -457,11 +476,22 @@ class ClusterTransfer:
         """Partitions in flight at most: one running and one waiting per task slot."""
         return 2 * self._slots
 
+    def _full(self) -> bool:
+        """The partition being collected is large enough, and what would be left after it is
+        not a scrap (those go with it)."""
+        builder = self._builder
+        if builder is None or not builder.full():
+            return False
+        if self._left is None:
+            return True
+        after = self._left[0] - len(builder)
+        return after <= 0 or after >= max(1, builder.size.min_assets // 2)
+
     def _ready_partition(self, produced_all: bool, nothing_waiting: bool) -> Partition | None:
         builder = self._builder
         if builder is None or not len(builder):
             return None
-        if builder.full():
+        if self._full():
             return builder.take()
         if not nothing_waiting:
             return None  # more rows are queued: take them first
@@ -482,6 +512,7 @@ class ClusterTransfer:
             run_partition, part, self._settings.for_partition(part), key=key, pure=False
         )
         future.add_done_callback(self._task_done)
+        log.debug("submitted %s: %d assets, %d bytes", key, len(part), part.nbytes)
         self.tasks_submitted += 1
         record = _InFlight(part, rows, future, submissions)
         self._in_flight[key] = record
@@ -671,6 +702,11 @@ def _engine_settings(job: JobRun, pipeline: Pipeline) -> EngineSettings:
         session = pipeline.get_session()
         credentials, network, sign = (session.credentials,), session.network, None
     return EngineSettings(cfg.workers, cfg.if_exists, credentials, network, sign)
+
+
+def _nbytes(size: int | None) -> int:
+    """An asset's bytes for partition sizes."""
+    return size if size is not None else UNKNOWN_ASSET_BYTES
 
 
 def _outcome(row: AssetRow, res: AssetResult, base: str) -> transfer.TransferOutcome:

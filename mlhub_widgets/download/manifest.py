@@ -488,6 +488,16 @@ class Manifest:
         ).fetchall()
         return list(map(_make_row, rows))
 
+    def pending_after(self, seq: int, unknown_size: int) -> tuple[int, int]:
+        """Count and bytes of the selected rows not recorded as done with ``seq`` greater
+        than ``seq`` (``unknown_size`` bytes for a row without ``size``)."""
+        row = self._db.execute(
+            "SELECT count(*), coalesce(sum(coalesce(size, ?)), 0) FROM assets "
+            "WHERE selected=1 AND state != 1 AND seq > ?",
+            (unknown_size, seq),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def iter_done(self, batch: int = 5000) -> Iterator[list[tuple[int, str, int]]]:
         """Batches of ``(id, path, expected size)`` of selected rows recorded as done."""
         last = 0

@@ -231,6 +231,11 @@ class PartitionBuilder:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes collected so far."""
+        return self._bytes
+
     def add(
         self, asset_id: int, url: str, path: str, size: int | None, checksum: str | None
     ) -> None:
