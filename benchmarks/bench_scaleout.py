@@ -19,10 +19,14 @@ limited by its flows. The variants download the same dataset into fresh folders:
   when its flows, not its machine, are the limit).
 
 Rounds interleave the variants (the order rotates each round) and the table shows medians. Each
-row also shows the machine's load average when the runs started and the CPU busy share of both
-cores during them (``/proc/stat``: every process, the hub's too), to see where the 2 CPUs
-saturate. The scheduler overhead is what ``dask 1`` costs over ``engine`` (the same transfers
-in one worker process plus the scheduling, the partitions and the results), per round.
+row also shows the machine's load average when the runs started and the share of both cores
+used during them: by this benchmark's processes (the client, the hub, the Dask workers) and by
+the whole machine (``/proc/stat``; the machine is shared), to see where the 2 CPUs saturate.
+
+The scheduler overhead is what ``dask 1`` costs over ``engine`` (the same transfers in one
+worker process, plus the scheduling, the partitions and the results). The rounds above give
+it per round; ``--overhead-pairs N`` measures it alone, from N back-to-back pairs (the order
+alternating), with the share of the transfer phase spent outside the tasks.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ def run_once(hub: HubProc, out: Path, workers: int, cluster: Any) -> dict[str, A
         "load": load,
         "tasks": run.tasks_submitted if run is not None else 0,
         "heartbeats": run.heartbeats_received if run is not None else 0,
+        "task_s": run.task_seconds if run is not None else 0.0,
     }
 
 
@@ -122,11 +127,20 @@ def main() -> int:
     p.add_argument("--engine-workers", type=int, default=8, help="transfers per process")
     p.add_argument("--workers", default="1,2,4,8", help="Dask worker processes to measure")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--overhead-pairs",
+        type=int,
+        default=0,
+        help="only the overhead: this many back-to-back pairs of engine and dask 1 (the order "
+        "alternates), compared pair by pair",
+    )
     p.add_argument("--quick", action="store_true", help="200 assets, 1 round, 1 and 2 workers")
     args = p.parse_args()
     if args.quick:
         args.assets, args.rounds, args.workers = 200, 1, "1,2"
     counts = [int(n) for n in args.workers.split(",")]
+    if args.overhead_pairs:
+        counts = [1]
 
     from distributed import Client, LocalCluster
 
@@ -162,6 +176,9 @@ def main() -> int:
         variants += [(f"dask {n}", args.engine_workers, clusters[n][1]) for n in counts]
         top = max(counts)
         variants.append((f"engine x{top}", args.engine_workers * top, None))
+        if args.overhead_pairs:
+            pairs(args, hub, runs, clusters[1][1])
+            return 0
         for r in range(args.rounds):
             order = variants[r % len(variants) :] + variants[: r % len(variants)]
             for name, workers, client in order:
@@ -170,7 +187,8 @@ def main() -> int:
                 results.setdefault(name, []).append(res)
                 print(
                     f"round {r + 1} {name:>10}: {res['wall']:6.2f} s wall, "
-                    f"{res['transfer']:6.2f} s transfer, {res['busy']:4.0%} CPU, "
+                    f"{res['transfer']:6.2f} s transfer, CPU {res['ours']:4.0%} ours / "
+                    f"{res['busy']:4.0%} machine, "
                     f"load {res['load']:.1f}, {res['tasks']} tasks",
                     file=sys.stderr,
                 )
@@ -182,6 +200,47 @@ def main() -> int:
         shutil.rmtree(runs, ignore_errors=True)
     report(args, counts, startup, results)
     return 0
+
+
+def pairs(args: argparse.Namespace, hub: HubProc, runs: Path, client: Any) -> None:
+    """Back-to-back runs of the engine and of one Dask worker, the overhead of each pair."""
+    rows = []
+    for i in range(args.overhead_pairs):
+        order = [("engine", None), ("dask 1", client)]
+        if i % 2:
+            order.reverse()
+        got = {}
+        for name, cluster in order:
+            got[name] = run_once(hub, runs / f"pair{i}-{name[0]}", args.engine_workers, cluster)
+        e, d = got["engine"], got["dask 1"]
+        rows.append(
+            {
+                "engine": e["transfer"],
+                "dask": d["transfer"],
+                "ratio": d["transfer"] / e["transfer"] - 1,
+                "outside": (d["transfer"] - d["task_s"]) / d["transfer"],
+                "load": (e["load"] + d["load"]) / 2,
+                "tasks": d["tasks"],
+            }
+        )
+        r = rows[-1]
+        print(
+            f"pair {i + 1}: engine {r['engine']:.2f} s, dask 1 {r['dask']:.2f} s "
+            f"({r['ratio']:+.1%}); outside the tasks {r['outside']:.1%}; load {r['load']:.1f}",
+            file=sys.stderr,
+        )
+    med = statistics.median
+    each = ", ".join(f"{r['ratio']:+.1%}" for r in rows)
+    outside = med(r["outside"] for r in rows)
+    per_asset = med(r["outside"] * r["dask"] for r in rows) / args.assets * 1e3
+    print(
+        f"\n{args.assets} assets, {args.overhead_pairs} back-to-back pairs: engine "
+        f"{med(r['engine'] for r in rows):.2f} s, dask 1 {med(r['dask'] for r in rows):.2f} s; "
+        f"dask 1 over engine, median of the pairs {med(r['ratio'] for r in rows):+.1%} "
+        f"(each: {each}); time outside the tasks (scheduling, results, the gaps between "
+        f"partitions) {outside:.1%} of the transfer phase = {per_asset:.2f} ms per asset; "
+        f"load {med(r['load'] for r in rows):.1f}"
+    )
 
 
 def report(
@@ -202,7 +261,8 @@ def report(
         f"process; median of {args.rounds} interleaved rounds\n"
     )
     print(
-        "| variant | processes | transfer s | wall s | MB/s | × engine | CPU busy | load | tasks |"
+        "| variant | processes | transfer s | wall s | MB/s | × engine | CPU: ours / machine "
+        "| load | tasks |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in med.items():

@@ -298,9 +298,11 @@ class ClusterTransfer:
         self._settings: EngineSettings | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "mlhub-dask-client")
         self._wake = threading.Event()  # a task ended
-        #: submitted tasks and heartbeats received (what went through the scheduler)
+        #: submitted tasks and heartbeats received (what went through the scheduler), and the
+        #: seconds the tasks whose results arrived ran on their workers
         self.tasks_submitted = 0
         self.heartbeats_received = 0
+        self.task_seconds = 0.0
 
     # -- the phase -------------------------------------------------------------------------------
     async def run(self, db: Manifest, pipeline: Pipeline) -> bool:
@@ -636,6 +638,7 @@ class ClusterTransfer:
     ) -> None:
         job = self.job
         rows = record.rows
+        self.task_seconds += result.seconds
         full: transfer.TransferOutcome | None = None
         seen: set[int] = set()
         for res in result.outcomes:
