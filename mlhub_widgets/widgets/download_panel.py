@@ -35,7 +35,9 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
     total, the current rate and ETA, one row per collection, retry and failure counters, and
     the failed assets with their reasons and a link to ``err_report.csv``. Updates arrive from
     the job's thread at most 5 times a second. A failed or cancelled download is resumed with
-    Start (``if_exists="resume"`` keeps every complete file).
+    Start (``if_exists="resume"`` keeps every complete file). With a Dask scheduler set in the
+    Connect tab (:attr:`ExplorerState.cluster`), the summary says where the download runs and,
+    once the job reaches the scheduler, links to the Dask dashboard.
     """
 
     def __init__(self, state: ExplorerState | None = None) -> None:
@@ -99,6 +101,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self.counters = W.HTML()
         self.per_collection = W.HTML()
         self.failed = W.HTML()
+        self.dashboard = W.HTML()
         for widget, cls in [
             (self.output_dir, "mlhub-output-dir"),
             (self.if_exists, "mlhub-if-exists"),
@@ -119,6 +122,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             (self.counters, "mlhub-progress-counters"),
             (self.per_collection, "mlhub-progress-collections"),
             (self.failed, "mlhub-failed-assets"),
+            (self.dashboard, "mlhub-dask-dashboard"),
         ]:
             widget.add_class(cls)
         row = W.Layout(flex_flow="row wrap", align_items="center")
@@ -136,6 +140,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
                     layout=row,
                 ),
                 self.status,
+                self.dashboard,
                 W.HBox([self.bar, self.percent], layout=row),
                 self.progress_text,
                 self.counters,
@@ -153,8 +158,9 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self.cancel_button.on_click(lambda _b: self._guard(self.state.cancel))
         st.observe(
             self._render_selection,
-            names=["filters", "filter_problems", "dataset_id", "session", "detail"],
+            names=["filters", "filter_problems", "dataset_id", "session", "detail", "cluster"],
         )
+        st.observe(self._render_dashboard, names=["dashboard_url"])
         st.observe(self._render_estimate, names=["estimate"])
         st.observe(self._render_buttons, names=["job_state", "busy", "filter_problems"])
         st.observe(self._render_progress, names=["progress", "job_state"])
@@ -163,6 +169,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self._render_estimate()
         self._render_progress()
         self._render_failures()
+        self._render_dashboard()
 
     # -- intent ------------------------------------------------------------------------------
     def _guard(self, action: Any) -> None:
@@ -183,13 +190,22 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             f"<tr><th>Dataset</th><td>{ds}</td></tr>"
             f"<tr><th>Area</th><td>{esc(f.describe_area())}</td></tr>"
             f"<tr><th>Dates</th><td>{esc(f.describe_dates())}</td></tr>"
-            f"<tr><th>Content</th><td>{esc(f.describe_content())}</td></tr></table>"
+            f"<tr><th>Content</th><td>{esc(f.describe_content())}</td></tr>"
+            f"<tr><th>Runs on</th><td>{_where(st.cluster)}</td></tr></table>"
         )
         problems = st.download_problems()
         self.problems.value = (
             msg_html("warn", "Cannot download yet: " + " ".join(problems)) if problems else ""
         )
         self._render_buttons()
+
+    def _render_dashboard(self, _change: object = None) -> None:
+        url = self.state.dashboard_url
+        self.dashboard.value = (
+            f'Dask dashboard: <a href="{esc(url)}" target="_blank" rel="noopener">{esc(url)}</a>'
+            if url
+            else ""
+        )
 
     def _render_estimate(self, _change: object = None) -> None:
         plan = self.state.estimate
@@ -297,6 +313,15 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             '<table class="mlhub-kv"><tr><th>Collection</th><th>Item</th><th>Key</th>'
             f"<th>Reason</th></tr>{rows}</table></div></details>"
         )
+
+
+def _where(cluster: str) -> str:
+    """Where a download runs, for the summary table."""
+    if not cluster:
+        return "this kernel"
+    if cluster.startswith("local:"):
+        return f"a local Dask cluster of {esc(cluster[6:])} worker processes"
+    return f"the Dask cluster at <code>{esc(cluster)}</code>"
 
 
 def _report_link(path: str) -> str:

@@ -1,5 +1,6 @@
 """LoginPanel: the source picker — an MLHub API (key, profiles, root URL, or the bundled demo
-hub), a STAC API URL or a static STAC catalogue (path or URL) — and "Test connection"."""
+hub), a STAC API URL or a static STAC catalogue (path or URL) — "Test connection", and where
+downloads run (this machine or a Dask scheduler)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from typing import Any
 
 import ipywidgets as W
+import traitlets
 
 from ..config.session import DEFAULT_ROOT_URL, ROOT_URL_ENV
 from ._common import LABEL_STYLE, StatusLine, css_widget, esc
@@ -26,6 +28,10 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
     "Test connection" runs in the background and shows who answered (server and number of
     datasets) or exactly what went wrong (401 message, unreachable host, wrong URL); on success
     the session becomes :attr:`ExplorerState.session`, used by every other panel.
+
+    "Dask scheduler" sets :attr:`ExplorerState.cluster`: empty, downloads run in this kernel;
+    ``tcp://host:8786`` or ``local:N``, they run on that Dask cluster (the ``[distributed]``
+    extra; see ``docs/scale-out.md``). A text that is neither is refused with one line.
 
     Args:
         state: the shared state (a new one if omitted).
@@ -93,12 +99,23 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             tooltip="Save the API key and root URL above as a profile in the profiles file",
         )
         self.connection = W.HTML()
+        self.cluster = W.Text(
+            value=st.cluster,
+            description="Dask scheduler",
+            placeholder="empty: download in this kernel · tcp://host:8786 · local:4",
+            continuous_update=False,
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.cluster_status = StatusLine(st, ["cluster"])
         self.status = StatusLine(st, ["login"])
         self.profile_status = StatusLine(st, ["profiles"])
         self.help = W.HTML(
             '<span class="mlhub-help">Keys and profiles are the ones of <code>mlhub configure'
             "</code> (profiles file <code>$MLHUB_HOME/profiles</code>). The bundled demo hub "
-            "needs neither.</span>"
+            "needs neither. A Dask scheduler spreads downloads over its workers (they must see "
+            "the output directory at the same path; needs <code>mlhub_widgets[distributed]"
+            "</code>).</span>"
         )
 
         for widget, cls in [
@@ -111,6 +128,8 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             (self.profile_name, "mlhub-profile-name"),
             (self.save_button, "mlhub-save-profile"),
             (self.connection, "mlhub-connection"),
+            (self.cluster, "mlhub-cluster"),
+            (self.cluster_status, "mlhub-cluster-status"),
             (self.status, "mlhub-login-status"),
             (self.profile_status, "mlhub-profile-status"),
         ]:
@@ -132,6 +151,10 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
                 self.status,
                 self.connection,
                 self.profile_row,
+                W.HBox(
+                    [self.cluster, self.cluster_status],
+                    layout=W.Layout(align_items="center", flex_flow="row wrap"),
+                ),
                 self.help,
             ]
         )
@@ -142,6 +165,8 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.save_button.on_click(self._on_save)
         self.server.observe(self._on_server, names="value")
         self.profile.observe(self._on_profile, names="value")
+        self.cluster.observe(self._on_cluster, names="value")
+        st.observe(self._render_cluster, names="cluster")
         st.observe(self._render_profiles, names="profiles")
         st.observe(self._render_connection, names=["connection", "session"])
         st.observe(self._render_busy, names="busy")
@@ -176,6 +201,14 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             widget.layout.display = "none" if stac else None
         self.location.layout.display = None if stac else "none"
 
+    def _on_cluster(self, change: dict[str, Any]) -> None:
+        try:
+            self.state.cluster = change["new"]
+        except traitlets.TraitError as exc:
+            self.state.set_error("cluster", str(exc))
+        else:
+            self.state.set_error("cluster", None)
+
     def _on_profile(self, change: dict[str, Any]) -> None:
         root = self.state.profile_urls.get(change["new"]) if change["new"] else None
         if root:
@@ -200,6 +233,10 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             if text
             else '<span class="mlhub-help">Not connected.</span>'
         )
+
+    def _render_cluster(self, _change: object = None) -> None:
+        if self.cluster.value.strip() != self.state.cluster:
+            self.cluster.value = self.state.cluster
 
     def _render_busy(self, _change: object = None) -> None:
         busy = self.state.is_busy("login")
