@@ -15,7 +15,7 @@ from .download_panel import DownloadPanel
 from .login import LoginPanel
 from .map_filter import MapFilterPanel
 from .search import SearchPanel
-from .state import ExplorerState, Filters
+from .state import ExplorerState, Filters, completed_fraction
 
 # Library loggers must not print from worker threads (ipykernel 7 routes thread output badly);
 # without any handler, Python's last-resort handler would write WARNINGs to stderr.
@@ -112,8 +112,9 @@ class Explorer(W.VBox):  # type: ignore[misc]
         job = ""
         p = st.progress
         if st.job_state not in ("idle",) and p is not None:
+            done = completed_fraction(p, st.job_state)
             job = (
-                f" · download {esc(st.job_state)} {p.fraction * 100:.0f} % "
+                f" · download {esc(st.job_state)} {done * 100:.0f} % "
                 f"({human_bytes(p.bytes_done)})"
             )
         self.summary.value = (
