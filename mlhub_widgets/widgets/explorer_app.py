@@ -114,8 +114,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
         if st.job_state not in ("idle",) and p is not None:
             done = completed_fraction(p, st.job_state)
             job = (
-                f" · download {esc(st.job_state)} {done * 100:.0f} % "
-                f"({human_bytes(p.bytes_done)})"
+                f" · download {esc(st.job_state)} {done * 100:.0f} % ({human_bytes(p.bytes_done)})"
             )
         self.summary.value = (
             f'<div><b>MLHub explorer</b> · <span class="mlhub-help">{conn}</span></div>'
