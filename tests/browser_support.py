@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -101,29 +100,15 @@ def _stop(proc: subprocess.Popen[Any], log: IO[str]) -> None:
 
 
 @contextmanager
-def voila(
-    notebook: Path, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
-) -> Iterator[str]:
-    """Serve ``notebook`` with Voila on loopback; yields the page URL.
-
-    ``extra_args`` go to Voila's command line (e.g. ``["--theme=dark"]``).
-    """
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "voila",
-        notebook.name,
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--show_tracebacks=True",
-        *extra_args,
-    ]
+def server_process(
+    cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log_path: Path, port: int
+) -> Iterator[subprocess.Popen[Any]]:
+    """Run a server command (Voila, JupyterLab...) in its own process group until it listens
+    on ``port``; yields the process, then stops the whole group (kernels included)."""
     log = open(log_path, "w")  # noqa: SIM115  (closed by _stop)
     proc = subprocess.Popen(
-        cmd,
-        cwd=notebook.parent,
+        list(cmd),
+        cwd=cwd,
         env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -131,9 +116,40 @@ def voila(
     )
     try:
         wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/"
+        yield proc
     finally:
         _stop(proc, log)
+
+
+@contextmanager
+def voila(
+    notebook: Path, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Serve ``notebook`` as ``mlhub demo`` does (the explorer app's Voila launcher: kernels
+    freed on page unload, idle ones culled) on loopback; yields the page URL.
+
+    ``extra_args`` go to Voila's command line (e.g. ``["--theme=dark"]``).
+    """
+    from mlhub_widgets.widgets.voila_app import voila_command
+
+    port = free_port()
+    cmd = voila_command(notebook, port=port, extra=["--show_tracebacks=True", *extra_args])
+    with server_process(cmd, notebook.parent, env, log_path, port):
+        yield f"http://127.0.0.1:{port}/"
+
+
+def kernel_processes(server_pid: int) -> list[Any]:
+    """The ipykernel processes a server (Voila, Jupyter) started, as ``psutil.Process``."""
+    import psutil
+
+    out = []
+    for child in psutil.Process(server_pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
 
 
 # -- accessibility checks run in the page ---------------------------------------------------------

@@ -1,7 +1,7 @@
 """Accessibility of the explorer in a real browser: contrast in the light and dark themes, labels,
 and the whole user story with the keyboard only.
 
-``notebooks/01-explorer.ipynb`` is served by Voila (``--theme=light`` and ``--theme=dark``) with
+The explorer app (``voila_app.APP_NOTEBOOK``) is served by Voila (``--theme=light`` and ``--theme=dark``) with
 the bundled demo hub (no ``MLHUB_ROOT_URL``: the notebook starts it in the kernel), offline, in
 headless Chromium. Per theme, every tab is screenshotted to
 ``test-artifacts/browser-accessibility/`` and every visible text inside the explorer (and every
@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from mlhub_widgets.widgets.voila_app import APP_NOTEBOOK
+
 from .browser_support import (
     ACTIVE_JS,
     CHROMIUM,
@@ -43,7 +45,7 @@ from .browser_support import (
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
+NOTEBOOK = APP_NOTEBOOK  # the explorer app, as `mlhub demo` and Binder serve it
 ARTIFACTS = ROOT / "test-artifacts" / "browser-accessibility"
 DARK_SHOT = ROOT / "docs" / "explorer-dark.png"
 TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")

@@ -1,6 +1,6 @@
 """The explorer in a real browser, offline: Voila + headless Chromium + the bundled hub.
 
-One page goes through the whole user story of ``notebooks/01-explorer.ipynb`` against a hub
+One page goes through the whole user story of the explorer app (``voila_app.APP_NOTEBOOK``) against a hub
 that requires a key (and throttles assets so a download can be paused): the anonymous connection
 and a wrong key show their errors in the Connect tab, the right key connects, a tag search finds
 the demo dataset, a title click selects it, a rectangle is drawn, dates are set (an end before the
@@ -27,6 +27,7 @@ import pytest
 from mlhub_widgets.config.session import get_session
 from mlhub_widgets.filters import AssetFilter
 from mlhub_widgets.hub import FaultConfig, Hub, serve
+from mlhub_widgets.widgets.voila_app import APP_NOTEBOOK
 
 from .browser_support import (
     CHROMIUM,
@@ -40,7 +41,7 @@ from .browser_support import (
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
+NOTEBOOK = APP_NOTEBOOK  # the explorer app, as `mlhub demo` and Binder serve it
 ARTIFACTS = ROOT / "test-artifacts" / "browser-explorer"
 README_SHOT = ROOT / "docs" / "explorer.png"
 KEY = "browser-test-key-0123"

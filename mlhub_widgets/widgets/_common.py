@@ -184,6 +184,33 @@ class StatusLine(W.HTML):  # type: ignore[misc]
             self.value = text
 
 
+def resend_tree(widget: W.Widget) -> int:
+    """Send the full state of ``widget`` and of every widget inside it (layouts and styles
+    too) to the front end; returns how many widgets were sent.
+
+    The front end of ipywidgets 8 loses updates sent while it is loading a page's widgets
+    (between reading a model's state and creating the model): a status that changed then
+    stays stale on the page, e.g. "Testing the connection…" after the explorer connected.
+    Sending every state again once the front end is up repairs that.
+    """
+    sent = 0
+    seen: set[int] = set()
+    todo = [widget]
+    while todo:
+        w = todo.pop()
+        if id(w) in seen or not isinstance(w, W.Widget) or w.comm is None:
+            continue
+        seen.add(id(w))
+        w.send_state()
+        sent += 1
+        todo.extend(getattr(w, "children", ()))
+        for name in ("layout", "style"):
+            part = getattr(w, name, None)
+            if isinstance(part, W.Widget):
+                todo.append(part)
+    return sent
+
+
 def close_tree(widget: W.Widget) -> None:
     """Close a widget and, for boxes, every widget inside it (frees the front-end models)."""
     for child in getattr(widget, "children", ()):

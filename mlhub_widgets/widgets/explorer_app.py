@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ._common import css_widget, esc, human_bytes
+from ._common import css_widget, esc, human_bytes, resend_tree
 from .content_filter import ContentFilterPanel
 from .date_range import DateRangePanel
 from .download_panel import DownloadPanel
@@ -65,6 +65,15 @@ class Explorer(W.VBox):  # type: ignore[misc]
         )
         st.observe(self._on_session, names=["session", "source"])
         self._render_summary()
+        # The map's front end reports the page's URL when it first renders: the page has
+        # loaded every widget by then, so updates it may have lost meanwhile are sent again.
+        self._front_end_seen = False
+        self.map.map.observe(self._on_front_end, names="window_url")
+
+    def _on_front_end(self, _change: object = None) -> None:
+        if not self._front_end_seen:
+            self._front_end_seen = True
+            resend_tree(self)
 
     # -- code access ---------------------------------------------------------------------------
     @property
