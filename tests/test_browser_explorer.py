@@ -1,11 +1,11 @@
 """The explorer in a real browser, offline: Voila + headless Chromium + the bundled hub.
 
-One page goes through the whole user story of the explorer app (``voila_app.APP_NOTEBOOK``) against a hub
-that requires a key (and throttles assets so a download can be paused): the anonymous connection
-and a wrong key show their errors in the Connect tab, the right key connects, a tag search finds
-the demo dataset, a title click selects it, a rectangle is drawn, dates are set (an end before the
-start shows the validation message first), an asset key is unticked, Estimate counts the
-selection, the download starts, pauses, resumes and reaches 100 %, and the files on disk are
+One page goes through the whole user story of the explorer app (``voila_app.APP_NOTEBOOK``) against
+a hub that requires a key (and throttles assets so a download can be paused): the anonymous
+connection and a wrong key show their errors in the Connect tab, the right key connects, a tag
+search finds the demo dataset, a title click selects it, a rectangle is drawn, dates are set (an
+end before the start shows the validation message first), an asset key is unticked, Estimate counts
+the selection, the download starts, pauses, resumes and reaches 100 %, and the files on disk are
 exactly what the filters select. Uncaught page errors fail the test.
 
 Screenshots of every step go to ``test-artifacts/browser-explorer/`` (git-ignored). With
