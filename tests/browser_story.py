@@ -110,7 +110,8 @@ class Story:
         container.scroll_into_view_if_needed()
         box = container.bounding_box()
         assert box is not None
-        x0, y0 = box["x"] + box["width"] * 0.08, box["y"] + box["height"] * 0.10
+        # (the draw and zoom buttons take the left ~50 px: start to their right)
+        x0, y0 = box["x"] + max(box["width"] * 0.08, 70), box["y"] + box["height"] * 0.10
         x1, y1 = box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.92
         mouse = self.page.mouse
         mouse.move(x0, y0)

@@ -314,3 +314,77 @@ ACTIVE_JS = r"""
   return el.tagName.toLowerCase() + '.' + [...el.classList].join('.') + ' ' + label.slice(0, 60);
 }
 """
+
+
+#: ``(root) => [problems]``: what a narrow explorer must not do, in the tab shown: a tab title
+#: cut, a control or text sticking out of the explorer, a button whose label is clipped, the
+#: results table wider than its box (columns falling off), a table cell clipped vertically.
+LAYOUT_JS = r"""
+(root) => {
+  const box = root.getBoundingClientRect();
+  const name = (el) => el.tagName.toLowerCase() + [...el.classList].filter(
+    (c) => c.startsWith('mlhub-') || c.startsWith('widget-')).map((c) => '.' + c).join('') +
+    ' ' + JSON.stringify((el.innerText || el.value || el.placeholder || '').trim().slice(0, 40));
+  const shown = (el) => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}) &&
+    el.getBoundingClientRect().width > 0;
+  const out = [];
+  for (const label of root.querySelectorAll('.mlhub-tabs > .lm-TabBar .lm-TabBar-tabLabel')) {
+    if (label.scrollWidth > label.clientWidth + 1) out.push('tab title cut: ' + name(label));
+    if (label.getBoundingClientRect().right > box.right + 1) out.push('tab off: ' + name(label));
+  }
+  const fields = 'input:not([type=hidden]), select, textarea, button, .widget-html, ' +
+    '.widget-label, .widget-inline-hbox, .widget-upload';
+  for (const el of root.querySelectorAll(fields)) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right > box.right + 1 || r.left < box.left - 1) out.push('sticks out: ' + name(el));
+  }
+  for (const b of root.querySelectorAll('button')) {
+    if (shown(b) && b.scrollWidth > b.clientWidth + 1) out.push('label clipped: ' + name(b));
+  }
+  for (const wrap of root.querySelectorAll('.mlhub-table-wrap')) {
+    if (shown(wrap) && wrap.scrollWidth > wrap.clientWidth + 1) {
+      out.push(`results wider than their box: ${wrap.scrollWidth} > ${wrap.clientWidth}`);
+    }
+  }
+  for (const cell of root.querySelectorAll('.mlhub-results .mlhub-cell')) {
+    if (shown(cell) && cell.scrollHeight > cell.clientHeight + 1) {
+      out.push('cell clipped: ' + name(cell));
+    }
+  }
+  return out;
+}
+"""
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(v: int) -> float:
+        c = v / 255
+        return c / 12.92 if c <= 0.03928 else float(((c + 0.055) / 1.055) ** 2.4)
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def icon_contrast(png: bytes) -> float:
+    """Non-text contrast (WCAG 1.4.11) of an icon button from its screenshot: the contrast
+    between the button's face (its most common colour) and the icon (the strokes: the 80th
+    percentile of the pixels that differ from the face), as a ratio ≥ 1."""
+    import io
+    from collections import Counter
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    pixels = list(image.getdata())
+    face = Counter(pixels).most_common(1)[0][0]
+    face_l = _luminance(face)
+
+    def ratio(p: tuple[int, int, int]) -> float:
+        a, b = sorted((face_l, _luminance(p)))
+        return (b + 0.05) / (a + 0.05)
+
+    ratios = sorted(r for r in (ratio(p) for p in pixels) if r > 1.15)
+    if not ratios:
+        return 1.0
+    return ratios[int(len(ratios) * 0.8)]

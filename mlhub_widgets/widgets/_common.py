@@ -49,6 +49,12 @@ body[data-jp-theme-light="false"] .mlhub-explorer, .theme-dark .mlhub-explorer {
   min-width: 0; }
 .mlhub-explorer .widget-html, .mlhub-explorer .widget-html-content { min-width: 0;
   max-width: 100%; overflow-wrap: anywhere; }
+/* Multi-line HTML reads as text, not at the height of an input row (JupyterLab's 28 px). */
+.mlhub-explorer .widget-html > .widget-html-content { line-height: 1.4; }
+/* A disabled button looks disabled in every theme (a blue or orange face stayed bright). */
+.mlhub-explorer .jupyter-button:disabled, .mlhub-explorer .jupyter-button.mod-primary:disabled {
+  background-color: var(--jp-layout-color2, #eeeeee); color: var(--jp-ui-font-color2, #616161);
+  box-shadow: none; opacity: 0.8; }
 /* The map's draw and zoom buttons keep a light face in dark themes: their icons are dark
    sprites, invisible on the dark grey JupyterLab gives them. */
 body[data-jp-theme-light="false"] .mlhub-explorer .leaflet-bar a,

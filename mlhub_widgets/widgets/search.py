@@ -193,7 +193,8 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
                                 self.text,
                                 W.HBox([self.search_button, self.clear_button]),
                                 self.status,
-                            ]
+                            ],
+                            layout=W.Layout(width="min(440px, 100%)"),
                         ),
                     ],
                     layout=W.Layout(flex_flow="row wrap"),
@@ -425,6 +426,8 @@ def detail_html(d: dict[str, Any]) -> str:
         ("Catalogue size", human_bytes(size) if size is not None else "unknown"),
         ("Estimated dataset size", human_bytes(est) if est is not None else "unknown"),
     ]
+    if d.get("metadata_only_reason"):
+        facts = facts[:-2]  # no catalogue: no sizes
     reason = d.get("metadata_only_reason")
     if reason:
         facts.insert(1, ("Download", f"{badge_html(reason)} <span>{esc(reason)}</span>"))
