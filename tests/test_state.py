@@ -333,6 +333,34 @@ def test_failed_download_is_listed_and_resumes(home: Path) -> None:
         assert (home / "out" / DEMO / LABELS / "documentation.pdf").exists()
 
 
+def test_a_catalogue_that_answers_404_makes_the_dataset_metadata_only(home: Path) -> None:
+    """The server lists the dataset and its catalogue info, but the catalogue itself is
+    missing: reading it marks the dataset metadata only, so Start is refused with the reason
+    before any download (never a 404 at the last step, never "Start (resume)")."""
+    import json
+
+    from .recording_server import Reply, recording_server
+
+    record = {"id": "lost", "title": "Lost catalogue", "tags": [], "collections": []}
+    with recording_server() as server:
+        server.on("/v1/datasets", Reply(body=json.dumps([record]).encode()))
+        server.on("/v1/datasets/lost", Reply(body=json.dumps(record).encode()))
+        info = {"estimated_dataset_size": 10, "stac_catalog_size": 5}
+        server.on("/v1/catalog/lost/info", Reply(body=json.dumps(info).encode()))
+        server.on("/v1/catalog/lost", Reply(404, b'{"detail": "Not Found"}'))
+        st = ExplorerState(output_dir=str(home / "out"))
+        st.connect(root_url=server.url + "v1/")
+        assert st.wait(60)
+        assert st.availability == {"lost": ""}  # the info answered
+        st.select_dataset("lost")
+        assert st.wait(60)
+        assert st.metadata_only.startswith("Metadata only: the server has no STAC catalogue")
+        assert st.errors["assets"] == st.metadata_only
+        with pytest.raises(ValueError, match="Metadata only"):
+            st.start_download()
+        assert not st.resumable and st.job is None
+
+
 def test_start_error_ends_the_start_and_keeps_every_selection(hub: Hub, home: Path) -> None:
     """An output folder that is a file, or lies under a file: a one-line error, the job state
     leaves "starting", Start works again, and nothing the user chose is lost."""
