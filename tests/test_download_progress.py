@@ -16,7 +16,7 @@ from mlhub_widgets.download import (
     download_dataset,
     plan_download,
 )
-from mlhub_widgets.hub import Hub
+from mlhub_widgets.hub import FaultConfig, Hub, serve
 
 DEMO = "mlhub_widgets_demo_crops"
 MARINE = "nasa_marine_debris"  # its assets have no file:size
@@ -52,16 +52,21 @@ def test_total_counts_a_shared_common_file_once_while_the_catalogue_is_read(
     assert unfinished and max(s.fraction for s in unfinished) < 1.0
 
 
-def test_unknown_sizes_use_the_catalogue_estimate_for_total_and_eta(
-    hub: Hub, tmp_path: Path
-) -> None:
-    session = get_session(root_url=hub.url)
-    plan = plan_download(MARINE, tmp_path / "plan", bbox=MARINE_BBOX, session=session)
-    assert not plan.bytes_exact and plan.bytes > 0
-    snapshots: list[ProgressSnapshot] = []
-    download_dataset(
-        MARINE, tmp_path, bbox=MARINE_BBOX, session=session, progress=_record(snapshots)
-    )
+def test_unknown_sizes_use_the_catalogue_estimate_for_total_and_eta(tmp_path: Path) -> None:
+    # assets throttled and 2 workers: the transfers last a few seconds, so the rate is measured
+    with serve(faults=FaultConfig(bandwidth_bps=200_000, scope="assets")) as slow:
+        session = get_session(root_url=slow.url)
+        plan = plan_download(MARINE, tmp_path / "plan", bbox=MARINE_BBOX, session=session)
+        assert not plan.bytes_exact and plan.bytes > 0
+        snapshots: list[ProgressSnapshot] = []
+        download_dataset(
+            MARINE,
+            tmp_path,
+            bbox=MARINE_BBOX,
+            session=session,
+            workers=2,
+            progress=_record(snapshots),
+        )
     assert all(s.bytes_total is None for s in snapshots if s.assets_total)  # no file:size
     indexed = [s for s in snapshots if s.index_complete]
     assert indexed and {s.bytes_estimate for s in indexed} == {plan.bytes}  # what Estimate said

@@ -378,7 +378,8 @@ class ExplorerState(JobFollower):
         server about each dataset not known yet (in the background)."""
         known, ask = availability.from_results(frame, stac_source=self.source is not None)
         if known:
-            self.availability = {**self.availability, **known}
+            # reasons found meanwhile (a catalogue that answered 404) stay
+            self.availability = {**known, **{i: r for i, r in self.availability.items() if r}}
         ask = [i for i in ask if i not in self.availability]
         session = self.session
         if not ask or session is None:

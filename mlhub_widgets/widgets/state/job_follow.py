@@ -53,7 +53,12 @@ class JobFollower(BackgroundTasks):
         self._pending_failures: list[FailedAsset] = []
 
     def _set_availability(self, dataset_id: str, reason: str) -> None:
-        if self.availability.get(dataset_id) != reason:
+        """Record what is known of a dataset; a reason found (a 404 of its catalogue) is not
+        undone by a later "downloadable" answer of the same session (its info may exist)."""
+        known = self.availability.get(dataset_id)
+        if known and not reason:
+            return
+        if known != reason:
             self.availability = {**self.availability, dataset_id: reason}
 
     def pause(self) -> None:
