@@ -158,6 +158,9 @@ class IndexBuilder:
         self.items = 0
         self.assets = 0
         self.selected = 0
+        # saved paths of selected common assets: many items share one ``_common`` file, which
+        # is one row of the index and one download, so it counts once in ``selected``
+        self._selected_common: set[str] = set()
         self.skipped_hrefs = 0
         self.stats = FilterStats()
         self.archive_stats = ArchiveStats()
@@ -389,9 +392,10 @@ class IndexBuilder:
             size = None
         checksum = asset.get("file:checksum")
         selected = matched and flt.wants_asset(cid, key)
+        path = _relpath(cid, item_id, key, url, media)
         batch.append(
             NewAsset(
-                path=_relpath(cid, item_id, key, url, media),
+                path=path,
                 url=url,
                 collection_id=cid,
                 item_id=item_id,
@@ -405,6 +409,10 @@ class IndexBuilder:
         )
         self.assets += 1
         if selected:
+            if item_id is not None and key in COMMON_ASSET_KEYS:
+                if path in self._selected_common:
+                    return
+                self._selected_common.add(path)
             self.selected += 1
 
 

@@ -113,6 +113,16 @@ class DownloadJob(JobRun):
         return self._cfg.dataset_id
 
     @property
+    def output_dir(self) -> Path:
+        """Where the catalogue is written (absolute)."""
+        return self._cfg.output_dir
+
+    @property
+    def asset_dir(self) -> Path:
+        """The folder the dataset's assets go to (absolute)."""
+        return self._cfg.dataset_asset_dir
+
+    @property
     def state(self) -> JobState:
         """``pending``, ``running``, ``paused``, ``cancelling``, ``cancelled``, ``finished`` or
         ``failed``."""

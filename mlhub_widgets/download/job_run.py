@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import types
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ from .report import write_err_report
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.125
+#: Seconds of history the rate (and so the ETA) is averaged over: long enough that one slow or
+#: fast file does not make them jump, short enough to follow a real change of speed.
+RATE_WINDOW = 5.0
 _FETCH_ROWS = 512
 
 
@@ -86,8 +89,9 @@ class JobRun:
         self._bytes_downloaded = 0
         self._bytes_total_known = 0
         self._sizes_known = True
+        self._bytes_estimate: int | None = None
         self._rate = 0.0
-        self._rate_mark: tuple[float, int] | None = None
+        self._rate_samples: deque[tuple[float, int]] = deque()
         self._per_total: Counter[str] = Counter()
         self._per_done: Counter[str] = Counter()
         self._per_skipped: Counter[str] = Counter()
@@ -108,11 +112,12 @@ class JobRun:
         now = self._ended_at or time.monotonic()
         elapsed = now - self._started_at if self._started_at is not None else 0.0
         bytes_total = self._bytes_total_known if self._sizes_known else None
+        expected = bytes_total if bytes_total is not None else self._bytes_estimate
         eta: float | None = None
-        if self._rate > 0 and bytes_total is not None:
-            eta = max(0.0, (bytes_total - self._bytes_done) / self._rate)
-        elif self._phase == "done":
+        if self._phase == "done":
             eta = 0.0
+        elif self._rate > 0 and expected is not None and expected >= self._bytes_done:
+            eta = (expected - self._bytes_done) / self._rate
         per = {
             cid: CollectionProgress(
                 total=n,
@@ -137,6 +142,7 @@ class JobRun:
             elapsed=elapsed,
             index_complete=self._index_complete,
             per_collection=types.MappingProxyType(per),
+            bytes_estimate=None if bytes_total is not None else self._bytes_estimate,
         )
 
     def _tick(self, force: bool = False) -> None:
@@ -144,15 +150,22 @@ class JobRun:
         if not force and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now
-        if self._rate_mark is not None:
-            t0, b0 = self._rate_mark
-            if now - t0 >= 0.1:
-                inst = (self._bytes_downloaded - b0) / (now - t0)
-                self._rate = inst if self._rate == 0 else 0.3 * inst + 0.7 * self._rate
-                self._rate_mark = (now, self._bytes_downloaded)
-        else:
-            self._rate_mark = (now, self._bytes_downloaded)
+        self._update_rate(now)
         self._emit(ProgressUpdated(self._snapshot()))
+
+    def _update_rate(self, now: float) -> None:
+        """The mean rate over the last :data:`RATE_WINDOW` seconds (0 while paused)."""
+        samples = self._rate_samples
+        if self._state == "paused":
+            samples.clear()
+            self._rate = 0.0
+            return
+        samples.append((now, self._bytes_downloaded))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
+            samples.popleft()
+        t0, b0 = samples[0]
+        if now - t0 >= 0.5:
+            self._rate = (self._bytes_downloaded - b0) / (now - t0)
 
     def _settle_done(self, db: Manifest) -> None:
         """Count assets recorded as done as skipped, without any request.
@@ -184,6 +197,7 @@ class JobRun:
         self._total = counts["selected"]
         self._bytes_total_known = counts["known_bytes"]
         self._sizes_known = counts["sized"] == counts["selected"]
+        self._bytes_estimate = pipeline.estimated_bytes(counts)
         for cid, info in db.per_collection().items():
             self._per_total[cid] = info["assets"]
         self._index_complete = True
@@ -349,6 +363,7 @@ class JobRun:
                 else:
                     if builder is not None:
                         self._total = max(self._total, builder.selected)
+                        self._estimate_while_indexing(pipeline, builder)
                     await asyncio.sleep(0.02)
                     continue
             for row in rows:
@@ -359,6 +374,8 @@ class JobRun:
                 if not self._index_complete:
                     self._per_total[cid] += 1
                     self._total = max(self._total, builder.selected if builder else 0)
+                    if builder is not None:
+                        self._estimate_while_indexing(pipeline, builder)
                 if row.state == DONE and cfg.if_exists != "overwrite":
                     if cfg.if_exists == "skip" or (
                         row.id in present and _complete_on_disk(base_prefix + row.path, row)
@@ -387,12 +404,22 @@ class JobRun:
         if stale:
             db.mark_pending(stale)
 
+    def _estimate_while_indexing(self, pipeline: Pipeline, builder: Any) -> None:
+        """While the index grows: the catalogue's size estimate, pro rata of the assets
+        selected so far (exact without filters, a guess with them; fixed once it is built)."""
+        if self._sizes_known or not builder.assets:
+            return
+        estimate = pipeline.info.get("estimated_dataset_size")
+        if isinstance(estimate, int | float) and not isinstance(estimate, bool):
+            self._bytes_estimate = int(estimate * builder.selected / builder.assets)
+
     def _index_done_streaming(self, db: Manifest, pipeline: Pipeline) -> None:
         """The streaming build ended: fix totals from the index."""
         counts = db.counts()
         self._total = counts["selected"]
         self._bytes_total_known = counts["known_bytes"]
         self._sizes_known = counts["sized"] == counts["selected"]
+        self._bytes_estimate = pipeline.estimated_bytes(counts)
         self._per_total.clear()
         for cid, info in db.per_collection().items():
             self._per_total[cid] = info["assets"]

@@ -496,19 +496,24 @@ class Pipeline:
             f"({self.cfg.flt.describe()}): {detail}. Nothing was downloaded."
         )
 
+    def estimated_bytes(self, counts: Mapping[str, int]) -> int | None:
+        """The catalogue's estimate of the selected bytes (``estimated_dataset_size`` pro rata
+        of the selected assets), for selections whose assets do not all have a ``file:size``;
+        ``None`` when every size is known or the catalogue has no estimate."""
+        estimate = self.info.get("estimated_dataset_size")
+        if counts["sized"] == counts["selected"] or not counts["assets"]:
+            return None
+        if not isinstance(estimate, int | float) or isinstance(estimate, bool):
+            return None
+        return int(estimate * counts["selected"] / counts["assets"])
+
     def plan(self, db: Manifest) -> DownloadPlan:
         counts = db.counts()
         per = db.per_collection()
         exact = counts["sized"] == counts["selected"]
         total_assets = counts["assets"]
-        if exact:
-            nbytes = counts["known_bytes"]
-        else:
-            estimate = self.info.get("estimated_dataset_size")
-            if isinstance(estimate, int | float) and total_assets:
-                nbytes = int(estimate * counts["selected"] / total_assets)
-            else:
-                nbytes = counts["known_bytes"]
+        estimated = self.estimated_bytes(counts)
+        nbytes = counts["known_bytes"] if estimated is None else estimated
         stats = db.get_meta_json("filter_stats") or {}
         excluded = {
             EXCLUSION_LABELS.get(k, k): int(n) for k, n in stats.items() if k != "matched" and n
