@@ -13,9 +13,16 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     │   ├── AuthenticationError 401: missing or wrong API key
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
     ├── NoAssetsSelected        the filters leave nothing to download (also a ValueError)
+    ├── ConfigurationError      a setting or argument cannot work (also a ValueError)
+    │   └── OutputFolderError   the output folder cannot be created or written to
+    ├── FolderInUseError        another download of the dataset runs in the same folder
+    ├── UnsafeArchiveError      a catalogue archive member could escape or exhaust the folder
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
         └── DiskFullError       no space left where the download writes
+
+Warnings the library wants a user to see (a link cycle in a catalogue, ...) are
+:class:`MLHubWarning` warnings, issued with :func:`warnings.warn`.
 """
 
 from __future__ import annotations
@@ -100,6 +107,41 @@ class NoAssetsSelected(MLHubException, ValueError):
     """The filters leave no asset to download (raised before any asset request)."""
 
 
+class ConfigurationError(MLHubException, ValueError):
+    """A setting or an argument cannot work as given (checked before anything is sent)."""
+
+
+class OutputFolderError(ConfigurationError):
+    """The output folder cannot be created or written to: its parent is a file, it is on a
+    read-only file system, or permission is denied. Nothing was downloaded."""
+
+
+class FolderInUseError(MLHubException):
+    """Another download of the same dataset is running in the same output folder.
+
+    Two downloads into one folder would race on the same files and index, so the second one
+    stops at once (before any request); the message names the process holding the folder.
+    """
+
+
+class UnsafeArchiveError(MLHubException):
+    """A catalogue archive member could escape or exhaust the output folder, or clashes with
+    the files the download keeps there; the whole archive is refused.
+
+    Attributes:
+        member: the name of the refused member, if one is to blame.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        self.member = member
+        super().__init__(message)
+
+
+class MLHubWarning(UserWarning):
+    """Something the user should know that does not stop the operation (e.g. a link cycle
+    in a catalogue: the walk of that branch ends there)."""
+
+
 class CatalogError(DownloadError):
     """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
 
@@ -120,12 +162,17 @@ __all__ = [
     "APIKeyNotFound",
     "AuthenticationError",
     "CatalogError",
+    "ConfigurationError",
     "DiskFullError",
     "DownloadError",
     "EntityDoesNotExist",
+    "FolderInUseError",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "MLHubWarning",
     "NoAssetsSelected",
+    "OutputFolderError",
     "ProfileError",
+    "UnsafeArchiveError",
 ]

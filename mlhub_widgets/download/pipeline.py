@@ -33,10 +33,10 @@ from .events import CatalogFetched, DownloadPlan, IndexProgress
 from .index import (
     IndexBuilder,
     IndexConfig,
-    IndexProcess,
     filter_fingerprint,
     stats_dict,
 )
+from .index_process import IndexProcess
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
