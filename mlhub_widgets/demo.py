@@ -1,8 +1,10 @@
 """The demo launcher: the one client-side module that starts the bundled hub.
 
 * :func:`run_demo` (``mlhub demo``) starts the bundled MLHub-compatible hub on loopback, points
-  ``MLHUB_ROOT_URL`` at it and serves ``notebooks/01-explorer.ipynb`` with Voila on
-  ``127.0.0.1``. The explorer client talks to the hub exactly as to a remote API.
+  ``MLHUB_ROOT_URL`` at it and serves the explorer app
+  (:data:`~mlhub_widgets.widgets.voila_app.APP_NOTEBOOK`) with Voila on ``127.0.0.1``, freeing
+  the kernel of every closed or reloaded page. The explorer client talks to the hub exactly as
+  to a remote API; downloads go to ``MLHUB_OUTPUT_DIR`` (default: ``./downloads``).
 * :func:`run_hub` (``mlhub hub``) serves the hub alone until Ctrl-C.
 * :func:`demo_hub_url` starts one hub per process for the explorer's "bundled demo hub" choice.
 
@@ -14,64 +16,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-EXPLORER_CELL = """\
-import mlhub_widgets
-mlhub_widgets.explorer()
-"""
-
-
-def find_explorer_notebook() -> Path:
-    """The repository's ``notebooks/01-explorer.ipynb``, or a minimal copy in a temp folder."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base / "notebooks" / "01-explorer.ipynb"
-        if candidate.is_file():
-            return candidate
-    folder = Path(tempfile.mkdtemp(prefix="mlhub-demo-"))
-    cell: dict[str, object] = {
-        "cell_type": "code",
-        "execution_count": None,
-        "id": "explorer",
-        "metadata": {},
-        "outputs": [],
-        "source": EXPLORER_CELL,
-    }
-    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    notebook = {"cells": [cell], "metadata": {"kernelspec": kernel}, "nbformat": 4}
-    notebook["nbformat_minor"] = 5
-    path = folder / "01-explorer.ipynb"
-    path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
-    return path
-
-
-def voila_command(notebook: Path, port: int) -> list[str]:
-    """The Voila command line serving ``notebook`` on ``127.0.0.1:port``, and only there.
-
-    ``port_retries=0``: Voila must not move to another port when this one is taken (it would
-    serve where nobody looks while the printed link opens whatever holds the port).
-    """
-    return [
-        sys.executable,
-        "-m",
-        "voila",
-        notebook.name,
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--Voila.port_retries=0",
-    ]
 
 
 def wait_until_listening(
@@ -113,10 +67,15 @@ def run_demo(*, port: int = 8866, data_dir: str | None = None, voila: bool = Tru
             except KeyboardInterrupt:
                 pass
             return 0
-        notebook = find_explorer_notebook()
-        env = {**os.environ, "MLHUB_ROOT_URL": hub.url}
+        from .widgets.voila_app import APP_NOTEBOOK, voila_command
+
+        # absolute: the app's kernels run in the notebook's folder, inside the package
+        output = Path(os.environ.get("MLHUB_OUTPUT_DIR") or "downloads").expanduser().absolute()
+        env = {**os.environ, "MLHUB_ROOT_URL": hub.url, "MLHUB_OUTPUT_DIR": str(output)}
+        print(f"Downloads go to {output}", flush=True)
         print(f"Starting Voila on 127.0.0.1:{port}…", flush=True)
-        proc = subprocess.Popen(voila_command(notebook, port), cwd=notebook.parent, env=env)
+        cmd = voila_command(APP_NOTEBOOK, port=port)
+        proc = subprocess.Popen(cmd, cwd=APP_NOTEBOOK.parent, env=env)
         try:
             if not wait_until_listening(proc, port):
                 _stop(proc)

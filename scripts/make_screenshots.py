@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlhub_widgets.demo import voila_command, wait_until_listening
+from mlhub_widgets.demo import wait_until_listening
 from mlhub_widgets.download import DEFAULT_WORKERS
 from mlhub_widgets.hub import FaultConfig, serve
+from mlhub_widgets.widgets.voila_app import voila_command
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
@@ -125,7 +126,7 @@ def explorer_in_voila(hub_url: str, theme: str, workdir: Path) -> Iterator[str]:
     port = free_port()
     log = (workdir / f"voila-{theme}.log").open("w")
     proc = subprocess.Popen(
-        [*voila_command(notebook, port), f"--theme={theme}"],
+        [*voila_command(notebook, port=port), f"--theme={theme}"],
         cwd=workdir,
         env=env,
         stdout=log,

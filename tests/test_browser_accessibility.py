@@ -1,15 +1,15 @@
 """Accessibility of the explorer in a real browser: contrast in the light and dark themes, labels,
 and the whole user story with the keyboard only.
 
-``notebooks/01-explorer.ipynb`` is served by Voila (``--theme=light`` and ``--theme=dark``) with
-the bundled demo hub (no ``MLHUB_ROOT_URL``: the notebook starts it in the kernel), offline, in
-headless Chromium. Per theme, every tab is screenshotted to
-``test-artifacts/browser-accessibility/`` and every visible text inside the explorer (and every
-text field) must reach WCAG AA contrast against its effective background: 4.5:1, or 3:1 for large
-text (``CONTRAST_JS`` in ``browser_support``). Every ``input``/``select``/``textarea``/``button``
-must have an accessible name (``UNLABELLED_JS``). The keyboard test then uses only Tab, Shift+Tab,
-Enter, Space, arrow keys and typing to switch tabs, test the connection, search, select rows,
-type an area and dates, untick an asset key, estimate and download, asserting on
+The explorer app (``voila_app.APP_NOTEBOOK``) is served by Voila (``--theme=light`` and
+``--theme=dark``) with the bundled demo hub (no ``MLHUB_ROOT_URL``: the notebook starts it in the
+kernel), offline, in headless Chromium. Per theme, every tab is screenshotted to ``test-
+artifacts/browser-accessibility/`` and every visible text inside the explorer (and every text
+field) must reach WCAG AA contrast against its effective background: 4.5:1, or 3:1 for large text
+(``CONTRAST_JS`` in ``browser_support``). Every ``input``/``select``/``textarea``/``button`` must
+have an accessible name (``UNLABELLED_JS``). The keyboard test then uses only Tab, Shift+Tab,
+Enter, Space, arrow keys and typing to switch tabs, test the connection, search, select rows, type
+an area and dates, untick an asset key, estimate and download, asserting on
 ``document.activeElement`` and on what the kernel writes back into the page.
 """
 
@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from mlhub_widgets.widgets.voila_app import APP_NOTEBOOK
+
 from .browser_support import (
     ACTIVE_JS,
     CHROMIUM,
@@ -39,7 +41,7 @@ from .browser_support import (
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
+NOTEBOOK = APP_NOTEBOOK  # the explorer app, as `mlhub demo` and Binder serve it
 ARTIFACTS = ROOT / "test-artifacts" / "browser-accessibility"
 TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
 DEMO = "mlhub_widgets_demo_crops"

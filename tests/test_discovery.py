@@ -513,3 +513,19 @@ def test_human_size() -> None:
     assert human_size(999) == "999 B"
     assert human_size(263582) == "263.6 kB"
     assert human_size(169265765) == "169.3 MB"
+
+
+def test_frames_plot_and_explore_with_the_plot_extra(hub: Hub, tmp_path: Path) -> None:
+    """``.plot()`` (matplotlib) and ``.explore()`` (folium + mapclassify) work on the frames,
+    as the notebooks use them: the ``plot`` extra (also in ``notebook``) brings them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = mw.collections("mlhub_widgets_demo_crops", root_url=hub.url)
+    ax = df.plot(column="id", legend=True)
+    assert len(ax.collections) >= 1  # the footprints were drawn
+    ax.figure.savefig(tmp_path / "footprints.png")
+    assert (tmp_path / "footprints.png").stat().st_size > 1000
+    m = df.explore(column="id", tiles=None)
+    html = m.get_root().render()
+    assert "mlhub_widgets_demo_crops_source" in html and "geo_json" in html

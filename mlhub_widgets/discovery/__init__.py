@@ -91,7 +91,8 @@ def datasets(
     """All datasets (or those matching ``tags``/``text``) as a GeoDataFrame, one row each.
 
     Args:
-        tags: a tag or list of tags; a dataset must have **all** of them (exact match).
+        tags: a tag or list of tags; a dataset must have **all** of them (ignoring case:
+            ``"Crop Type"`` finds the datasets tagged ``crop type``).
         text: a phrase or list of phrases; a dataset must contain **any** of them (in its
             title or description). Both filters are applied by the server.
         source: a :class:`~mlhub_widgets.sources.Source` (or a URL/path for
@@ -102,7 +103,9 @@ def datasets(
     Returns:
         Columns ``id, title, tags (list), doi, citation, registry_url, license,
         source_collections (list), label_collections (list), date_added, date_modified
-        (UTC), geometry`` (the dataset footprint, EPSG:4326).
+        (UTC), metadata_only_reason, geometry`` (the dataset footprint, EPSG:4326).
+        ``metadata_only_reason`` is the server's reason why a dataset cannot be downloaded
+        (no STAC catalogue), when its record gives one; None otherwise.
 
     Raises:
         TypeError: a tag or phrase is not a string.

@@ -55,6 +55,7 @@ DATASET_COLUMNS: dict[str, str] = {
     "label_collections": "list",
     "date_added": "datetime",
     "date_modified": "datetime",
+    "metadata_only_reason": "str",
 }
 #: Columns of :func:`tags`.
 TAG_COLUMNS: dict[str, str] = {"tag": "str", "datasets": "int"}
@@ -279,6 +280,7 @@ def datasets_frame(records: Sequence[Mapping[str, Any]]) -> gpd.GeoDataFrame:
         data["label_collections"].append(_collections_of_type(r, "labels"))
         data["date_added"].append(r.get("date_added"))
         data["date_modified"].append(r.get("date_modified"))
+        data["metadata_only_reason"].append(_str_or_none(r.get("metadata_only_reason")) or None)
     geometry = geometries([r.get("bbox") for r in records])
     frame = make_frame(DATASET_COLUMNS, data, geometry)
     assert isinstance(frame, gpd.GeoDataFrame)

@@ -314,7 +314,15 @@ class ClusterTransfer:
         rows_by_tag: dict[int, AssetRow] = {}
         specs: asyncio.Queue[transfer.TransferSpec | None] = asyncio.Queue(maxsize=8192)
         session = pipeline.get_session()
-        produce = job._produce(db, pipeline, cfg.dataset_asset_dir, session, rows_by_tag)
+        base = cfg.dataset_asset_dir
+
+        def fail_now(row: AssetRow, reason: str) -> None:
+            """An asset nothing can fetch (its href): failed here, never sent to a worker."""
+            if writer.error is not None:
+                raise writer.error
+            job._record_failure(row, reason, None, 0, base / row.path, writer)
+
+        produce = job._produce(db, pipeline, base, session, rows_by_tag, fail_now)
         pump = loop.create_task(_pump(produce, specs))
         self._settings = _engine_settings(job, pipeline)
         error: BaseException | None = None

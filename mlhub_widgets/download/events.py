@@ -135,7 +135,10 @@ class ProgressSnapshot:
     ``assets_done`` counts assets transferred by this run, ``assets_skipped`` those already
     complete on disk; ``bytes_done`` includes the bytes of skipped files. Totals may grow while
     the index is still being built (``index_complete`` is False until then). ``bytes_total``
-    is ``None`` when sizes are unknown. ``rate`` is smoothed (bytes/s); ``eta`` is in seconds.
+    is ``None`` when sizes are unknown; ``bytes_estimate`` is then the catalogue's estimate of
+    the selected bytes (``estimated_dataset_size`` pro rata of the selected assets), or ``None``.
+    ``rate`` is the mean rate over the last few seconds (bytes/s); ``eta`` is in seconds (from
+    ``bytes_total``, else from ``bytes_estimate``).
     """
 
     state: JobState
@@ -154,6 +157,7 @@ class ProgressSnapshot:
     per_collection: Mapping[str, CollectionProgress] = field(
         default_factory=lambda: types.MappingProxyType({})
     )
+    bytes_estimate: int | None = None
 
     @property
     def assets_finished(self) -> int:

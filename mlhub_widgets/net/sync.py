@@ -22,7 +22,7 @@ import threading
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from .http import Credentials, Document, HttpClient
+from .http import Credentials, Document, HttpClient, status_error
 from .settings import NetworkSettings
 from .tls import CA_BUNDLE_ENV_VARS
 
@@ -161,21 +161,12 @@ def fetch_document(
     settings: NetworkSettings,
     credentials: Credentials | None = None,
     headers: Mapping[str, str] | None = None,
-    method: str = "GET",
-    json: Any = None,
     not_found: str | None = None,
 ) -> Document:
-    """Blocking :meth:`HttpClient.get_document` on the shared client (raises for >= 400)."""
-
-    async def go() -> Document:
-        client = await shared_client(settings)
-        return await client.get_document(
-            url,
-            credentials=credentials,
-            headers=headers,
-            method=method,
-            json=json,
-            not_found=not_found,
-        )
-
-    return run_sync(go())
+    """A blocking GET of a whole document; raises for an error status (as
+    :meth:`HttpClient.get_document`)."""
+    doc = fetch(url, settings=settings, credentials=credentials, headers=headers)
+    if doc.status >= 400:
+        secrets = credentials.secrets() if credentials else ()
+        raise status_error(doc, "GET", secrets, not_found)
+    return doc

@@ -173,13 +173,14 @@ def dataset_record(
 def matches_search(
     record: Mapping[str, Any], tags: Sequence[str] | None, texts: Sequence[str] | None
 ) -> bool:
-    """MLHub ``/datasets`` search semantics, client-side: **all** ``tags`` (exact, matched
-    against tags and keywords) and **any** of ``texts`` (case-insensitive substring of id,
-    title, description, citation, DOI, tags or keywords)."""
+    """MLHub ``/datasets`` search semantics, client-side: **all** ``tags`` (ignoring case,
+    matched against tags and keywords) and **any** of ``texts`` (case-insensitive substring of
+    id, title, description, citation, DOI, tags or keywords)."""
     have = {str(t) for t in (record.get("tags") or ())} | {
         str(k) for k in (record.get("keywords") or ())
     }
-    if tags and any(t not in have for t in tags):
+    folded = {h.casefold() for h in have}
+    if tags and any(t.casefold() not in folded for t in tags):
         return False
     wanted = [t.lower() for t in texts or () if t.strip()]
     if not wanted:

@@ -77,7 +77,7 @@ class MLHubApiSource(Source):
     def search_datasets(
         self, tags: Sequence[str] | None = None, text: Sequence[str] | None = None
     ) -> list[JSON]:
-        """``GET /datasets?tags=…&text=…`` (filtered by the server)."""
+        """``GET /datasets?text=…`` (text filtered by the server, tags ignoring case here)."""
         return client.list_datasets(
             tags=list(tags) if tags else None,
             text=list(text) if text else None,
