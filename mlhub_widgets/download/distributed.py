@@ -294,6 +294,7 @@ class ClusterTransfer:
         self._rows: list[AssetRow] = []
         self._last_seq = 0  # of the last row taken from the index
         self._left: tuple[int, int] | None = None  # assets and bytes not submitted yet
+        self._early = (0, 0)  # assets and bytes submitted while the index was being built
         self._plan: PartitionSize | None = None  # the sizes, once the index is complete
         self._settings: EngineSettings | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "mlhub-dask-client")
@@ -447,8 +448,10 @@ class ClusterTransfer:
     def _size(self, db: Manifest) -> PartitionSize:
         """How large partitions should be. While the index is still being built, the smallest
         (:data:`~.partitions.MIN_PARTITION_BYTES`): the workers start on the first rows. Once
-        it is complete, the rows left to submit are counted (once) and divided evenly
-        (:func:`~.partitions.partition_size`)."""
+        it is complete, the rows left to submit are counted (once) and sized as if the
+        partitions submitted so far were among them (:func:`~.partitions.partition_size` of
+        both): an early partition then counts as part of its slot's share, and the slots end
+        together instead of one of them running an extra partition's worth at the end."""
         job = self.job
         if self._plan is not None:
             return self._plan
@@ -458,7 +461,10 @@ class ClusterTransfer:
             if builder is not None:
                 count, nbytes = count + len(builder), nbytes + builder.nbytes
             self._left = (count, nbytes)
-            self._plan = partition_size(nbytes, max(1, count), self._slots, job._cfg.workers)
+            early, early_bytes = self._early
+            self._plan = partition_size(
+                nbytes + early_bytes, max(1, count + early), self._slots, job._cfg.workers
+            )
             return self._plan
         return partition_size(0, 1, self._slots, job._cfg.workers)  # the smallest
 
@@ -524,6 +530,8 @@ class ClusterTransfer:
         future.add_done_callback(self._task_done)
         log.debug("submitted %s: %d assets, %d bytes", key, len(part), part.nbytes)
         self.tasks_submitted += 1
+        if self._plan is None and submissions == 1:
+            self._early = (self._early[0] + len(part), self._early[1] + part.nbytes)
         record = _InFlight(part, rows, future, submissions)
         self._in_flight[key] = record
         self._by_number[part.number] = record
