@@ -27,6 +27,7 @@ from typing import Any
 from ..config.session import Session
 from ..net.redact import redact_text, redact_url
 from . import transfer
+from .disk_check import changed_files
 from .events import (
     AssetFailed,
     AssetFinished,
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.125
 _FETCH_ROWS = 512
+#: Rows per task of the disk check (a few tasks per thread in flight: little memory).
+CHECK_BATCH = 1000
 
 
 class JobRun:
@@ -157,19 +160,12 @@ class JobRun:
     def _settle_done(self, db: Manifest) -> None:
         """Count assets recorded as done as skipped, without any request.
 
-        ``resume`` checks each file's size on disk (a missing or different file goes back to
-        pending); ``skip`` trusts the index.
+        ``resume`` checks each file's size on disk (:mod:`.disk_check`: a missing or different
+        file goes back to pending); ``skip`` trusts the index. The counts come from the
+        index's totals, not from a scan of its rows.
         """
         if self._cfg.if_exists == "resume":
-            base = os.fspath(self._cfg.dataset_asset_dir) + os.sep
-            stale: list[int] = []
-            for rows in db.iter_done():
-                for asset_id, rel, size in rows:
-                    try:
-                        if os.stat(base + rel).st_size != size:
-                            stale.append(asset_id)
-                    except OSError:
-                        stale.append(asset_id)
+            stale = changed_files(self._cfg.dataset_asset_dir, db.iter_done(CHECK_BATCH))
             if stale:
                 log.info("%d assets recorded as done are missing or changed on disk", len(stale))
                 db.mark_pending(stale)
