@@ -31,12 +31,14 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "_work"
 PEER_VENV = ROOT / ".venv-peer"
 PEER_PY = PEER_VENV / "bin" / "python"
 KEY = "bench-key"
+HUB_PORTS = WORK / "hub-ports.json"
 
 # ---------------------------------------------------------------------------------------------
 # child processes
@@ -44,7 +46,10 @@ KEY = "bench-key"
 HUB_CHILD = r"""
 import json, sys
 from mlhub_widgets.hub import Hub, FaultConfig
-hub = Hub(sys.argv[1]).start()
+try:  # the ports of the previous run: the same catalogue URLs, so its outputs stay no-ops
+    hub = Hub(sys.argv[1], **json.loads(sys.argv[2])).start()
+except OSError:  # taken meanwhile: new ones
+    hub = Hub(sys.argv[1]).start()
 print(json.dumps({"api": hub.url, "storage": hub.storage_url, "s3": hub.s3_url}), flush=True)
 for line in sys.stdin:
     cmd = json.loads(line)
@@ -144,8 +149,14 @@ class HubProc:
     """The hub in a child process, driven over stdin/stdout (counters, faults)."""
 
     def __init__(self, data: Path) -> None:
+        # The catalogue names the hub's address: a hub on other ports serves another catalogue,
+        # and a re-run re-indexes everything. The ports of the last hub are tried first, so
+        # that a no-op case can re-use the output of an earlier benchmark run.
+        ports = {}
+        if HUB_PORTS.exists():
+            ports = json.loads(HUB_PORTS.read_text())
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HUB_CHILD, str(data)],
+            [sys.executable, "-c", HUB_CHILD, str(data), json.dumps(ports)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -155,6 +166,12 @@ class HubProc:
         self.url: str = urls["api"]
         self.storage: str = urls["storage"]
         self.s3: str = urls["s3"]
+        ports = {
+            name: urlsplit(urls[key]).port
+            for name, key in (("port", "api"), ("storage_port", "storage"), ("s3_port", "s3"))
+        }
+        HUB_PORTS.parent.mkdir(parents=True, exist_ok=True)
+        HUB_PORTS.write_text(json.dumps(ports))
 
     def _readline(self) -> str:
         assert self.proc.stdout is not None
@@ -666,7 +683,8 @@ def main() -> int:
         if cases & {"rss1m", "noop1m"}:
             warm("bench_1m")
             out = WORK / "runs" / "1m_ours"
-            complete = out / ".complete"  # kept for later no-op runs (it takes minutes)
+            # kept for later no-op runs (it takes minutes); valid while the hub keeps its ports
+            complete = out / f".complete-{urlsplit(hub.url).port}-{urlsplit(hub.storage).port}"
             if "rss1m" in cases or not complete.exists():
                 out = fresh("1m_ours")
                 r = run_ours(hub, "bench_1m", out)
