@@ -345,14 +345,17 @@ class DownloadJob(JobRun):
             if cfg.catalog_only:
                 self._phase = "done"
                 return self._summarize(db, started, catalog_only=True)
+            complete = False
             if cfg.if_exists == "overwrite" and pipeline.builder is None:
                 with db.transaction() as con:
                     con.execute("UPDATE assets SET state=0, bytes=0 WHERE selected=1")
             elif pipeline.builder is None:
-                self._settle_done(db)
-            self._phase = "transfer"
-            self._tick(force=True)
-            cancelled = asyncio.run(self._transfer(db, pipeline, started))
+                complete = self._settle_done(db)
+            cancelled = self._cancel.is_set()
+            if not complete:  # everything on disk already: no transfer phase at all
+                self._phase = "transfer"
+                self._tick(force=True)
+                cancelled = asyncio.run(self._transfer(db, pipeline, started))
             if pipeline.builder is not None and not cancelled:
                 pipeline.finish_build(db)
             summary = self._summarize(db, started, cancelled=cancelled)

@@ -157,8 +157,9 @@ class JobRun:
             self._rate_mark = (now, self._bytes_downloaded)
         self._emit(ProgressUpdated(self._snapshot()))
 
-    def _settle_done(self, db: Manifest) -> None:
-        """Count assets recorded as done as skipped, without any request.
+    def _settle_done(self, db: Manifest) -> bool:
+        """Count assets recorded as done as skipped, without any request; returns whether
+        every selected asset is done (nothing left to transfer).
 
         ``resume`` checks each file's size on disk (:mod:`.disk_check`: a missing or different
         file goes back to pending); ``skip`` trusts the index. The counts come from the
@@ -174,6 +175,7 @@ class JobRun:
         self._bytes_done = counts["done_bytes"]
         for cid, info in db.per_collection().items():
             self._per_skipped[cid] = info["done"]
+        return counts["done"] == counts["selected"]
 
     def _index_done(self, db: Manifest, pipeline: Pipeline, started: float) -> None:
         counts = db.counts()
