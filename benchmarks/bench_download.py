@@ -270,12 +270,14 @@ def run_ours(
     kernel's caches first."""
     args = {"dataset_id": dataset_id, "out": str(out), "root_url": hub.url, "api_key": KEY, **kw}
     env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    # `python -c` puts its working folder first on sys.path: that of the code under test
+    cwd = code if code is not None else ROOT
     if profile is None:
-        return _run_child("ours", sys.executable, OURS_CHILD, args, ROOT, env=env, cold=cold)
+        return _run_child("ours", sys.executable, OURS_CHILD, args, cwd, env=env, cold=cold)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     cmd = [spy, "record", "--idle", "--threads", "-r", "250", "-f", "raw", "-o", str(profile)]
     return _run_child(
-        "ours", sys.executable, OURS_CHILD, args, ROOT, env=env, cold=cold, wrap=[*cmd, "--"]
+        "ours", sys.executable, OURS_CHILD, args, cwd, env=env, cold=cold, wrap=[*cmd, "--"]
     )
 
 
@@ -595,9 +597,11 @@ def main() -> int:
     print("preparing data ...", file=sys.stderr)
     # an installed package has its bytecode compiled; this checkout may not (for example
     # with PYTHONDONTWRITEBYTECODE set): compile it, or every child pays for compiling
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "mlhub_widgets")], check=True
-    )
+    for code in (ROOT, args.baseline):
+        if code is not None:
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(code / "mlhub_widgets")], check=True
+            )
     make_data(data, specs)
     empty_trash()  # what an interrupted run left
     hub = HubProc(data)
