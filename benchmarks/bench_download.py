@@ -288,31 +288,36 @@ def drop_caches() -> None:
         fh.write("3\n")
 
 
-def profile_summary(path: Path, top: int = 14) -> str:
-    """Where the job's thread spent the wall time, from a py-spy raw profile: the functions
-    with the most samples of that thread (inclusive), as a share of the main thread's samples
-    (it is sampled all the time, so its count is the process's wall time)."""
-    main = 0
-    job = 0
+def profile_summary(path: Path, top: int = 16) -> str:
+    """Where the job's thread spent the wall time, from a py-spy raw profile (``--threads``):
+    the functions with the most samples of that thread (inclusive), as a share of the main
+    thread's samples (it is sampled all the time, so its count is the process's wall time);
+    and how busy the disk-check threads were."""
+    main = job = pool = 0
     inclusive: dict[str, int] = {}
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
+        thread, *frames = stack.split(";")
         n = int(count)
-        if any(f.startswith("<module> (<string>") for f in frames[:4]):
+        if thread.endswith(": MainThread"):
             main += n
-        if not any(f.startswith("_run (mlhub_widgets/download/job.py") for f in frames):
+        if "mlhub-disk-check" in thread and frames and not frames[-1].startswith("_worker"):
+            pool += n  # (a pool thread waiting for work sits in _worker's queue get)
+        if "mlhub-download-" not in thread:
             continue
         job += n
         seen = set()
         for frame in frames:
-            name = frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0] + ")"
+            name = frame.split(" (")[0] + " (" + frame.rsplit(" (", 1)[-1].split(":")[0] + ")"
             if name not in seen:
                 seen.add(name)
                 inclusive[name] = inclusive.get(name, 0) + n
     wall = max(main, 1)
+    out = [
+        f"    {wall} samples of the main thread; the job's thread {job / wall:.0%} of them, "
+        f"the disk-check threads {pool / wall:.2f} thread-walls"
+    ]
     rows = sorted(inclusive.items(), key=lambda kv: -kv[1])
-    out = [f"    job thread {job / wall:.0%} of the process's wall time ({wall} samples)"]
     out += [f"    {n / wall:6.1%}  {name}" for name, n in rows[:top]]
     return "\n".join(out)
 
@@ -510,6 +515,7 @@ def _row(
         "mb_per_s": nbytes / 1e6 / wall if wall else 0.0,
         "rss_mb": r.get("rss_mb"),
         "steal_s": r.get("steal_s"),
+        **({"load": r["load"]} if "load" in r else {}),  # 1-minute load average at the start
         **extra,
     }
 
@@ -536,9 +542,7 @@ def noop_1m(hub: HubProc, out: Path, args: argparse.Namespace, report: Any) -> N
                 walls.setdefault((label, kind), []).append(r["wall"])
                 row = _row("noop1m", label, r, r["skipped"], 0, cache=kind, rep=rep + 1)
                 process_s = round(r["process_wall"], 2)  # interpreter start to exit
-                report(
-                    dict(row, process_s=process_s, requests=hub.asset_requests(), load=r["load"])
-                )
+                report(dict(row, process_s=process_s, requests=hub.asset_requests()))
                 if profile is not None:
                     print(profile_summary(profile), flush=True)
     for (label, kind), w in walls.items():
@@ -671,6 +675,12 @@ def main() -> int:
                     f"{r['rss_index_mb']:.0f})",
                     flush=True,
                 )
+                if args.baseline is not None:  # the same download with the other code
+                    base_out = fresh("big_base")
+                    b = run_ours(hub, "bench_big", base_out, code=args.baseline.resolve())
+                    verify(base_out, "bench_big", n_big)
+                    report(_row("full100k", "baseline", b, b["downloaded"], b["bytes"]))
+                    discard(base_out)
         if "noop100k" in cases:
             hub.call("reset")
             r = run_ours(hub, "bench_big", big_out)
@@ -702,10 +712,16 @@ def main() -> int:
                         r["bytes"],
                         rss_main_mb=round(r["rss_main_mb"]),
                         rss_index_mb=round(r["rss_index_mb"]),
-                        load=r["load"],
                     )
                 )
                 complete.touch()
+                if "rss1m" in cases and args.baseline is not None:
+                    base_out = fresh("1m_base")
+                    b = run_ours(hub, "bench_1m", base_out, code=args.baseline.resolve())
+                    verify(base_out, "bench_1m", 1_000_000)
+                    row = _row("rss1m", "baseline", b, b["downloaded"], b["bytes"])
+                    report(dict(row, rss_main_mb=round(b["rss_main_mb"])))
+                    discard(base_out)
             if "noop1m" in cases:
                 noop_1m(hub, out, args, report)
 
