@@ -8,8 +8,10 @@ disk, through the public entry points.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from mlhub_widgets.download import (
     DownloadSummary,
     IndexBuilt,
     ProgressUpdated,
+    disk_check,
     download_dataset,
     plan_download,
 )
@@ -179,3 +182,31 @@ def test_changed_filter_replans_and_counts_what_is_already_there(hub: Hub, tmp_p
     assert hub.count("asset") == 0
     assert back.assets_selected == back.assets_skipped == first.assets_selected
     assert back.per_collection[CID].total == first.assets_selected
+
+
+def test_deleted_files_are_fetched_again_when_folder_stamps_vouch_for_the_rest(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first re-run checks every file and keeps each item folder's stamp; a later re-run
+    trusts unchanged folders, and still fetches every file deleted since (its folder's stamp
+    changed). Stamps are normally kept only for folders unchanged for 3 s."""
+    monkeypatch.setattr(disk_check, "STAMP_MIN_AGE_NS", 0)
+    _run(hub, DS, tmp_path)
+    rows = index_rows(tmp_path, DS)
+    hub.reset_counters()
+    assert _run(hub, DS, tmp_path).assets_skipped == 2_000
+    db = tmp_path / DS / "mlhub_assets.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        assert con.execute("SELECT count(*) FROM folders").fetchone()[0] == 1_000
+    gone = random.Random(11).sample(sorted(rows), 25)
+    for rel in gone:
+        (tmp_path / DS / rel).unlink()
+    hub.reset_counters()
+    again = _run(hub, DS, tmp_path)
+    assert again.assets_downloaded == 25 and again.assets_skipped == 1_975
+    assert _asset_paths(hub) == sorted(urlsplit(rows[rel]).path for rel in gone)
+    for rel in gone:
+        assert (tmp_path / DS / rel).read_bytes() == hub.asset_bytes(rows[rel])
+    hub.reset_counters()
+    assert _run(hub, DS, tmp_path).assets_skipped == 2_000
+    assert hub.count("asset") == 0

@@ -27,7 +27,7 @@ from typing import Any
 from ..config.session import Session
 from ..net.redact import redact_text, redact_url
 from . import transfer
-from .disk_check import changed_files
+from .disk_check import check_done_files
 from .events import (
     AssetFailed,
     AssetFinished,
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.125
 _FETCH_ROWS = 512
-#: Rows per task of the disk check (a few tasks per thread in flight: little memory).
-CHECK_BATCH = 1000
 
 
 class JobRun:
@@ -161,15 +159,15 @@ class JobRun:
         """Count assets recorded as done as skipped, without any request; returns whether
         every selected asset is done (nothing left to transfer).
 
-        ``resume`` checks each file's size on disk (:mod:`.disk_check`: a missing or different
-        file goes back to pending); ``skip`` trusts the index. The counts come from the
+        ``resume`` checks the files on disk (:mod:`.disk_check`: a missing or changed file
+        goes back to pending); ``skip`` trusts the index. The counts come from the
         index's totals, not from a scan of its rows.
         """
         if self._cfg.if_exists == "resume":
-            stale = changed_files(self._cfg.dataset_asset_dir, db.iter_done(CHECK_BATCH))
-            if stale:
-                log.info("%d assets recorded as done are missing or changed on disk", len(stale))
-                db.mark_pending(stale)
+            check = check_done_files(db, self._cfg.dataset_asset_dir)
+            if check.changed:
+                n = len(check.changed)
+                log.info("%d assets recorded as done are missing or changed on disk", n)
         counts = db.counts()
         self._skipped = counts["done"]
         self._bytes_done = counts["done_bytes"]

@@ -25,10 +25,14 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
         per collection: all rows, then selected rows, their file:size sum, how many have one,
         done, failed, bytes done; kept by triggers on ``assets`` (every writer, in the same
         transaction), so that counts cost one row per collection instead of a scan
+    folders(path PRIMARY KEY, ino, mtime_ns, ctime_ns)
+        the stamp of an asset folder (relative path, ``""`` for the dataset folder) when a
+        re-run last found all its files (:mod:`.disk_check`); created by the first such check
 
 An index written before the ``totals`` table existed gets it (filled by one scan) when opened;
 older code that opens a newer index keeps it right without knowing it (the triggers live in
-the database), so the addition does not change :data:`SCHEMA_VERSION`.
+the database), and ignores ``folders``, so these additions do not change
+:data:`SCHEMA_VERSION`.
 
 All writes are batched in transactions; the database runs in WAL mode so the transfer side
 can read rows while the catalogue side is still inserting them (each thread opens its own
@@ -651,6 +655,61 @@ class Manifest:
     def item_count(self) -> int:
         """Number of items in the index."""
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
+
+    # -- folder stamps (the re-run's check of files, :mod:`.disk_check`) ---------------------
+    def folder_stamps(self, folders: Iterable[str]) -> dict[str, tuple[int, int, int]]:
+        """The stamps kept for these folders: ``{folder: (ino, mtime_ns, ctime_ns)}``."""
+        if not self._has_table("folders"):
+            return {}
+        out: dict[str, tuple[int, int, int]] = {}
+        names = list(folders)
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for path, ino, mtime, ctime in self._db.execute(
+                f"SELECT path, ino, mtime_ns, ctime_ns FROM folders WHERE path IN ({marks})",
+                chunk,
+            ):
+                out[path] = (ino, mtime, ctime)
+        return out
+
+    def stage_folder_stamps(self, rows: Iterable[tuple[str, int, int, int]]) -> None:
+        """Hold ``(folder, ino, mtime_ns, ctime_ns)`` rows for :meth:`keep_folder_stamps`
+        (in a temporary table of this connection: nothing is written to the index yet)."""
+        self._db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staged_folders "
+            "(path TEXT NOT NULL, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
+        )
+        self._db.executemany("INSERT INTO temp.staged_folders VALUES (?, ?, ?, ?)", rows)
+
+    def keep_folder_stamps(self) -> int:
+        """Store the staged stamps (a folder staged with different stamps is left out: it
+        changed during the check); returns how many folders were stored. Call it only once
+        every file found missing is marked pending."""
+        if not self._has_table("staged_folders", schema="temp"):
+            return 0
+        try:
+            with self.transaction():
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY, "
+                    "ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER) WITHOUT ROWID"
+                )
+                cur = self._db.execute(
+                    "INSERT OR REPLACE INTO folders "
+                    "SELECT path, min(ino), min(mtime_ns), min(ctime_ns) "
+                    "FROM temp.staged_folders GROUP BY path "
+                    "HAVING min(ino) = max(ino) AND min(mtime_ns) = max(mtime_ns) "
+                    "AND min(ctime_ns) = max(ctime_ns)"
+                )
+                return max(0, cur.rowcount)
+        finally:
+            self._db.execute("DROP TABLE IF EXISTS temp.staged_folders")
+
+    def _has_table(self, name: str, schema: str = "main") -> bool:
+        row = self._db.execute(
+            f"SELECT count(*) FROM {schema}.sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return bool(row[0])
 
     # -- transfer bookkeeping ----------------------------------------------------------------
     def mark_pending(self, ids: Iterable[int]) -> None:
