@@ -230,7 +230,9 @@ def _run_child(
     )
     if res.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{res.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    # the last JSON line (a profiler wrapping the child prints after it)
+    last = [line for line in res.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(last)
     result["process_wall"] = time.perf_counter() - started  # interpreter start to exit
     result["load"] = round(load, 1)
     result.update(_cpu_used(cpu))
