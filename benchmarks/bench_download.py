@@ -569,7 +569,7 @@ def forget_stamps(db: Path) -> None:
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
-        con.execute("DROP TABLE IF EXISTS folders")
+        con.execute("DROP TABLE IF EXISTS folder_stamps")
         con.commit()
 
 

@@ -33,18 +33,33 @@ class _Stamps:
 
     def __init__(self) -> None:
         self.kept: dict[str, tuple[int, int, int]] = {}
+        self.staged: dict[str, set[tuple[int, int, int]]] = {}
 
-    def of(self, folders: set[str]) -> dict[str, tuple[int, int, int]]:
+    def of(self, batch: list[tuple[int, str, int]]) -> dict[str, tuple[int, int, int]]:
+        folders = {rel.rpartition("/")[0] for _i, rel, _s in batch}
         return {f: self.kept[f] for f in folders if f in self.kept}
 
-    def keep(self, rows: list[tuple[str, int, int, int]]) -> None:
-        for folder, ino, mtime, ctime in rows:
-            self.kept[folder] = (ino, mtime, ctime)
+    def stage(self, rows: list[tuple[int, str, int, int, int]]) -> None:
+        for _first, folder, ino, mtime, ctime in rows:
+            self.staged.setdefault(folder, set()).add((ino, mtime, ctime))
+
+    def keep(self) -> None:
+        """After the check, as the index does: the stamps every task agreed on."""
+        for folder, seen in self.staged.items():
+            if len(seen) == 1:
+                self.kept[folder] = next(iter(seen))
+        self.staged = {}
 
 
 def _check(base: Path, rows: list[tuple[int, str, int]], stamps: _Stamps) -> disk_check.CheckResult:
     batches = [rows[i : i + 7] for i in range(0, len(rows), 7)]  # folders across batches
-    return check_files(base, batches, stamps_of=stamps.of, keep_stamps=stamps.keep, threads=4)
+
+    def load(batch: list[tuple[int, str, int]]) -> disk_check.Load:
+        return lambda: (batch, stamps.of(batch))
+
+    result = check_files(base, [load(b) for b in batches], keep_stamps=stamps.stage, threads=4)
+    stamps.keep()
+    return result
 
 
 def test_every_missing_or_changed_file_is_found_without_stamps(tmp_path: Path) -> None:
@@ -60,7 +75,7 @@ def test_every_missing_or_changed_file_is_found_without_stamps(tmp_path: Path) -
     gone = {r[0] for r in rows if r[1].startswith("c/item_09/")}
     assert set(result.changed) == {rows[4][0], rows[10][0], rows[20][0]} | gone
     assert result.trusted == 0
-    missing = check_files(tmp_path / "nowhere", [rows[:5], rows[5:9]])
+    missing = check_files(tmp_path / "nowhere", [lambda: (rows[:5], {}), lambda: (rows[5:9], {})])
     assert missing.changed == [r[0] for r in rows[:9]]
 
 
@@ -127,14 +142,22 @@ def test_the_index_keeps_stamps_only_after_marking_missing_files_pending(
         first = check_done_files(db, base)
         assert first.changed == [ids["c/item_04/f_0.bin"]]
         assert db.counts()["done"] == 39
-        stamped = db.folder_stamps({f"c/item_{i:02d}" for i in range(20)})
+        stamped = _kept(db)
         assert len(stamped) == 19 and "c/item_04" not in stamped  # not whole: no stamp
         second = check_done_files(db, base)
         assert second.changed == [] and second.trusted == 38  # item_04's other file: looked at
         # a folder seen with two different stamps in one check (it changed meanwhile) keeps
-        # the stamp it had; one seen twice the same gets it
-        before = db.folder_stamps({"c/item_01"})
-        db.stage_folder_stamps([("c/item_01", 1, 2, 3), ("c/item_01", 1, 2, 4)])
-        db.stage_folder_stamps([("c/item_02", 5, 6, 7), ("c/item_02", 5, 6, 7)])
+        # the stamp it had; one seen twice the same gets it, under its lowest row id
+        before = _kept(db)
+        db.stage_folder_stamps([(3, "c/item_01", 1, 2, 3), (4, "c/item_01", 1, 2, 4)])
+        db.stage_folder_stamps([(6, "c/item_02", 5, 6, 7), (5, "c/item_02", 5, 6, 7)])
         assert db.keep_folder_stamps() == 1
-        assert db.folder_stamps({"c/item_01", "c/item_02"}) == {**before, "c/item_02": (5, 6, 7)}
+        after = _kept(db)
+        assert after["c/item_01"] == before["c/item_01"]
+        assert after["c/item_02"] == (5, 5, 6, 7)
+
+
+def _kept(db: Manifest) -> dict[str, tuple[int, int, int, int]]:
+    """The stamps in the index: ``{folder: (first id, ino, mtime_ns, ctime_ns)}``."""
+    rows = db._db.execute("SELECT path, first_id, ino, mtime_ns, ctime_ns FROM folder_stamps")
+    return {path: (first, ino, mtime, ctime) for path, first, ino, mtime, ctime in rows}

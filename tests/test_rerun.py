@@ -197,7 +197,7 @@ def test_deleted_files_are_fetched_again_when_folder_stamps_vouch_for_the_rest(
     assert _run(hub, DS, tmp_path).assets_skipped == 2_000
     db = tmp_path / DS / "mlhub_assets.db"
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
-        assert con.execute("SELECT count(*) FROM folders").fetchone()[0] == 1_000
+        assert con.execute("SELECT count(*) FROM folder_stamps").fetchone()[0] == 1_000
     gone = random.Random(11).sample(sorted(rows), 25)
     for rel in gone:
         (tmp_path / DS / rel).unlink()

@@ -5,7 +5,8 @@ A file the user deleted since the last run must be fetched again, so none is tak
 Two ways to know, per folder:
 
 * **The folder is unchanged** since a check that found all its files (the index keeps the
-  folder's *stamp*: inode, ``mtime`` and ``ctime`` at that check, in ``folders``): then no
+  folder's *stamp*: inode, ``mtime`` and ``ctime`` at that check, in ``folder_stamps``,
+  under the id of its first row, so that it is read by the same ranges of ids): then no
   file was deleted, renamed or added in it, since every change of a folder's entries gives it
   a new ``mtime`` and ``ctime`` (``ctime`` cannot be set back by anyone). One ``stat`` of the
   folder vouches for all its files.
@@ -21,8 +22,11 @@ entries did not change: such a file is only checked again once its folder change
 With a cold page cache, looking at a file means reading its folder's block from the disk
 (2 GB of random 4 KiB reads for 500,000 item folders), one at a time in a single thread; a
 folder's stamp comes from the inode table, 16 folders per block. A pool of threads keeps
-many reads in flight; ``stat`` releases the GIL. Paths are resolved relative to the dataset
-folder's descriptor (two or three components, not the whole absolute path).
+many reads in flight once the disk shows to be the limit (two tasks at a time until then,
+see :data:`CHECK_THREADS`); ``stat`` releases the GIL. Each thread reads its own range of rows
+and stamps through its own connection to the index (SQLite works without the GIL, on both
+cores; one thread reading for all of them was the bottleneck). Paths are resolved relative to
+the dataset folder's descriptor (two or three components, not the whole absolute path).
 """
 
 from __future__ import annotations
@@ -30,17 +34,19 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from stat import S_ISREG
+from typing import NamedTuple
 
 from .manifest import Manifest
 
 __all__ = [
-    "CHECK_BATCH",
+    "CHECK_SPAN",
     "CHECK_THREADS",
     "STAMP_MIN_AGE_NS",
     "CheckResult",
@@ -51,28 +57,40 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Threads of the check: enough reads in flight for a cold cache (a virtual disk serves dozens
-#: at once), few enough that with a warm cache, where every ``stat`` returns at once, handing
-#: the GIL around costs little.
+#: Threads of the check with a cold cache: enough reads in flight (a virtual disk serves
+#: dozens at once). With a warm cache, where a ``stat`` returns in a microsecond, every
+#: thread more only hands the GIL around (16 threads: 3 million ``futex`` calls for 500,000
+#: ``stat``), so the check keeps :data:`WARM_TASKS` tasks in flight until a task shows that
+#: its ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average).
 CHECK_THREADS = 16
-#: Rows per task (a few tasks per thread in flight: little memory).
-CHECK_BATCH = 1000
+WARM_TASKS = 2
+COLD_STAT_NS = 20_000
+#: Row ids per task (a few tasks per thread in flight: little memory).
+CHECK_SPAN = 2000
+#: SQLite page cache of each checking thread's connection (rows are read in id order).
+READER_CACHE_KIB = 256
 #: A folder changed less than this before the check began gets no stamp (FAT's timestamps
 #: have a 2 s granularity; ext4's are finer).
 STAMP_MIN_AGE_NS = 3_000_000_000
 
-Row = tuple[int, str, int]  # asset id, path relative to the dataset folder, expected size
+#: An asset id, its path relative to the dataset folder, its expected size.
+Row = tuple[int, str, int]
 Stamp = tuple[int, int, int]  # a folder's st_ino, st_mtime_ns, st_ctime_ns
+StampRow = tuple[int, str, int, int, int]  # the id of a row in the folder, the folder, stamp
+#: What a task loads (in its thread): rows to check, in id order, and the stamps kept for
+#: (some of) their folders.
+Load = Callable[[], tuple[Sequence[Row], Mapping[str, Stamp]]]
 #: Stamps are only trusted where a folder's ``mtime``/``ctime`` follow its entries (POSIX).
 STAMPS = os.name == "posix"
 
 
 class CheckResult:
-    """What the check found: rows to fetch again, and the stamps of folders found whole."""
+    """What the check found: rows whose file is missing or changed, and how many files the
+    stamp of their folder vouched for."""
 
     def __init__(self) -> None:
         self.changed: list[int] = []
-        self.trusted = 0  # files vouched for by their folder's stamp
+        self.trusted = 0
 
     def __repr__(self) -> str:
         return f"<CheckResult {len(self.changed)} changed, {self.trusted} by stamp>"
@@ -86,7 +104,7 @@ def check_done_files(db: Manifest, base: Path) -> CheckResult:
     when the disk is too full to store them, the check still counts."""
     staging = True
 
-    def keep(rows: list[tuple[str, int, int, int]]) -> None:
+    def keep(rows: list[StampRow]) -> None:
         nonlocal staging
         if staging:
             try:
@@ -97,9 +115,29 @@ def check_done_files(db: Manifest, base: Path) -> CheckResult:
                 log.info("folder stamps not kept (%s): the next run checks every file", exc)
                 staging = False
 
-    result = check_files(
-        base, db.iter_done(CHECK_BATCH), stamps_of=db.folder_stamps, keep_stamps=keep
-    )
+    local = threading.local()
+    readers: list[Manifest] = []
+    lock = threading.Lock()
+
+    def reader() -> Manifest:  # one connection per checking thread
+        conn: Manifest | None = getattr(local, "db", None)
+        if conn is None:
+            conn = local.db = Manifest(db.path, cache_kib=READER_CACHE_KIB)
+            with lock:
+                readers.append(conn)
+        return conn
+
+    def load(first: int) -> tuple[Sequence[Row], Mapping[str, Stamp]]:
+        conn = reader()
+        end = first + CHECK_SPAN
+        return conn.done_rows(first, end), conn.folder_stamps(first, end) if STAMPS else {}
+
+    loads = ((lambda first=first: load(first)) for first in range(1, db.max_id() + 1, CHECK_SPAN))
+    try:
+        result = check_files(base, loads, keep_stamps=keep)
+    finally:
+        for conn in readers:
+            conn.close()
     if result.changed:
         db.mark_pending(result.changed)
     try:
@@ -120,42 +158,51 @@ def _disk_full(exc: sqlite3.Error) -> bool:
 
 def check_files(
     base: str | os.PathLike[str],
-    batches: Iterable[Sequence[Row]],
+    loads: Iterable[Load],
     *,
-    stamps_of: Callable[[set[str]], Mapping[str, Stamp]] = lambda folders: {},
-    keep_stamps: Callable[[list[tuple[str, int, int, int]]], None] = lambda stamps: None,
-    threads: int = CHECK_THREADS,
+    keep_stamps: Callable[[list[StampRow]], None] = lambda rows: None,
+    threads: int | None = None,
 ) -> CheckResult:
-    """Check the files of ``batches`` (consumed lazily, a few batches in flight) under
-    ``base``. ``stamps_of(folders)`` returns the stamps kept for those folders (paths relative
-    to ``base``, ``""`` for ``base`` itself); ``keep_stamps(rows)`` is given ``(folder, ino,
-    mtime_ns, ctime_ns)`` for folders whose files were all there (a folder may come more than
-    once, from several batches: its stamp can be kept only if all agree)."""
+    """Check the files under ``base`` that ``loads`` return, one load per task in the pool's
+    threads (consumed lazily, a few in flight). Each load returns rows and stamps kept for
+    their folders (relative to ``base``, ``""`` for ``base`` itself). ``keep_stamps(rows)`` is
+    called (in this thread) with ``(first id, folder, ino, mtime_ns, ctime_ns)`` of folders
+    whose files were all there; a folder may come more than once, from several tasks: its
+    stamp may be kept only if all agree."""
     result = CheckResult()
     try:
         fd = os.open(base, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except FileNotFoundError:
-        result.changed = [asset_id for rows in batches for asset_id, _rel, _size in rows]
+        for load in loads:
+            result.changed += [asset_id for asset_id, _rel, _size in load()[0]]
         return result
     try:
         check = _checker(os.fspath(base), fd, time.time_ns() - STAMP_MIN_AGE_NS)
+
+        def task(load: Load) -> tuple[_Found, int]:
+            rows, known = load()
+            started = time.perf_counter_ns()
+            found = check(rows, known)
+            return found, (time.perf_counter_ns() - started) // max(1, found.stats)
+
+        threads = threads or CHECK_THREADS
+        window = min(WARM_TASKS, threads)
         with ThreadPoolExecutor(threads, thread_name_prefix="mlhub-disk-check") as pool:
-            running: deque[Future[tuple[list[int], int, list[tuple[str, int, int, int]]]]]
-            running = deque()
+            running: deque[Future[tuple[_Found, int]]] = deque()
 
             def collect() -> None:
-                changed, trusted, whole = running.popleft().result()
-                result.changed += changed
-                result.trusted += trusted
-                if whole:
-                    keep_stamps(whole)
+                nonlocal window
+                found, ns_per_stat = running.popleft().result()
+                result.changed += found.changed
+                result.trusted += found.trusted
+                if found.whole:
+                    keep_stamps(found.whole)
+                # the disk is the limit: many reads in flight; the CPU: few threads
+                window = 2 * threads if ns_per_stat > COLD_STAT_NS else min(WARM_TASKS, threads)
 
-            for rows in batches:
-                known: Mapping[str, Stamp] = {}
-                if STAMPS:
-                    known = stamps_of({rel.rpartition("/")[0] for _i, rel, _s in rows})
-                running.append(pool.submit(check, rows, known))
-                if len(running) >= 2 * threads:
+            for load in loads:
+                running.append(pool.submit(task, load))
+                while len(running) >= window:
                     collect()
             while running:
                 collect()
@@ -164,12 +211,17 @@ def check_files(
         os.close(fd)
 
 
+class _Found(NamedTuple):
+    changed: list[int]  # ids of rows whose file is missing or changed
+    trusted: int  # files vouched for by their folder's stamp
+    whole: list[StampRow]  # folders whose files were all there
+    stats: int  # ``stat`` calls made
+
+
 def _checker(
     base: str, fd: int, young: int
-) -> Callable[
-    [Sequence[Row], Mapping[str, Stamp]], tuple[list[int], int, list[tuple[str, int, int, int]]]
-]:
-    """A function checking one batch of rows (run by the pool's threads); ``young``: folders
+) -> Callable[[Sequence[Row], Mapping[str, Stamp]], _Found]:
+    """A function checking one task's rows (run by the pool's threads); ``young``: folders
     changed after this time (ns) get no stamp."""
     if os.stat in os.supports_dir_fd and os.sep == "/":
 
@@ -182,13 +234,12 @@ def _checker(
         def stat(rel: str) -> os.stat_result:  # Windows: no dir_fd
             return os.stat(prefix + rel.replace("/", os.sep))
 
-    def check(
-        rows: Sequence[Row], known: Mapping[str, Stamp]
-    ) -> tuple[list[int], int, list[tuple[str, int, int, int]]]:
+    def check(rows: Sequence[Row], known: Mapping[str, Stamp]) -> _Found:
         changed: list[int] = []
         trusted = 0
-        folders: dict[str, Stamp | None] = {}  # this batch's folders: stamp now, None if gone
-        whole: dict[str, Stamp] = {}  # ...those that may keep their stamp
+        files = 0
+        folders: dict[str, Stamp | None] = {}  # this task's folders: stamp now, None if gone
+        whole: dict[str, tuple[int, Stamp]] = {}  # ...those that may keep theirs: first id
         for asset_id, rel, size in rows:
             folder = rel.rpartition("/")[0] if STAMPS else ""
             if STAMPS:
@@ -202,13 +253,14 @@ def _checker(
                         now = None
                     folders[folder] = now
                     if now is not None and max(now[1], now[2]) < young:
-                        whole[folder] = now
+                        whole[folder] = (asset_id, now)
                 if now is None:
                     changed.append(asset_id)
                     continue
                 if known.get(folder) == now:
                     trusted += 1
                     continue
+            files += 1
             try:
                 st = stat(rel)
             except OSError:
@@ -218,7 +270,7 @@ def _checker(
             if st.st_size != size or not S_ISREG(st.st_mode):
                 changed.append(asset_id)
                 whole.pop(folder, None)
-        kept = [(f, *s) for f, s in whole.items() if known.get(f) != s]
-        return changed, trusted, kept
+        kept = [(i, f, *s) for f, (i, s) in whole.items() if known.get(f) != s]
+        return _Found(changed, trusted, kept, len(folders) + files)
 
     return check

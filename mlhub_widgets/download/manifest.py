@@ -25,13 +25,14 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
         per collection: all rows, then selected rows, their file:size sum, how many have one,
         done, failed, bytes done; kept by triggers on ``assets`` (every writer, in the same
         transaction), so that counts cost one row per collection instead of a scan
-    folders(path PRIMARY KEY, ino, mtime_ns, ctime_ns)
+    folder_stamps(first_id PRIMARY KEY, path UNIQUE, ino, mtime_ns, ctime_ns)
         the stamp of an asset folder (relative path, ``""`` for the dataset folder) when a
-        re-run last found all its files (:mod:`.disk_check`); created by the first such check
+        re-run last found all its files (:mod:`.disk_check`), under the id of the folder's
+        first asset row (read by ranges of ids, as the rows); created by the first such check
 
 An index written before the ``totals`` table existed gets it (filled by one scan) when opened;
 older code that opens a newer index keeps it right without knowing it (the triggers live in
-the database), and ignores ``folders``, so these additions do not change
+the database), and ignores ``folder_stamps``, so these additions do not change
 :data:`SCHEMA_VERSION`.
 
 All writes are batched in transactions; the database runs in WAL mode so the transfer side
@@ -576,19 +577,26 @@ class Manifest:
         ).fetchall()
         return list(map(_make_row, rows))
 
-    def iter_done(self, batch: int = 5000) -> Iterator[list[tuple[int, str, int]]]:
-        """Batches of ``(id, path, expected size)`` of selected rows recorded as done."""
-        last = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT id, path, coalesce(size, bytes) FROM assets "
-                "WHERE state=1 AND selected=1 AND id > ? ORDER BY id LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield rows
-            last = int(rows[-1][0])
+    def max_id(self) -> int:
+        """The highest asset row id (0 without rows)."""
+        row = self._db.execute("SELECT max(id) FROM assets").fetchone()
+        return int(row[0] or 0)
+
+    def done_rows(self, first: int, end: int) -> list[tuple[int, str, int]]:
+        """``(id, path, expected size)`` of the selected rows recorded as done with
+        ``first <= id < end``, in id order.
+
+        They come from SQLite as one JSON text: the module releases the GIL around every row
+        it steps through, and the re-run's check reads rows while its threads ``stat``; a
+        thread taking the GIL back for every row waits behind all of them."""
+        text = self._db.execute(
+            "SELECT json_group_array(json_array(id, path, coalesce(size, bytes))) FROM "
+            "(SELECT id, path, size, bytes FROM assets WHERE id >= ? AND id < ? "
+            "AND state=1 AND selected=1 ORDER BY id)",
+            (first, end),
+        ).fetchone()[0]
+        rows: list[tuple[int, str, int]] = json.loads(text)
+        return rows
 
     def iter_rows(self, *, state: int | None = None, selected: bool = True) -> Iterator[AssetRow]:
         """Every (selected) row, optionally of one state, in id order, fetched in pages."""
@@ -657,46 +665,49 @@ class Manifest:
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
 
     # -- folder stamps (the re-run's check of files, :mod:`.disk_check`) ---------------------
-    def folder_stamps(self, folders: Iterable[str]) -> dict[str, tuple[int, int, int]]:
-        """The stamps kept for these folders: ``{folder: (ino, mtime_ns, ctime_ns)}``."""
-        if not self._has_table("folders"):
+    def folder_stamps(self, first: int, end: int) -> dict[str, tuple[int, int, int]]:
+        """``{folder: (ino, mtime_ns, ctime_ns)}`` of the stamps kept under row ids
+        ``first <= id < end`` (those of folders whose first row is in that range)."""
+        if not self._has_table("folder_stamps"):
             return {}
-        out: dict[str, tuple[int, int, int]] = {}
-        names = list(folders)
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for path, ino, mtime, ctime in self._db.execute(
-                f"SELECT path, ino, mtime_ns, ctime_ns FROM folders WHERE path IN ({marks})",
-                chunk,
-            ):
-                out[path] = (ino, mtime, ctime)
-        return out
+        text = self._db.execute(
+            "SELECT json_group_object(path, json_array(ino, mtime_ns, ctime_ns)) "
+            "FROM folder_stamps WHERE first_id >= ? AND first_id < ?",
+            (first, end),
+        ).fetchone()[0]
+        return {k: (v[0], v[1], v[2]) for k, v in json.loads(text).items()}
 
-    def stage_folder_stamps(self, rows: Iterable[tuple[str, int, int, int]]) -> None:
-        """Hold ``(folder, ino, mtime_ns, ctime_ns)`` rows for :meth:`keep_folder_stamps`
-        (in a temporary table of this connection: nothing is written to the index yet)."""
+    def stage_folder_stamps(self, rows: Iterable[tuple[int, str, int, int, int]]) -> None:
+        """Hold ``(first_id, folder, ino, mtime_ns, ctime_ns)`` rows for
+        :meth:`keep_folder_stamps` (in a temporary table of this connection: nothing is
+        written to the index yet). ``first_id``: the id of a done row in the folder."""
         self._db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS staged_folders "
-            "(path TEXT NOT NULL, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
+            "CREATE TEMP TABLE IF NOT EXISTS staged_folders (first_id INTEGER, "
+            "path TEXT NOT NULL, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
         )
-        self._db.executemany("INSERT INTO temp.staged_folders VALUES (?, ?, ?, ?)", rows)
+        self._db.execute(
+            "INSERT INTO temp.staged_folders SELECT json_extract(value, '$[0]'), "
+            "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?)",
+            (json.dumps(list(rows)),),
+        )
 
     def keep_folder_stamps(self) -> int:
-        """Store the staged stamps (a folder staged with different stamps is left out: it
-        changed during the check); returns how many folders were stored. Call it only once
-        every file found missing is marked pending."""
+        """Store the staged stamps under the lowest row id staged for each folder (a folder
+        staged with different stamps is left out: it changed during the check); returns how
+        many folders were stored. Call it only once every file found missing is marked
+        pending."""
         if not self._has_table("staged_folders", schema="temp"):
             return 0
         try:
             with self.transaction():
                 self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY, "
-                    "ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER) WITHOUT ROWID"
+                    "CREATE TABLE IF NOT EXISTS folder_stamps (first_id INTEGER PRIMARY KEY, "
+                    "path TEXT NOT NULL UNIQUE, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
                 )
-                cur = self._db.execute(
-                    "INSERT OR REPLACE INTO folders "
-                    "SELECT path, min(ino), min(mtime_ns), min(ctime_ns) "
+                cur = self._db.execute(  # REPLACE also drops the folder's row under another id
+                    "INSERT OR REPLACE INTO folder_stamps "
+                    "SELECT min(first_id), path, min(ino), min(mtime_ns), min(ctime_ns) "
                     "FROM temp.staged_folders GROUP BY path "
                     "HAVING min(ino) = max(ino) AND min(mtime_ns) = max(mtime_ns) "
                     "AND min(ctime_ns) = max(ctime_ns)"
