@@ -661,7 +661,13 @@ class Manifest:
         return int(row[0])
 
     def item_count(self) -> int:
-        """Number of items in the index."""
+        """Number of items in the index: as the builder recorded it for a complete index
+        (counting the rows reads the whole ``items`` table, 0.2 s at 500,000 items with a warm
+        cache, more from the disk)."""
+        if self.get_meta("index_complete") == "1":
+            recorded = self.get_meta("items")
+            if recorded is not None and recorded.isdigit():
+                return int(recorded)
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
 
     # -- folder stamps (the re-run's check of files, :mod:`.disk_check`) ---------------------
