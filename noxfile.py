@@ -3,6 +3,7 @@
     .venv/bin/nox                          # the full suite on 3.11, 3.12 and 3.13
     .venv/bin/nox -s tests-3.13            # one interpreter
     .venv/bin/nox -s tests-3.13 -- -n auto -m "not browser and not slow"   # pytest arguments
+    .venv/bin/nox -s training              # docs/training.md with torch and torchgeo (~6 GB)
 
 Each session makes its own virtualenv under ``.nox/`` with ``pip install -e '.[test]'``; the
 Debian packages and Azurite come from the Makefile, as for ``make test``. Interpreters are
@@ -53,3 +54,19 @@ def tests(session: nox.Session) -> None:
     session.run("make", "debian-test", "tests/parts/node_modules/.bin/azurite-blob", external=True)
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+#: torch and torchvision for torchgeo: the releases pip takes from this machine's disk for Python
+#: 3.11 (a CUDA build that runs on the CPU; PyPI's torchvision does not import beside the CPU-only
+#: torch 2.13.0 file). About 5.5 GB in the session's virtualenv.
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+@nox.session(python="3.11")
+def training(session: nox.Session) -> None:
+    """The training recipe (docs/training.md: PyTorch and torchgeo), tests marked ``torch``."""
+    session.install(*TORCH)
+    session.install("-e", ".[training]", "pytest>=8", "pytest-timeout>=2.2")
+    # the torch tests only (the others need the [test] extra, which this session does not install)
+    targets = session.posargs or ["tests/test_training.py"]
+    session.run("python", "-m", "pytest", "--torch", "-m", "torch", "-rA", *targets)

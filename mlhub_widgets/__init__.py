@@ -15,20 +15,28 @@ from .exceptions import (
     APIKeyNotFound,
     AuthenticationError,
     CatalogError,
+    ConfigurationError,
     DiskFullError,
     DownloadError,
     EntityDoesNotExist,
+    FolderInUseError,
+    MissingDependencyError,
     MLHubException,
     MLHubHTTPError,
     MLHubResponseError,
+    MLHubWarning,
     NoAssetsSelected,
+    OutputFolderError,
     ProfileError,
+    UnsafeArchiveError,
 )
 
 if TYPE_CHECKING:
     from .config.session import ANONYMOUS_PROFILE, Session, get_session
-    from .discovery import collections, datasets, items, models, tags
+    from .discovery import collections, datasets, item_collection, items, models, tags
+    from .discovery.export import to_geoparquet
     from .download import DownloadJob, download_archive, download_dataset, plan_download
+    from .local import LocalDataset, open_local
     from .mlhub.collection import Collection
     from .mlhub.dataset import Dataset
     from .mlhub.ml_model import MLModel
@@ -45,18 +53,25 @@ __all__ = [
     "AuthenticationError",
     "CatalogError",
     "Collection",
+    "ConfigurationError",
     "Dataset",
     "DiskFullError",
     "DownloadError",
     "DownloadJob",
     "EntityDoesNotExist",
+    "FolderInUseError",
+    "LocalDataset",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "MLHubWarning",
     "MLModel",
+    "MissingDependencyError",
     "NoAssetsSelected",
+    "OutputFolderError",
     "ProfileError",
     "Session",
+    "UnsafeArchiveError",
     "__version__",
     "collections",
     "datasets",
@@ -64,11 +79,14 @@ __all__ = [
     "download_dataset",
     "explorer",
     "get_session",
+    "item_collection",
     "items",
     "models",
+    "open_local",
     "open_source",
     "plan_download",
     "tags",
+    "to_geoparquet",
 ]
 
 # Everything but the exceptions is imported on first use, so that ``import mlhub_widgets`` and
@@ -76,7 +94,9 @@ __all__ = [
 # ms), the explorer ipywidgets (an optional extra); the helper processes a download starts import
 # parts of this package that need none of them. Name -> the module (relative) that defines it.
 _LAZY_EXPORTS = {
-    **dict.fromkeys(("collections", "datasets", "items", "models", "tags"), ".discovery"),
+    **dict.fromkeys(
+        ("collections", "datasets", "item_collection", "items", "models", "tags"), ".discovery"
+    ),
     "Collection": ".mlhub.collection",
     "Dataset": ".mlhub.dataset",
     "MLModel": ".mlhub.ml_model",
@@ -84,7 +104,9 @@ _LAZY_EXPORTS = {
     **dict.fromkeys(
         ("DownloadJob", "download_archive", "download_dataset", "plan_download"), ".download"
     ),
+    "to_geoparquet": ".discovery.export",
     "open_source": ".sources",
+    **dict.fromkeys(("LocalDataset", "open_local"), ".local"),
     "explorer": ".widgets",
 }
 

@@ -8,14 +8,26 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     MLHubException
     ├── APIKeyNotFound          no key could be resolved, or a profile is unusable
     ├── ProfileError            the profiles file is unreadable or malformed (also APIKeyNotFound)
+    ├── ConfigurationError      a setting that cannot be used: proxy, CA bundle, storage option
+    │   └── OutputFolderError   the output folder cannot be created or written to
+    ├── NetworkError            a request could not complete: connection, proxy, TLS, timeout,
+    │   │                       redirects, a body cut short (after retries where they help)
+    │   └── TLSVerificationError  the server's certificate is not trusted
     ├── MLHubResponseError      the server answered something that is not what the API promises
+    │   └── ResponseTooLarge    an answer is larger than the limit for its kind
     ├── MLHubHTTPError          any HTTP status >= 400 after retries
     │   ├── AuthenticationError 401: missing or wrong API key
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
     ├── NoAssetsSelected        the filters leave nothing to download (also a ValueError)
+    ├── MissingDependencyError  an optional extra is not installed (also an ImportError)
+    ├── FolderInUseError        another download of the dataset runs in the same folder
+    ├── UnsafeArchiveError      a catalogue archive member could escape or exhaust the folder
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
         └── DiskFullError       no space left where the download writes
+
+Warnings a user must act on are :class:`MLHubWarning` subclasses, issued with
+:func:`warnings.warn` so that notebooks show them (logging is for diagnostics only).
 """
 
 from __future__ import annotations
@@ -44,6 +56,42 @@ class MLHubResponseError(MLHubException):
         self.url = redact_url(url) if url else None
         self.status_code = status_code
         super().__init__(redact_text(message))
+
+
+class ResponseTooLarge(MLHubResponseError):
+    """An answer is larger than the limit for its kind (e.g. an endless JSON body); the read
+    stopped at the limit."""
+
+
+class ConfigurationError(MLHubException, ValueError):
+    """A setting cannot be used: a proxy URL, a CA bundle, a storage option, an output location."""
+
+
+class NetworkError(MLHubException):
+    """A request could not be completed: no connection, proxy or TLS failure, a timeout, too many
+    redirects, or a body cut short — after the retries that could help.
+
+    Attributes:
+        url: the request URL with credentials masked.
+        retryable: whether trying again later may succeed (a TLS verification failure or a
+            redirect loop will not).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retryable: bool = True) -> None:
+        self.url = redact_url(url) if url else None
+        self.retryable = retryable
+        super().__init__(redact_text(message))
+
+
+class TLSVerificationError(NetworkError):
+    """The server's TLS certificate is not trusted (unknown CA, wrong host name, expired).
+
+    Behind TLS inspection or a private CA, point ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE`` at
+    the CA bundle, or pass ``verify="ca.pem"``.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message, url=url, retryable=False)
 
 
 class MLHubHTTPError(MLHubException):
@@ -100,6 +148,37 @@ class NoAssetsSelected(MLHubException, ValueError):
     """The filters leave no asset to download (raised before any asset request)."""
 
 
+class MissingDependencyError(MLHubException, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra
+    (``pip install 'mlhub_widgets[extra]'``)."""
+
+
+class OutputFolderError(ConfigurationError):
+    """The output folder cannot be created or written to: its parent is a file, it is on a
+    read-only file system, or permission is denied. Nothing was downloaded."""
+
+
+class FolderInUseError(MLHubException):
+    """Another download of the same dataset is running in the same output folder.
+
+    Two downloads into one folder would race on the same files and index, so the second one
+    stops at once (before any request); the message names the process holding the folder.
+    """
+
+
+class UnsafeArchiveError(MLHubException):
+    """A catalogue archive member could escape or exhaust the output folder, or clashes with
+    the files the download keeps there; the whole archive is refused.
+
+    Attributes:
+        member: the name of the refused member, if one is to blame.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        self.member = member
+        super().__init__(message)
+
+
 class CatalogError(DownloadError):
     """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
 
@@ -116,16 +195,34 @@ class DiskFullError(DownloadError):
     """
 
 
+class MLHubWarning(UserWarning):
+    """Something the user should know and may act on; the operation went on."""
+
+
+class InsecureTLSWarning(MLHubWarning):
+    """TLS certificate verification is turned off (``verify=False``)."""
+
+
 __all__ = [
     "APIKeyNotFound",
     "AuthenticationError",
     "CatalogError",
+    "ConfigurationError",
     "DiskFullError",
     "DownloadError",
     "EntityDoesNotExist",
+    "FolderInUseError",
+    "InsecureTLSWarning",
     "MLHubException",
     "MLHubHTTPError",
     "MLHubResponseError",
+    "MLHubWarning",
+    "MissingDependencyError",
+    "NetworkError",
     "NoAssetsSelected",
+    "OutputFolderError",
     "ProfileError",
+    "ResponseTooLarge",
+    "TLSVerificationError",
+    "UnsafeArchiveError",
 ]

@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -101,29 +100,15 @@ def _stop(proc: subprocess.Popen[Any], log: IO[str]) -> None:
 
 
 @contextmanager
-def voila(
-    notebook: Path, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
-) -> Iterator[str]:
-    """Serve ``notebook`` with Voila on loopback; yields the page URL.
-
-    ``extra_args`` go to Voila's command line (e.g. ``["--theme=dark"]``).
-    """
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "voila",
-        notebook.name,
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--show_tracebacks=True",
-        *extra_args,
-    ]
+def server_process(
+    cmd: Sequence[str], cwd: Path, env: Mapping[str, str], log_path: Path, port: int
+) -> Iterator[subprocess.Popen[Any]]:
+    """Run a server command (Voila, JupyterLab...) in its own process group until it listens
+    on ``port``; yields the process, then stops the whole group (kernels included)."""
     log = open(log_path, "w")  # noqa: SIM115  (closed by _stop)
     proc = subprocess.Popen(
-        cmd,
-        cwd=notebook.parent,
+        list(cmd),
+        cwd=cwd,
         env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -131,9 +116,40 @@ def voila(
     )
     try:
         wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/"
+        yield proc
     finally:
         _stop(proc, log)
+
+
+@contextmanager
+def voila(
+    notebook: Path, env: Mapping[str, str], log_path: Path, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Serve ``notebook`` as ``mlhub demo`` does (the explorer app's Voila launcher: kernels
+    freed on page unload, idle ones culled) on loopback; yields the page URL.
+
+    ``extra_args`` go to Voila's command line (e.g. ``["--theme=dark"]``).
+    """
+    from mlhub_widgets.widgets.voila_app import voila_command
+
+    port = free_port()
+    cmd = voila_command(notebook, port=port, extra=["--show_tracebacks=True", *extra_args])
+    with server_process(cmd, notebook.parent, env, log_path, port):
+        yield f"http://127.0.0.1:{port}/"
+
+
+def kernel_processes(server_pid: int) -> list[Any]:
+    """The ipykernel processes a server (Voila, Jupyter) started, as ``psutil.Process``."""
+    import psutil
+
+    out = []
+    for child in psutil.Process(server_pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return out
 
 
 # -- accessibility checks run in the page ---------------------------------------------------------
@@ -298,3 +314,77 @@ ACTIVE_JS = r"""
   return el.tagName.toLowerCase() + '.' + [...el.classList].join('.') + ' ' + label.slice(0, 60);
 }
 """
+
+
+#: ``(root) => [problems]``: what a narrow explorer must not do, in the tab shown: a tab title
+#: cut, a control or text sticking out of the explorer, a button whose label is clipped, the
+#: results table wider than its box (columns falling off), a table cell clipped vertically.
+LAYOUT_JS = r"""
+(root) => {
+  const box = root.getBoundingClientRect();
+  const name = (el) => el.tagName.toLowerCase() + [...el.classList].filter(
+    (c) => c.startsWith('mlhub-') || c.startsWith('widget-')).map((c) => '.' + c).join('') +
+    ' ' + JSON.stringify((el.innerText || el.value || el.placeholder || '').trim().slice(0, 40));
+  const shown = (el) => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}) &&
+    el.getBoundingClientRect().width > 0;
+  const out = [];
+  for (const label of root.querySelectorAll('.mlhub-tabs > .lm-TabBar .lm-TabBar-tabLabel')) {
+    if (label.scrollWidth > label.clientWidth + 1) out.push('tab title cut: ' + name(label));
+    if (label.getBoundingClientRect().right > box.right + 1) out.push('tab off: ' + name(label));
+  }
+  const fields = 'input:not([type=hidden]), select, textarea, button, .widget-html, ' +
+    '.widget-label, .widget-inline-hbox, .widget-upload';
+  for (const el of root.querySelectorAll(fields)) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right > box.right + 1 || r.left < box.left - 1) out.push('sticks out: ' + name(el));
+  }
+  for (const b of root.querySelectorAll('button')) {
+    if (shown(b) && b.scrollWidth > b.clientWidth + 1) out.push('label clipped: ' + name(b));
+  }
+  for (const wrap of root.querySelectorAll('.mlhub-table-wrap')) {
+    if (shown(wrap) && wrap.scrollWidth > wrap.clientWidth + 1) {
+      out.push(`results wider than their box: ${wrap.scrollWidth} > ${wrap.clientWidth}`);
+    }
+  }
+  for (const cell of root.querySelectorAll('.mlhub-results .mlhub-cell')) {
+    if (shown(cell) && cell.scrollHeight > cell.clientHeight + 1) {
+      out.push('cell clipped: ' + name(cell));
+    }
+  }
+  return out;
+}
+"""
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(v: int) -> float:
+        c = v / 255
+        return c / 12.92 if c <= 0.03928 else float(((c + 0.055) / 1.055) ** 2.4)
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def icon_contrast(png: bytes) -> float:
+    """Non-text contrast (WCAG 1.4.11) of an icon button from its screenshot: the contrast
+    between the button's face (its most common colour) and the icon (the strokes: the 80th
+    percentile of the pixels that differ from the face), as a ratio ≥ 1."""
+    import io
+    from collections import Counter
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    pixels = list(image.getdata())
+    face = Counter(pixels).most_common(1)[0][0]
+    face_l = _luminance(face)
+
+    def ratio(p: tuple[int, int, int]) -> float:
+        a, b = sorted((face_l, _luminance(p)))
+        return (b + 0.05) / (a + 0.05)
+
+    ratios = sorted(r for r in (ratio(p) for p in pixels) if r > 1.15)
+    if not ratios:
+        return 1.0
+    return ratios[int(len(ratios) * 0.8)]

@@ -11,6 +11,27 @@ from mlhub_widgets.hub import Hub, serve
 #: Real network parts (proxies, TLS, object stores, Dask): see tests/parts/__init__.py.
 pytest_plugins = ["tests.parts"]
 
+# -- optional suites -----------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--torch",
+        action="store_true",
+        help="also run the tests marked torch (they need torch and torchgeo: nox -s training)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``torch`` are deselected (reported as such) unless ``--torch`` is given."""
+    if config.getoption("--torch"):
+        return
+    torch_tests = [item for item in items if item.get_closest_marker("torch") is not None]
+    if torch_tests:
+        config.hook.pytest_deselected(items=torch_tests)
+        items[:] = [item for item in items if item.get_closest_marker("torch") is None]
+
+
 # -- bundled hub ---------------------------------------------------------------------------------
 
 

@@ -28,9 +28,7 @@ PACKAGE = "mlhub_widgets"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_LINES = 800
 #: Modules allowed above MAX_LINES, each with the reason.
-LONG_MODULES = {
-    f"{PACKAGE}/net/http11.py": "moved as is: replaced next by a maintained HTTP library",
-}
+LONG_MODULES: dict[str, str] = {}
 
 # The layers, lowest first: a module may import modules of its own layer or of lower ones, never
 # of a higher one. Names are module prefixes ("mlhub_widgets.download" covers the package and
@@ -42,7 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("filters", ["filters"]),
     ("mlhub API", ["mlhub.client"]),
     ("sources", ["sources"]),
-    ("discovery", ["discovery"]),
+    ("discovery", ["discovery", "local"]),  # local: reading downloaded datasets
     ("download", ["download"]),
     ("objects", ["mlhub", "client"]),  # Dataset/Collection/MLModel, the radiant_mlhub facade
     ("front ends", ["cli", "widgets", "demo"]),
@@ -52,6 +50,9 @@ LAYERS: list[tuple[str, list[str]]] = [
 # launcher (and the test suite) starts it.
 HUB = f"{PACKAGE}.hub"
 HUB_IMPORTERS = {f"{PACKAGE}.demo"}
+#: What the hub may use of the package outside it: the version string (its OpenAPI document
+#: and User-Agent name the release), which holds no client code.
+HUB_MAY_IMPORT = {f"{PACKAGE}._version"}
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,11 @@ def test_the_hub_and_the_client_stay_apart() -> None:
     wrong = [
         _where(GRAPH, e)
         for e in GRAPH.edges
-        if (e.source.startswith(HUB) and not e.target.startswith(HUB))
+        if (
+            e.source.startswith(HUB)
+            and not e.target.startswith(HUB)
+            and e.target not in HUB_MAY_IMPORT
+        )
         or (
             e.target.startswith(HUB)
             and not e.source.startswith(HUB)

@@ -1,24 +1,20 @@
 """Accessibility of the explorer in a real browser: contrast in the light and dark themes, labels,
 and the whole user story with the keyboard only.
 
-``notebooks/01-explorer.ipynb`` is served by Voila (``--theme=light`` and ``--theme=dark``) with
-the bundled demo hub (no ``MLHUB_ROOT_URL``: the notebook starts it in the kernel), offline, in
-headless Chromium. Per theme, every tab is screenshotted to
-``test-artifacts/browser-accessibility/`` and every visible text inside the explorer (and every
-text field) must reach WCAG AA contrast against its effective background: 4.5:1, or 3:1 for large
-text (``CONTRAST_JS`` in ``browser_support``). Every ``input``/``select``/``textarea``/``button``
-must have an accessible name (``UNLABELLED_JS``). The keyboard test then uses only Tab, Shift+Tab,
-Enter, Space, arrow keys and typing to switch tabs, test the connection, search, select rows,
-type an area and dates, untick an asset key, estimate and download, asserting on
+The explorer app (``voila_app.APP_NOTEBOOK``) is served by Voila (``--theme=light`` and
+``--theme=dark``) with the bundled demo hub (no ``MLHUB_ROOT_URL``: the notebook starts it in the
+kernel), offline, in headless Chromium. Per theme, every tab is screenshotted to ``test-
+artifacts/browser-accessibility/`` and every visible text inside the explorer (and every text
+field) must reach WCAG AA contrast against its effective background: 4.5:1, or 3:1 for large text
+(``CONTRAST_JS`` in ``browser_support``). Every ``input``/``select``/``textarea``/``button`` must
+have an accessible name (``UNLABELLED_JS``). The keyboard test then uses only Tab, Shift+Tab,
+Enter, Space, arrow keys and typing to switch tabs, test the connection, search, select rows, type
+an area and dates, untick an asset key, estimate and download, asserting on
 ``document.activeElement`` and on what the kernel writes back into the page.
-
-With ``MLHUB_UPDATE_SCREENSHOT=1`` the dark-theme Dataset tab (a dataset selected) is also
-written to ``docs/explorer-dark.png``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -28,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mlhub_widgets.widgets.voila_app import APP_NOTEBOOK
 
 from .browser_support import (
     ACTIVE_JS,
@@ -43,9 +41,8 @@ from .browser_support import (
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "01-explorer.ipynb"
+NOTEBOOK = APP_NOTEBOOK  # the explorer app, as `mlhub demo` and Binder serve it
 ARTIFACTS = ROOT / "test-artifacts" / "browser-accessibility"
-DARK_SHOT = ROOT / "docs" / "explorer-dark.png"
 TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
 DEMO = "mlhub_widgets_demo_crops"
 DEMO_TITLE = "mlhub_widgets Demo Crop Type Dataset"
@@ -168,9 +165,6 @@ def test_every_tab_is_readable(pages: Pages, theme: str) -> None:
         page.locator("button.mlhub-title-button", has_text=DEMO_TITLE).click()
         page.locator(".mlhub-detail", has_text="Estimated dataset size").wait_for()
         page.locator(".mlhub-asset-key").first.wait_for(state="attached")
-        if theme == "dark" and os.environ.get("MLHUB_UPDATE_SCREENSHOT") == "1":
-            page.wait_for_timeout(300)
-            _shot(page, DARK_SHOT)  # the README's dark-theme picture: a dataset selected
         _click_tab(page, "Area")
         page.click("button.mlhub-entry-toggle")
         page.locator(".mlhub-area-entry .mlhub-bbox-west input").wait_for()

@@ -21,6 +21,7 @@ from mlhub_widgets import client
 from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import AuthenticationError, EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir, serve
+from tests.http_log import _record_requests, record_urls  # noqa: F401
 
 REGISTRY = bundled_data_dir() / "registry"
 KENYA = "ref_african_crops_kenya_02_source"
@@ -45,17 +46,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def session(hub: Hub) -> Session:
     return get_session(root_url=hub.url)
-
-
-def record_urls(session: Session) -> list[str]:
-    """Every URL the session requests (with query values), via a requests response hook."""
-    urls: list[str] = []
-
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        urls.append(response.request.url or "")
-
-    session.hooks["response"].append(hook)
-    return urls
 
 
 def limits_sent(urls: list[str]) -> list[int]:

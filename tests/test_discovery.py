@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import geopandas as gpd
 import pandas as pd
 import pytest
-import requests
 import shapely
 from shapely.geometry import box, shape
 
@@ -24,6 +23,7 @@ from mlhub_widgets.cli.discovery_commands import human_size
 from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir
+from tests.http_log import _record_requests, record_urls  # noqa: F401
 
 REGISTRY = bundled_data_dir() / "registry"
 KENYA = "ref_african_crops_kenya_02_source"
@@ -49,16 +49,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def session(hub: Hub) -> Session:
     return get_session(root_url=hub.url)
-
-
-def record_urls(session: Session) -> list[str]:
-    urls: list[str] = []
-
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        urls.append(response.request.url or "")
-
-    session.hooks["response"].append(hook)
-    return urls
 
 
 def item_queries(urls: list[str]) -> list[dict[str, list[str]]]:
@@ -217,17 +207,22 @@ def test_items_all_52_kenya_items_match_recording(hub: Hub) -> None:
     df = mw.items(KENYA, limit=None, root_url=hub.url, progress=False)
     assert isinstance(df, gpd.GeoDataFrame)
     assert list(df["id"]) == [i["id"] for i in RECORDED_ITEMS]
-    assert list(df.columns[:6]) == list(discovery.ITEM_COLUMNS)
-    assert df.columns[-1] == "geometry"
-    assert {"gsd", "platform", "instruments"} <= set(df.columns)
-    assert "eo:bands" not in df.columns  # a list of objects, not a scalar
+    assert list(df.columns[: len(discovery.ITEM_COLUMNS)]) == list(discovery.ITEM_COLUMNS)
+    assert {"gsd", "platform", "instruments", "eo:bands"} <= set(df.columns)
     first, rec = df.iloc[0], RECORDED_ITEMS[0]
     assert first["collection"] == KENYA
     assert first["datetime"] == pd.Timestamp(rec["properties"]["datetime"])
-    assert str(df["datetime"].dtype) == "datetime64[us, UTC]"
+    assert str(df["datetime"].dtype) == "datetime64[ns, UTC]"  # stac-geoparquet's unit
     assert first["gsd"] == rec["properties"]["gsd"] == 10
     assert first["platform"] == "Sentinel-2"
-    assert first["asset_keys"] == list(rec["assets"])
+    assert first["eo:bands"] == rec["properties"]["eo:bands"]  # objects are kept too
+    assert list(first["assets"]) == list(rec["assets"])
+    for key, asset in first["assets"].items():  # href, type, roles, title, file:* as served
+        assert {k: asset[k] for k in ("type", "roles", "title") if k in asset} == {
+            k: rec["assets"][key][k] for k in ("type", "roles", "title") if k in rec["assets"][key]
+        }
+        assert asset["href"].startswith(hub.storage_url)
+    assert first["bbox"] == rec["bbox"] and first["stac_version"] == rec["stac_version"]
     assert all(
         g.equals(shape(r["geometry"])) for g, r in zip(df.geometry, RECORDED_ITEMS, strict=True)
     )
@@ -313,7 +308,7 @@ def test_items_empty_result_keeps_base_columns_and_dtypes(hub: Hub) -> None:
     empty = mw.items(KENYA, bbox=[-10, -10, -9, -9], root_url=hub.url)
     assert isinstance(empty, gpd.GeoDataFrame) and len(empty) == 0
     full = mw.items(KENYA, limit=3, root_url=hub.url)
-    base = [*discovery.ITEM_COLUMNS, "geometry"]
+    base = list(discovery.ITEM_COLUMNS)
     assert list(empty.columns) == base
     assert_same_schema(empty, full[base])
 
@@ -375,7 +370,8 @@ def test_items_frame_handles_mixed_and_missing_geometries() -> None:
     assert df.geometry.iloc[1].equals(shapely.Point(1, 2))
     assert df.geometry.iloc[2] is None and df.geometry.iloc[4] is None
     assert df.geometry.iloc[3].has_z
-    assert "b" not in df.columns and list(df["a"].iloc[:1]) == [1]
+    assert list(df["a"].iloc[:1]) == [1]
+    assert df["b"].iloc[2] == {"x": 1}  # object-valued properties are columns too
 
 
 # ---------------------------------------------------------------------------------- models
@@ -414,7 +410,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
-def test_cli_datasets_table_and_json(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_datasets_table_and_geojson(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "datasets", "--tags", "crop type", "--root-url", hub.url)
     assert code == 0
     expected = [d["id"] for d in client.list_datasets(tags="crop type", root_url=hub.url)]
@@ -423,12 +419,14 @@ def test_cli_datasets_table_and_json(hub: Hub, capsys: pytest.CaptureFixture[str
     assert "nasa_marine_debris" not in out
     assert f"({len(expected)} datasets)" in out
     code, out, _ = run_cli(
-        capsys, "datasets", "--text", "marine debris", "--format", "json", "--root-url", hub.url
+        capsys, "datasets", "--text", "marine debris", "--format", "geojson", "--root-url", hub.url
     )
-    rows = json.loads(out)
-    assert [r["id"] for r in rows] == ["nasa_marine_debris"]
-    assert rows[0]["geometry"]["type"] == "MultiPolygon"
-    assert rows[0]["date_added"].startswith("2021-")
+    fc = json.loads(out)
+    assert fc["type"] == "FeatureCollection"
+    assert [f["properties"]["id"] for f in fc["features"]] == ["nasa_marine_debris"]
+    assert fc["features"][0]["geometry"]["type"] == "MultiPolygon"
+    assert fc["features"][0]["properties"]["date_added"].startswith("2021-")
+    assert gpd.GeoDataFrame.from_features(fc["features"]).iloc[0]["id"] == "nasa_marine_debris"
 
 
 def test_cli_honours_mlhub_root_url(
@@ -460,14 +458,14 @@ def test_cli_items_with_filters(hub: Hub, capsys: pytest.CaptureFixture[str]) ->
         "--limit",
         "3",
         "--format",
-        "json",
+        "geojson",
         "--root-url",
         hub.url,
     )
     assert code == 0
-    rows = json.loads(out)
-    assert len(rows) == 3
-    assert all(r["datetime"].startswith("2019-07") for r in rows)
+    fc = json.loads(out)
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 3
+    assert all(f["properties"]["datetime"].startswith("2019-07") for f in fc["features"])
     code, out, _ = run_cli(
         capsys, "items", KENYA, "--all", "--bbox", "34,0.45,34.25,0.75", "--root-url", hub.url
     )
@@ -515,3 +513,19 @@ def test_human_size() -> None:
     assert human_size(999) == "999 B"
     assert human_size(263582) == "263.6 kB"
     assert human_size(169265765) == "169.3 MB"
+
+
+def test_frames_plot_and_explore_with_the_plot_extra(hub: Hub, tmp_path: Path) -> None:
+    """``.plot()`` (matplotlib) and ``.explore()`` (folium + mapclassify) work on the frames,
+    as the notebooks use them: the ``plot`` extra (also in ``notebook``) brings them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = mw.collections("mlhub_widgets_demo_crops", root_url=hub.url)
+    ax = df.plot(column="id", legend=True)
+    assert len(ax.collections) >= 1  # the footprints were drawn
+    ax.figure.savefig(tmp_path / "footprints.png")
+    assert (tmp_path / "footprints.png").stat().st_size > 1000
+    m = df.explore(column="id", tiles=None)
+    html = m.get_root().render()
+    assert "mlhub_widgets_demo_crops_source" in html and "geo_json" in html

@@ -543,7 +543,7 @@ def test_download_archive(khub: Hub, tmp_path: Path) -> None:
     assert path == tmp_path / f"{cid}.tar.gz"
     assert path.read_bytes() == khub.asset_bytes(f"{khub.storage_url}mlhub/archives/{cid}.tar.gz")
     assert khub.keys_seen("storage") == 0
-    with pytest.raises(EntityDoesNotExist, match="may still be generating"):
+    with pytest.raises(EntityDoesNotExist, match="has no archive on this server"):
         download_archive("no_such_archive", tmp_path, root_url=khub.url, api_key=KEY)
 
 

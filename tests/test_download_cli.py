@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlhub_widgets.cli import main
+from mlhub_widgets.download import plan_download
 from mlhub_widgets.hub import FaultConfig, serve
 
 DS = "nasa_marine_debris"
@@ -25,6 +26,8 @@ def test_cli_download_estimate_failure_and_success(
         text = capsys.readouterr().out
         assert "9 assets" in text and "nasa_marine_debris_labels: 5 assets" in text
         assert hub.count("asset") == 0
+        assert not (tmp_path / DS).exists()  # an estimate writes nothing
+        plan_download(DS, out, bbox=[-87.5610, 5.9137, -87.5555, 15.9191])  # the API keeps it
         # bad arguments: exit 2, no request
         hub.reset_counters()
         assert main(["download", DS, "-o", out, "--bbox=1,2,3"]) == 2
@@ -51,4 +54,4 @@ def test_cli_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert (tmp_path / f"{cid}.tar.gz").is_file()
         assert str(tmp_path / f"{cid}.tar.gz") in capsys.readouterr().out
         assert main(["archive", "nope", "-o", str(tmp_path), "-q", "--root-url", hub.url]) == 1
-        assert "may still be generating" in capsys.readouterr().err
+        assert 'collection "nope" has no archive' in capsys.readouterr().err

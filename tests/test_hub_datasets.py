@@ -321,3 +321,37 @@ def test_a_stac_reader_pairs_labels_with_their_source_imagery(hub: Hub) -> None:
             "microsoft_chesapeake_landsat_leaf_off",
         }
         assert all(s.bbox == item.bbox for s in sources)
+
+
+def test_a_folder_dataset_keeps_its_source_links_everywhere(
+    hub: Hub, http: requests.Session, tmp_path: Path
+) -> None:
+    """The demo dataset's label items link their imagery (relative ``source`` links on disk): the
+    API serves them as API URLs, the tarball and the static catalogue as relative paths."""
+    ds_id, labels = "mlhub_widgets_demo_crops", "mlhub_widgets_demo_crops_labels"
+    folder = hub.store.datasets[ds_id].folder
+    assert folder is not None
+    on_disk: dict[str, list[str]] = {}
+    for path in sorted((folder / labels).glob("*/*.json")):
+        item = json.loads(path.read_text())
+        on_disk[item["id"]] = [link["href"] for link in item["links"] if link["rel"] == "source"]
+    assert len(on_disk) == 72 and all(len(hrefs) == 2 for hrefs in on_disk.values())
+
+    def ref(href: str) -> str:  # the source item's id, from either form of link
+        return href.rstrip("/").rsplit("/", 1)[1].removesuffix(".json")
+
+    page = http.get(f"{hub.url}collections/{labels}/items", params={"limit": 1000}, timeout=30)
+    for feature in page.json()["features"]:
+        api = [link["href"] for link in feature["links"] if link["rel"] == "source"]
+        assert [ref(h) for h in api] == [ref(h) for h in on_disk[feature["id"]]]
+        assert all(h.startswith(f"{hub.url}collections/") for h in api)
+    assert http.get(api[0], timeout=30).json()["id"] == ref(api[0])
+    _, root = unpack(hub, http, ds_id, tmp_path)
+    copies = walk(root)
+    for item_id, hrefs in on_disk.items():
+        path, item = copies[(labels, item_id)]
+        copied = [link["href"] for link in item["links"] if link["rel"] == "source"]
+        assert copied == hrefs
+        assert all((path.parent / h).resolve().is_file() for h in copied)
+        static = f"{hub.storage_url}catalogs/{ds_id}/{labels}/{item_id}/{item_id}.json"
+        assert http.get(static, timeout=30).json()["links"] == item["links"]

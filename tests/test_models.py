@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,10 +188,23 @@ def test_collection_list(hub: Hub) -> None:
     assert start == pd.Timestamp("2021-05-28T09:38:43Z").to_pydatetime()
 
 
-def test_collection_get_items_points_to_items_frame(hub: Hub) -> None:
+def test_collection_get_items_pages_the_api_and_pystac_traversal_works(hub: Hub) -> None:
     coll = Collection.fetch(f"{KENYA}_source", root_url=hub.url)
-    with pytest.raises(NotImplementedError, match=r"mlhub_widgets\.items\("):
-        coll.get_items()
+    ids = [i["id"] for i in recorded(f"items/{KENYA}_source.json")]
+    first = list(itertools.islice(coll.get_items(), 3))
+    assert [i.id for i in first] == ids[:3]
+    assert all(isinstance(i, pystac.Item) and i.get_collection() is coll for i in first)
+    assert [i.id for i in coll.get_items()] == ids
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pystac deprecates get_all_items
+        assert [i.id for i in coll.get_all_items()] == ids
+    assert [(c.id, [i.id for i in items]) for c, _, items in coll.walk()] == [(coll.id, ids)]
+    picked = coll.get_items(ids[5], "no-such-item", ids[1])
+    assert [i.id for i in picked] == [ids[5], ids[1]]
+    found = coll.get_item(ids[7])
+    assert found is not None and found.id == ids[7]
+    assert found.properties["platform"] == "Sentinel-2"
+    assert coll.get_item("no-such-item") is None
 
 
 def test_collection_fetch_item_and_items_frame_from_collection(hub: Hub) -> None:

@@ -50,6 +50,7 @@ from .reliability_support import (
     make_data_dir,
     record_figure,
     verify_download,
+    verify_some,
 )
 
 KEY = "SECRET-key-7f3a9c0e51"
@@ -398,14 +399,21 @@ def test_hostile_names_stay_inside_and_are_stable(tmp_path: Path) -> None:
     sandbox = tmp_path / "sandbox"
     out, again = sandbox / "out", sandbox / "again"
     with serve(data) as hub:
-        summary = download_dataset(ds, out, root_url=hub.url, progress=False)
+        job = download_dataset(ds, out, root_url=hub.url, progress=False, background=True)
+        with pytest.raises(DownloadError, match=f"2 of {len(expected) + 2} assets"):
+            job.wait()
+        summary = job.summary
         assert isinstance(summary, DownloadSummary)
-        assert summary.complete
-        assert summary.assets_selected == len(expected)  # the two evil hrefs were skipped
+        # the two evil hrefs are never followed: failed assets, with their reasons
+        assert summary.assets_selected == len(expected) + 2 and summary.assets_failed == 2
+        report = job.err_report_path.read_text()
+        assert "cannot fetch file:// hrefs" in report and "no base URL" in report
         assert hub.count("asset", "GET") == len(expected)
-        n = verify_download(hub, out, ds, expect=len(expected))
         # the documented mapping (docs/paths.md): paths.asset_relpath of the original names
-        rows = index_rows(out, ds)
+        rows = {r: u for r, u in index_rows(out, ds).items() if u.startswith(hub.storage_url)}
+        verify_some(hub, out, ds, list(rows))
+        n = len(rows)
+        assert n == len(expected)
         by_blob = {url.split(hub.storage_url, 1)[1]: rel for rel, url in rows.items()}
         assert set(by_blob) == set(expected)
         for blob, (cid, item_id, key) in expected.items():
@@ -426,13 +434,18 @@ def test_hostile_names_stay_inside_and_are_stable(tmp_path: Path) -> None:
         assert not any(p.is_file() and p.read_bytes() == passwd for p in _tree(sandbox))
         # second run: a no-op (no asset request), same paths
         hub.reset_counters()
-        rerun = download_dataset(ds, out, root_url=hub.url, progress=False)
+        job = download_dataset(ds, out, root_url=hub.url, progress=False, background=True)
+        with pytest.raises(DownloadError):
+            job.wait()  # the two evil hrefs fail again, and nothing else is asked for
+        rerun = job.summary
         assert isinstance(rerun, DownloadSummary)
         assert hub.count("asset") == 0
         assert rerun.assets_skipped == len(expected) and rerun.assets_downloaded == 0
-        assert index_rows(out, ds) == rows
+        assert {r: u for r, u in index_rows(out, ds).items() if r in rows} == rows
         # another folder, another process state: the very same relative paths
-        download_dataset(ds, again, root_url=hub.url, progress=False)
+        job = download_dataset(ds, again, root_url=hub.url, progress=False, background=True)
+        with pytest.raises(DownloadError):
+            job.wait()
         assert asset_files(again, ds) == asset_files(out, ds)
     record_figure(
         "test_safety_hostile.py::test_hostile_names_stay_inside_and_are_stable",

@@ -113,7 +113,7 @@ def test_items_agree_across_sources(sources: dict[str, Source], filters: dict[st
 def test_items_frame_columns_and_limit(sources: dict[str, Source]) -> None:
     frame = mw.items(COLLECTIONS[0], limit=25, source=sources["http"])
     assert len(frame) == 25
-    assert {"id", "collection", "datetime", "asset_keys", "geometry"} <= set(frame.columns)
+    assert {"id", "collection", "datetime", "assets", "geometry"} <= set(frame.columns)
     assert frame.crs.to_epsg() == 4326
     assert set(frame["collection"]) == {COLLECTIONS[0]}
 
@@ -127,13 +127,14 @@ def test_command_line_with_a_source(
 
     src = sources["http"]
     assert isinstance(src, StaticCatalogSource)
-    assert main(["datasets", "--source", src.url, "--format", "json"]) == 0
-    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [DATASET]
+    assert main(["datasets", "--source", src.url, "--format", "geojson"]) == 0
+    features = json.loads(capsys.readouterr().out)["features"]
+    assert [f["properties"]["id"] for f in features] == [DATASET]
     assert main(["collections", "--dataset", DATASET, "--source", src.url, "--format", "csv"]) == 0
     assert "nasa_marine_debris_labels" in capsys.readouterr().out
     args = ["items", COLLECTIONS[1], "--bbox=" + ",".join(map(str, BBOX)), "--all"]
-    assert main([*args, "--source", src.url, "--source-kind", "static", "--format", "json"]) == 0
-    from_cli = {r["id"] for r in json.loads(capsys.readouterr().out)}
+    assert main([*args, "--source", src.url, "--source-kind", "static", "--format", "geojson"]) == 0
+    from_cli = {f["id"] for f in json.loads(capsys.readouterr().out)["features"]}
     assert from_cli == set(mw.items(COLLECTIONS[1], bbox=BBOX, limit=None, source=src)["id"])
     assert main(["download", DATASET, "-o", str(tmp_path), "--estimate", "--source", src.url]) == 0
     assert "assets" in capsys.readouterr().out

@@ -110,11 +110,18 @@ def test_wrong_key_and_missing_key_end_as_messages(key_hub: Hub, home: Path) -> 
     st.wait(60)
     assert st.session is None
     assert "No API key was sent" in st.errors["login"]
+    server = key_hub.url.split("/mlhub/")[0]
+    assert st.errors["login"].startswith(f"No API key was sent, and {server} needs one")
     st.connect(root_url=key_hub.url, api_key="wrong")
     st.wait(60)
-    assert "The API key was rejected" in st.errors["login"]
-    assert "mlhub configure" in st.errors["login"]
-    assert "wrong" not in st.errors["login"]  # the key itself is never shown
+    message = st.errors["login"]
+    assert message == (
+        f"The API key was rejected by {server}. Check the key, or choose another profile."
+    )
+    # written for a UI user: no command-line advice, no request URL (it named the catalogue
+    # of whichever dataset came first), never the key itself
+    assert "mlhub configure" not in message and "`" not in message
+    assert "/catalog/" not in message and "wrong" not in message
     st.connect(root_url=key_hub.url, api_key=KEY, then_search=False)
     st.wait(60)
     assert st.session is not None and "login" not in st.errors
@@ -126,7 +133,10 @@ def test_unreachable_host_and_wrong_url_end_as_messages(hub: Hub, home: Path) ->
     with socket_port() as port:
         st.connect(root_url=f"http://127.0.0.1:{port}/mlhub/v1/")
         st.wait(60)
-    assert st.errors["login"].startswith("Cannot reach the server")
+    assert st.errors["login"] == (
+        f"Cannot reach http://127.0.0.1:{port}: no answer. Is the server running, is the URL "
+        "right, and is the network up?"
+    )  # not the HTTP library's "HTTPConnectionPool(…): Max retries exceeded…"
     wrong = hub.url.replace("/mlhub/v1/", "/nothing-here/")
     st.connect(root_url=wrong)
     st.wait(60)
@@ -189,12 +199,74 @@ def test_select_dataset_loads_detail_extent_and_asset_keys(hub: Hub, home: Path)
     assert st.filters == Filters(bbox=(0, 0, 10, 10))
 
 
-def test_dataset_without_catalogue_says_so(hub: Hub, home: Path) -> None:
-    st = connected(hub, home, then_search=False)
-    st.select_dataset("ref_agrifieldnet_competition_v1")  # no collection recorded
+METADATA_ONLY = "ref_agrifieldnet_competition_v1"  # no collection recorded: no catalogue
+
+
+def test_results_say_which_datasets_can_be_downloaded(hub: Hub, home: Path) -> None:
+    """The bundled hub names the reason in the record: no request per dataset is needed."""
+    st = connected(hub, home)
+    assert st.wait(60)
+    reason = st.availability[METADATA_ONLY]
+    assert reason.startswith("Metadata only:")
+    assert {i for i, r in st.availability.items() if not r} == set(hub.dataset_ids()) - {
+        METADATA_ONLY
+    }
+    assert "availability" not in st.busy
+
+
+def test_metadata_only_dataset_cannot_be_estimated_or_started(hub: Hub, home: Path) -> None:
+    st = connected(hub, home)
+    assert st.wait(60)
+    st.select_dataset(METADATA_ONLY)
     st.wait(60)
-    assert st.detail["id"] == "ref_agrifieldnet_competition_v1"
-    assert "has no STAC catalogue" in st.errors["assets"]
+    assert st.detail["id"] == METADATA_ONLY
+    assert st.detail["metadata_only_reason"] == st.metadata_only
+    assert st.errors["assets"] == st.metadata_only  # the catalogue is not even asked for
+    assert st.metadata_only in st.download_problems()
+    with pytest.raises(ValueError, match="Metadata only"):
+        st.estimate_download()
+    with pytest.raises(ValueError, match="Metadata only"):
+        st.start_download()
+    assert st.job is None and st.job_state == "idle"
+
+
+def test_other_servers_are_asked_per_dataset_whether_they_have_the_catalogue(
+    hub: Hub, home: Path
+) -> None:
+    """A server whose records do not carry ``metadata_only_reason`` (as MLHub did) answers
+    ``/catalog/{id}/info`` with 404 for a dataset without catalogue."""
+    import json
+    import urllib.request
+
+    from .recording_server import Reply, recording_server
+
+    with urllib.request.urlopen(hub.url + "datasets") as r:
+        records = json.load(r)
+    for rec in records:
+        rec.pop("metadata_only_reason", None)
+    records = [*records[:3], next(r for r in records if r["id"] == METADATA_ONLY)]
+    with recording_server() as server:
+        server.on("/v1/datasets", Reply(body=json.dumps(records).encode()))
+        info = {"estimated_dataset_size": 10, "stac_catalog_size": 5}
+        for rec in records[:3]:
+            server.on(f"/v1/catalog/{rec['id']}/info", Reply(body=json.dumps(info).encode()))
+        server.on(f"/v1/catalog/{METADATA_ONLY}/info", Reply(404, b'{"detail": "Not Found"}'))
+        st = ExplorerState()
+        st.connect(root_url=server.url + "v1/")
+        assert st.wait(60)
+        assert st.session is not None, st.errors
+        assert st.availability == {
+            **{rec["id"]: "" for rec in records[:3]},
+            METADATA_ONLY: (
+                f"Metadata only: the server has no STAC catalogue for {METADATA_ONLY}, so its "
+                "assets cannot be listed or downloaded (its record and collections are still "
+                "shown)."
+            ),
+        }
+        asked = server.hits(f"/v1/catalog/{records[1]['id']}/info")
+        st.search()  # asked once per connection, not at every search
+        assert st.wait(60)
+        assert server.hits(f"/v1/catalog/{records[1]['id']}/info") == asked
 
 
 def test_estimate_and_download_follow_the_filters(hub: Hub, home: Path) -> None:
@@ -242,7 +314,11 @@ def test_failed_download_is_listed_and_resumes(home: Path) -> None:
             time.sleep(0.05)
         assert st.job_state == "failed"
         assert st.failure_count >= 1 and st.failures[0].asset_key == "documentation"
-        assert "press Start again" in st.errors["download"]
+        assert st.errors["download"] == (
+            f"{st.failure_count} assets could not be downloaded (listed below). Start again "
+            "retries only those and the missing ones; every complete file is kept."
+        )  # not the engine's "(if_exists='resume')" advice, written for code
+        assert st.resumable
         assert Path(st.report_path).name == "err_report.csv"
         # fixed server: Start again resumes and completes
         fresh.faults = FaultConfig()
@@ -255,6 +331,79 @@ def test_failed_download_is_listed_and_resumes(home: Path) -> None:
         assert st.job_state == "finished"
         assert "download" not in st.errors
         assert (home / "out" / DEMO / LABELS / "documentation.pdf").exists()
+
+
+def test_a_catalogue_that_answers_404_makes_the_dataset_metadata_only(home: Path) -> None:
+    """The server lists the dataset and its catalogue info, but the catalogue itself is
+    missing: reading it marks the dataset metadata only, so Start is refused with the reason
+    before any download (never a 404 at the last step, never "Start (resume)")."""
+    import json
+
+    from .recording_server import Reply, recording_server
+
+    record = {"id": "lost", "title": "Lost catalogue", "tags": [], "collections": []}
+    with recording_server() as server:
+        server.on("/v1/datasets", Reply(body=json.dumps([record]).encode()))
+        server.on("/v1/datasets/lost", Reply(body=json.dumps(record).encode()))
+        info = {"estimated_dataset_size": 10, "stac_catalog_size": 5}
+        server.on("/v1/catalog/lost/info", Reply(body=json.dumps(info).encode()))
+        server.on("/v1/catalog/lost", Reply(404, b'{"detail": "Not Found"}'))
+        st = ExplorerState(output_dir=str(home / "out"))
+        st.connect(root_url=server.url + "v1/")
+        assert st.wait(60)
+        assert st.availability == {"lost": ""}  # the info answered
+        st.select_dataset("lost")
+        assert st.wait(60)
+        assert st.metadata_only.startswith("Metadata only: the server has no STAC catalogue")
+        assert st.errors["assets"] == st.metadata_only
+        with pytest.raises(ValueError, match="Metadata only"):
+            st.start_download()
+        assert not st.resumable and st.job is None
+
+
+def test_start_error_ends_the_start_and_keeps_every_selection(hub: Hub, home: Path) -> None:
+    """An output folder that is a file, or lies under a file: a one-line error, the job state
+    leaves "starting", Start works again, and nothing the user chose is lost."""
+    st = connected(hub, home, then_search=False)
+    st.select_dataset(DEMO)
+    st.wait(120)
+    st.set_dates("2021-01-01", "2021-12-31")
+    st.set_collection_filter({SOURCE: ["image"]})
+    chosen = st.filters
+    a_file = home / "a-file"
+    a_file.write_text("not a folder")
+
+    st.output_dir = str(a_file)
+    st.start_download()
+    st.wait(60)
+    assert st.job_state == "idle" and "download" not in st.busy
+    assert st.errors["download"] == f"output_dir {a_file} exists and is not a folder"
+    assert st.dataset_id == DEMO and st.filters == chosen
+
+    st.output_dir = str(a_file / "below")
+    st.start_download()  # the folder is made by the job: it fails, with the reason
+    st.wait(60)
+    deadline = time.monotonic() + 30
+    while st.job_state != "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert st.job_state == "failed"
+    message = st.errors["download"]
+    assert message == (
+        f"Cannot write to {a_file / 'below'}: Not a directory. Choose another output directory."
+    )
+    assert "\n" not in message and "Traceback" not in message
+    assert not st.resumable  # nothing to resume: the button says "Start"
+    assert st.dataset_id == DEMO and st.filters == chosen
+
+    st.output_dir = str(home / "good")
+    st.start_download()
+    st.wait(60)
+    st.job.wait(120)
+    deadline = time.monotonic() + 10
+    while st.job_state != "finished" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert st.job_state == "finished" and "download" not in st.errors
+    assert st.notices["download"].endswith(f"into {home / 'good' / DEMO}.")
 
 
 def test_job_started_from_code_is_followed(hub: Hub, home: Path) -> None:
@@ -297,3 +446,13 @@ def test_friendly_error_never_is_a_traceback() -> None:
         "Permission denied: /x"
     )
     assert friendly_error(RuntimeError("boom")) == "Unexpected error (RuntimeError): boom"
+
+
+def test_tags_ignore_case(hub: Hub, home: Path) -> None:
+    st = connected(hub, home, then_search=False)
+    st.search(tags=["Crop Type", "SENTINEL-2"])
+    assert st.wait(60)
+    assert len(st.results) > 0
+    assert all(
+        {"crop type", "sentinel-2"} <= {t.casefold() for t in tags} for tags in st.results["tags"]
+    )

@@ -104,6 +104,15 @@ def test_login_panel_connects_and_shows_errors(home: Path) -> None:
         panel.root_url.value = "http://elsewhere.invalid/"
         panel.profile.value = "work"
         assert panel.root_url.value == hub.url
+        # a failed test under a working connection: no stale "✓ Connected" below the error
+        panel.profile.value = ""
+        panel.api_key.value = "wrong again"
+        panel.connect_button.click()
+        st.wait(60)
+        assert "The API key was rejected" in panel.status.value
+        assert "✓" not in panel.connection.value
+        assert "The previous connection stays in use: Connected to" in panel.connection.value
+        assert st.session.api_key == "sesame"  # still the one in use
 
 
 def test_login_panel_demo_choice_starts_the_bundled_hub(home: Path) -> None:
@@ -157,6 +166,34 @@ def test_search_panel_tags_text_sort_and_select(state: ExplorerState) -> None:
     state.dataset_id = "nasa_marine_debris"
     assert panel._row_cells["nasa_marine_debris"][0].button_style == "info"
     assert panel._row_cells[DEMO][0].button_style == ""
+
+
+def test_search_panel_badges_filter_and_empty_results(state: ExplorerState) -> None:
+    panel = SearchPanel(state)
+    until(lambda: len(panel._badges) == len(state.results) > 1)
+    badges = {ds: b.value for ds, b in panel._badges.items()}
+    assert "metadata only" in badges["ref_agrifieldnet_competition_v1"]
+    assert 'title="Metadata only: none of this dataset' in badges["ref_agrifieldnet_competition_v1"]
+    assert "downloadable" in badges[DEMO]
+    assert sum("downloadable" in b for b in badges.values()) == len(badges) - 1
+    # sorting by the download column puts the metadata-only dataset last
+    panel.sort_by("download", ascending=True)
+    assert list(panel._row_cells)[-1] == "ref_agrifieldnet_competition_v1"
+    # the filter box narrows the rows as one types (title, id, tag, licence; any case)
+    panel.row_filter.value = "MARINE"
+    assert list(panel._row_cells) == ["nasa_marine_debris"]
+    panel.row_filter.value = "no such words"
+    assert panel._row_cells == {}
+    assert "No row matches" in panel.table.children[-1].value
+    panel.row_filter.value = ""
+    assert len(panel._row_cells) == len(state.results)
+    # a search that finds nothing says what to do, not "0 datasets found. Click a title…"
+    panel.text.value = "no dataset has this phrase"
+    state.wait()
+    assert "No dataset</b> matches" in panel.count.value
+    assert "Click a title" not in panel.count.value
+    # tags need Ctrl/Shift-click to pick several: the panel says so
+    assert "Ctrl-click" in panel.tags_hint.value
 
 
 # -- MapFilterPanel ----------------------------------------------------------------------------
@@ -351,6 +388,40 @@ def test_download_panel_lists_failures_with_report_link(home: Path) -> None:
         until(lambda: "failed asset" in panel.failed.value)
         assert "documentation" in panel.failed.value
         assert 'download="err_report.csv"' in panel.failed.value
-        assert "press Start again" in panel.status.value
+        assert "Start again retries only those" in panel.status.value
+        assert "if_exists" not in panel.status.value
         assert panel.start_button.description == "Start (resume)"
         assert panel.bar.bar_style == "danger"
+        # nothing arrived: the bar is empty, not a full red "100 %"
+        assert panel.bar.value == 0.0 and "0 %" in panel.percent.value
+
+
+def test_download_panel_start_error_cancel_and_where_files_go(slow_hub: Hub, home: Path) -> None:
+    st = ExplorerState(output_dir=str(home / "a-file"))
+    (home / "a-file").write_text("x")
+    st.connect(root_url=slow_hub.url, then_search=False)
+    st.wait(60)
+    st.select_dataset(DEMO)
+    st.wait(120)
+    panel = DownloadPanel(st)
+    assert f"Files go to <code>{home / 'a-file' / DEMO}/</code>" in panel.output_where.value
+    st.set_collection_filter({SOURCE: ["image"]})
+    panel.start_button.click()
+    st.wait(60)
+    # the start failed: one line, and Start works again (no reload)
+    assert "exists and is not a folder" in panel.status.value
+    assert st.job_state == "idle" and "Starting" not in panel.progress_text.value
+    assert not panel.start_button.disabled and panel.start_button.description == "Start"
+    panel.output_dir.value = str(home / "out")
+    assert f"<code>{home / 'out' / DEMO}/</code>" in panel.output_where.value
+    panel.start_button.click()
+    until(lambda: st.job_state == "running" and st.progress is not None)
+    until(lambda: st.progress.assets_done > 0, timeout=60)
+    assert not panel.cancel_button.disabled
+    panel.cancel_button.click()
+    until(lambda: st.job_state == "cancelled" and "download" in st.warnings)
+    # a cancelled run is a warning (⚠), never a green ✓
+    assert "mlhub-msg-warn" in panel.status.value and "✓" not in panel.status.value
+    assert f"are in {home / 'out' / DEMO}" in panel.status.value
+    assert panel.start_button.description == "Start (resume)"
+    assert panel.cancel_button.disabled

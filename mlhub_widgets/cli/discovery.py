@@ -26,9 +26,16 @@ def _discovery(name: str) -> Handler:
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """datasets, collections, items, models, info (see mlhub_widgets.discovery)."""
 
-    def fmt(p: argparse.ArgumentParser) -> None:
+    def fmt(p: argparse.ArgumentParser, parquet: str) -> None:
         p.add_argument(
-            "--format", choices=("table", "csv", "json"), default="table", help="output format"
+            "--format",
+            choices=("table", "csv", "geojson", "parquet"),
+            default="table",
+            help=f"output format: a table, CSV, a GeoJSON FeatureCollection or {parquet} "
+            "(parquet needs --output or a redirected stdout)",
+        )
+        p.add_argument(
+            "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
         )
 
     p = sub.add_parser("datasets", help="list datasets (filter by tags or text)")
@@ -46,14 +53,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="PHRASE",
         help="datasets containing any of these phrases",
     )
-    fmt(p)
+    fmt(p, "GeoParquet")
     add_session_options(p)
     add_source_option(p)
     p.set_defaults(handler=_discovery("cli_datasets"))
 
     p = sub.add_parser("collections", help="list collections (of one dataset)")
     p.add_argument("--dataset", metavar="ID_OR_DOI", help="only this dataset's collections")
-    fmt(p)
+    fmt(p, "GeoParquet")
     add_session_options(p)
     add_source_option(p)
     p.set_defaults(handler=_discovery("cli_collections"))
@@ -71,13 +78,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--limit", type=int, default=100, metavar="N", help="at most N items (default 100)"
     )
     group.add_argument("--all", action="store_true", help="every item")
-    fmt(p)
+    fmt(p, "stac-geoparquet")
     add_session_options(p)
     add_source_option(p)
     p.set_defaults(handler=_discovery("cli_items"))
 
     p = sub.add_parser("models", help="list ML models")
-    fmt(p)
+    p.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output format"
+    )
     add_session_options(p)
     p.set_defaults(handler=_discovery("cli_models"))
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..download.defaults import DEFAULT_WORKERS
 from .options import (
     UsageError,
     add_session_options,
@@ -41,11 +42,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--catalog-only", action="store_true", help="only the catalogue")
     p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
-    p.add_argument("--workers", type=int, help="concurrent transfers (default 64)")
+    p.add_argument("--workers", type=int, help=f"concurrent transfers (default {DEFAULT_WORKERS})")
     p.add_argument(
-        "--estimate", action="store_true", help="print what the filters select; download nothing"
+        "--estimate",
+        action="store_true",
+        help="print what the filters select and its size; writes nothing to the output folders "
+        "(the catalogue is read in a temporary folder, removed afterwards)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress (default: bars on a terminal, else a line every few seconds)",
+    )
     add_session_options(p)
     add_source_option(p)
     p.set_defaults(handler=_cmd_download)
@@ -58,7 +67,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("collection_id", metavar="COLLECTION_ID")
     p.add_argument("-o", "--output-dir", default=".", help="folder (default .)")
     p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (none unless on a terminal)"
+    )
     add_session_options(p)
     p.set_defaults(handler=_cmd_archive)
 
@@ -113,13 +124,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.estimate:
-        plan = plan_download(
-            args.dataset_id,
-            args.output_dir,
-            asset_output_dir=args.asset_output_dir,
-            **filters,
-            **_session_args(args),
-        )
+        import tempfile
+
+        # plan_download keeps the catalogue and the index for the download that usually
+        # follows; an estimate from the shell writes nothing where the user pointed
+        with tempfile.TemporaryDirectory(prefix="mlhub-estimate-") as scratch:
+            plan = plan_download(args.dataset_id, scratch, **filters, **_session_args(args))
         print(plan)
         return 0
     try:
@@ -150,7 +160,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
         args.collection_id,
         args.output_dir,
         if_exists=args.if_exists,
-        progress=not args.quiet,
+        progress=not args.quiet and sys.stderr.isatty(),
         **_session_args(args),
     )
     print(path)

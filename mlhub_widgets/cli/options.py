@@ -15,7 +15,21 @@ class UsageError(Exception):
 
 
 def print_error(message: str) -> None:
-    print(f"mlhub: error: {message}", file=sys.stderr)
+    """Print ``mlhub: error: message`` on stderr, always as one line."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"mlhub: error: {text or 'unknown error'}", file=sys.stderr, flush=True)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``Permission denied: /data/x`` for an ``OSError`` (no ``[Errno 13]``, both paths shown)."""
+    if not exc.strerror:
+        return str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return str(exc.strerror)
+    text = f"{exc.strerror}: {exc.filename}"
+    if exc.filename2 is not None:
+        text += f" -> {exc.filename2}"
+    return text
 
 
 def add_session_options(parser: argparse.ArgumentParser) -> None:

@@ -8,10 +8,17 @@ The file is INI, compatible with ``radiant_mlhub``::
     [staging]
     api_key = ...
     root_url = https://staging.example.org/mlhub/v1/
+    proxy = http://proxy.example.org:3128
+    verify = /etc/ssl/corp-ca.pem
+
+``proxy`` (every request of the profile goes through it) and ``verify`` (a CA bundle to trust
+as well, or ``false``) are optional.
 
 Writes are atomic (temporary file + rename) and the file is created with mode 0600. Reading a
-file that others may read logs a warning. Problems with the file raise :class:`ProfileError`
-naming the file and the profile, never a raw ``configparser`` traceback.
+file that others may read, or one in a folder others may write to, issues a
+:class:`~mlhub_widgets.exceptions.MLHubWarning` (shown in notebooks and on the command line).
+Problems with the file raise :class:`ProfileError` naming the file and the profile, never a raw
+``configparser`` traceback.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import logging
 import os
 import stat
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..exceptions import ProfileError
+from ..exceptions import MLHubWarning, ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,10 @@ class Profile:
     name: str
     api_key: str
     root_url: str | None = None
+    #: a proxy URL for every request of the profile (``None``: the environment's)
+    proxy: str | None = None
+    #: ``False``, or a CA bundle path to trust as well (``None``: the default)
+    verify: bool | str | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"Profile(name={self.name!r}, api_key='***', root_url={self.root_url!r})"
@@ -69,11 +81,19 @@ def _read(path: Path) -> configparser.ConfigParser:
     except OSError as exc:
         raise ProfileError(f"Cannot read profiles file {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning(
-            "Profiles file %s is readable by other users (mode %o); run: chmod 600 %s",
-            path,
-            stat.S_IMODE(mode),
-            path,
+        _warn(
+            f"Profiles file {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {path}"
+        )
+    try:
+        folder_mode = path.parent.stat().st_mode
+    except OSError:
+        folder_mode = 0
+    if folder_mode & (stat.S_IWGRP | stat.S_IWOTH) and not folder_mode & stat.S_ISVTX:
+        _warn(
+            f"Folder {path.parent} can be written by other users (mode "
+            f"{stat.S_IMODE(folder_mode):o}), who could replace your profiles; "
+            f"run: chmod 700 {path.parent}"
         )
     try:
         with path.open(encoding="utf-8") as fh:
@@ -88,6 +108,27 @@ def _read(path: Path) -> configparser.ConfigParser:
     return parser
 
 
+def _warn(message: str) -> None:
+    log.warning("%s", message)
+    warnings.warn(message, MLHubWarning, stacklevel=4)
+
+
+def _profile(parser: configparser.ConfigParser, name: str, key: str, path: Path) -> Profile:
+    root = parser.get(name, "root_url", fallback="").strip() or None
+    proxy = parser.get(name, "proxy", fallback="").strip() or None
+    raw_verify = parser.get(name, "verify", fallback="").strip()
+    verify: bool | str | None
+    if not raw_verify:
+        verify = None
+    elif raw_verify.lower() in ("false", "no", "off", "0"):
+        verify = False
+    elif raw_verify.lower() in ("true", "yes", "on", "1"):
+        verify = True
+    else:
+        verify = raw_verify
+    return Profile(name, key, root, proxy, verify)
+
+
 def list_profiles(path: Path | None = None) -> list[Profile]:
     """Every profile in the file that has an ``api_key`` (an absent file gives ``[]``)."""
     path = path or profiles_path()
@@ -96,8 +137,7 @@ def list_profiles(path: Path | None = None) -> list[Profile]:
     for name in parser.sections():
         key = parser.get(name, "api_key", fallback="").strip()
         if key:
-            root = parser.get(name, "root_url", fallback="").strip() or None
-            out.append(Profile(name, key, root))
+            out.append(_profile(parser, name, key, path))
     return out
 
 
@@ -128,8 +168,7 @@ def load_profile(name: str | None = None, path: Path | None = None) -> Profile:
             f"Profile '{name}' in {path} has no api_key; "
             f"set it with: mlhub configure --profile {name}"
         )
-    root = parser.get(name, "root_url", fallback="").strip() or None
-    return Profile(name, key, root)
+    return _profile(parser, name, key, path)
 
 
 def save_profile(

@@ -19,29 +19,28 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from .._version import __version__
 from ..exceptions import (
     APIKeyNotFound,
     AuthenticationError,
     EntityDoesNotExist,
-    MLHubException,
     MLHubHTTPError,
     MLHubResponseError,
 )
-from ..net.redact import install_log_redaction, redact_text, redact_url
-from ..net.retry import backoff_delay, retry_after_seconds
+from ..net.http import Credentials, Document, error_detail, origin_of, strip_secrets
+from ..net.redact import redact_text, redact_url
+from ..net.retry import RetryPolicy
+from ..net.settings import USER_AGENT, NetworkSettings
+from ..net.sync import fetch
+from ..net.tls import VerifySetting
 from . import profiles
 
 log = logging.getLogger(__name__)
-install_log_redaction()
 
 DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
 ANONYMOUS_PROFILE = "__anonymous__"
@@ -49,21 +48,19 @@ API_KEY_ENV = "MLHUB_API_KEY"
 PROFILE_ENV = "MLHUB_PROFILE"
 ROOT_URL_ENV = "MLHUB_ROOT_URL"
 
-#: Statuses worth another try: rate limiting and server-side trouble.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: (connect, read) timeouts in seconds applied when a call does not give its own.
 DEFAULT_TIMEOUT = (10.0, 60.0)
 
-USER_AGENT = (
-    f"mlhub_widgets/{__version__} (Python {platform.python_version()}; {platform.system()})"
-)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
+__all__ = [
+    "ANONYMOUS_PROFILE",
+    "DEFAULT_ROOT_URL",
+    "USER_AGENT",
+    "Session",
+    "SessionResponse",
+    "get_session",
+    "require_api_key",
+    "resolve_api_key",
+]
 
 
 def _normalise_root(url: str) -> str:
@@ -73,13 +70,53 @@ def _normalise_root(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-class Session(requests.Session):
-    """A :class:`requests.Session` bound to one MLHub API root.
+class SessionResponse:
+    """A complete answer of :meth:`Session.request`: the familiar ``requests`` attributes.
+
+    Attributes:
+        status_code: the HTTP status.
+        headers: case-insensitive headers.
+        url: the final URL (after redirects), credentials masked.
+        content: the body.
+        method: the request method.
+    """
+
+    __slots__ = ("content", "headers", "method", "status_code", "url")
+
+    def __init__(self, doc: Document, method: str, secrets: tuple[str, ...]) -> None:
+        self.status_code = doc.status
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(doc.headers))
+        self.url = redact_text(redact_url(doc.url), *secrets)
+        self.content = doc.body
+        self.method = method
+
+    @property
+    def ok(self) -> bool:
+        """True for a status below 400."""
+        return self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (:class:`ValueError` if it is not JSON)."""
+        return json.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<SessionResponse [{self.status_code}] {self.url}>"
+
+
+class Session:
+    """A connection to one MLHub API root, on the package's HTTP layer.
 
     Relative URLs (``"datasets"``, ``"/collections/x"``) are joined to :attr:`root_url`. Every
-    request gets ``Accept: application/json``, a descriptive ``User-Agent`` and timeouts; the API
-    key goes only to the root's origin. Failed requests are retried (connection errors, 429 and
-    5xx, honouring ``Retry-After``) a bounded number of times, then mapped to exceptions.
+    request gets ``Accept: application/json``, a descriptive ``User-Agent``, the session's
+    proxy and TLS settings, a deadline and a size cap; the API key goes only to the root's
+    origin (never to a host a redirect leads to). Failed requests are retried (connection
+    errors, 408/429/5xx, honouring ``Retry-After``) a bounded number of times, then mapped to
+    exceptions.
 
     Args:
         api_key: the key, or ``None`` for anonymous access.
@@ -87,7 +124,12 @@ class Session(requests.Session):
         max_attempts: attempts per request, first one included.
         backoff: base of the exponential backoff in seconds.
         max_retry_time: total seconds a request may spend waiting between attempts.
-        timeout: default ``(connect, read)`` timeout in seconds.
+        timeout: ``(connect, read)`` timeouts in seconds.
+        profile: the profile the key came from (shown in messages).
+        proxy: a proxy URL for every request, ``False`` for none, ``None`` for the
+            environment's ``HTTP(S)_PROXY``/``NO_PROXY``.
+        verify: ``True``, a CA bundle path to trust as well, or ``False`` (with a warning).
+        network: complete network settings (overrides the arguments above it).
     """
 
     def __init__(
@@ -100,17 +142,27 @@ class Session(requests.Session):
         max_retry_time: float = 60.0,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         profile: str | None = None,
+        proxy: str | bool | None = None,
+        verify: VerifySetting = True,
+        network: NetworkSettings | None = None,
     ) -> None:
-        super().__init__()
         self._api_key = api_key or None
         self.root_url = _normalise_root(root_url or DEFAULT_ROOT_URL)
         self.profile = profile
-        self.max_attempts = max(1, max_attempts)
-        self.backoff = backoff
-        self.max_retry_time = max_retry_time
-        self.timeout = timeout
-        self.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-        self._root_origin = _origin(self.root_url)
+        self.network = network or NetworkSettings(
+            proxy=proxy,
+            verify=verify,
+            connect_timeout=timeout[0],
+            read_timeout=timeout[1],
+            retry=RetryPolicy(
+                max_attempts=max(1, max_attempts), backoff=backoff, max_retry_time=max_retry_time
+            ),
+        )
+        self.network.proxies()  # a bad proxy setting fails here, with its one-line reason
+        self.headers: dict[str, str] = {"Accept": "application/json"}
+        self.credentials = Credentials(
+            origin_of(self.root_url), {}, {"key": self._api_key} if self._api_key else {}
+        )
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -139,76 +191,93 @@ class Session(requests.Session):
 
     def is_api_url(self, url: str) -> bool:
         """True when ``url`` is on the API root's origin (the only place the key may go)."""
-        return _origin(self.url_for(url)) == self._root_origin
+        return origin_of(self.url_for(url)) == self.credentials.origin
 
     def redact(self, text: str) -> str:
-        """Mask this session's key (and any ``key=`` parameter) in ``text``."""
+        """Mask this session's key (and any credential parameter) in ``text``."""
         return redact_text(text, self._api_key)
 
     # -- requests ----------------------------------------------------------------------------
-    def request(  # type: ignore[override]
-        self, method: str, url: str | bytes, **kwargs: Any
-    ) -> requests.Response:
-        """Send a request with key scoping, timeouts, retries and error mapping.
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
+        raise_errors: bool = True,
+    ) -> SessionResponse:
+        """Send a request with key scoping, retries, a deadline, a size cap and error mapping.
 
-        Extra keyword ``raise_errors=False`` returns error responses instead of raising.
+        ``raise_errors=False`` returns error answers instead of raising.
+
+        Raises:
+            AuthenticationError: 401.
+            EntityDoesNotExist: 404.
+            MLHubHTTPError: another status >= 400 (after retries for 429/5xx).
+            ResponseTooLarge: an answer over the documents' size cap.
+            NetworkError: the request could not be completed.
         """
-        raise_errors: bool = kwargs.pop("raise_errors", True)
-        full = self.url_for(url.decode() if isinstance(url, bytes) else url)
-        if self._api_key and self.is_api_url(full):
-            kwargs["params"] = _with_key(kwargs.get("params"), self._api_key)
-        kwargs.setdefault("timeout", self.timeout)
         method = method.upper()
-        started = time.monotonic()
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = super().request(method, full, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                delay = backoff_delay(attempt, self.backoff, 30.0)
-                if attempt >= self.max_attempts or waited + delay > self.max_retry_time:
-                    raise MLHubException(
-                        f"{method} {redact_url(full)} failed after {attempt} attempt(s) "
-                        f"in {time.monotonic() - started:.1f}s: {self.redact(_short(exc))}"
-                    ) from None
-                log.info(
-                    "retrying %s %s in %.2fs after %s",
-                    method,
-                    redact_url(full),
-                    delay,
-                    type(exc).__name__,
-                )
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    break
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                delay = (
-                    retry_after
-                    if retry_after is not None
-                    else backoff_delay(attempt, self.backoff, 30.0)
-                )
-                if attempt >= self.max_attempts or waited + delay > self.max_retry_time:
-                    break
-                log.info(
-                    "retrying %s %s in %.2fs after HTTP %s",
-                    method,
-                    redact_url(full),
-                    delay,
-                    response.status_code,
-                )
-                response.close()
-            time.sleep(delay)
-            waited += delay
-        if raise_errors and response.status_code >= 400:
-            raise self._error_for(response, method, full)
+        full = _with_params(self.url_for(url), params)
+        doc = fetch(
+            full,
+            settings=self.network,
+            credentials=self.credentials,
+            headers={**self.headers, **(headers or {})},
+            method=method,
+            json=json,
+            follow_redirects=allow_redirects,
+        )
+        response = SessionResponse(doc, method, self.credentials.secrets())
+        if raise_errors and doc.status >= 400:
+            raise self._error_for(doc, method)
         return response
 
-    def _error_for(self, response: requests.Response, method: str, url: str) -> MLHubHTTPError:
-        detail = _detail(response)
+    def get(self, url: str, **kwargs: Any) -> SessionResponse:
+        """``request("GET", url, ...)``."""
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> SessionResponse:
+        """``request("POST", url, ...)``."""
+        return self.request("POST", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> SessionResponse:
+        """``request("HEAD", url, ...)``."""
+        return self.request("HEAD", url, **kwargs)
+
+    def locate(self, url: str) -> str:
+        """Where ``url`` (an API path such as ``catalog/{id}``) sends its download: the
+        ``Location`` of its redirect, resolved, or the API URL itself.
+
+        A ``Location`` on another origin never carries this session's credentials (an API that
+        echoes its query string, ``?key=...``, into the redirect has them removed); fetch the
+        result with :attr:`credentials`, which only apply on the API's origin.
+
+        Raises:
+            EntityDoesNotExist, MLHubHTTPError, NetworkError: as :meth:`request`.
+        """
+        full = self.url_for(url)
+        response = self.request("GET", full, allow_redirects=False)
+        location = response.headers.get("Location")
+        if response.status_code not in (301, 302, 303, 307, 308) or not location:
+            return full
+        target = urljoin(full, location.strip())
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise MLHubResponseError(
+                f"{redact_url(full)} redirects to a non-HTTP URL", url=full, status_code=301
+            )
+        if origin_of(target) != self.credentials.origin:
+            target = strip_secrets(target, self.credentials.secrets())
+        return target
+
+    def _error_for(self, doc: Document, method: str) -> MLHubHTTPError:
+        detail = error_detail(doc.body, doc.content_type)
         detail = self.redact(detail) if detail else None
-        status = response.status_code
+        url = self.redact(redact_url(doc.url))
+        status = doc.status
         if status == 401:
             why = "No API key was sent" if self.anonymous else "The API key was rejected"
             hint = (
@@ -220,7 +289,7 @@ class Session(requests.Session):
                 method,
                 url,
                 detail,
-                message=f"Authentication failed for {method} {redact_url(url)}: {hint}",
+                message=f"Authentication failed for {method} {url}: {hint}",
             )
         if status == 404:
             return EntityDoesNotExist(status, method, url, detail)
@@ -228,18 +297,17 @@ class Session(requests.Session):
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
         """GET ``url`` and return its JSON body (clear error if the body is not JSON)."""
-        response = self.get(url, **kwargs)
-        return self.json_of(response)
+        return self.json_of(self.get(url, **kwargs))
 
-    def json_of(self, response: requests.Response) -> Any:
+    def json_of(self, response: SessionResponse) -> Any:
         """Decode a JSON response, raising :class:`MLHubResponseError` for anything else."""
         try:
             return response.json()
-        except (ValueError, json.JSONDecodeError):
+        except ValueError:
             ctype = response.headers.get("Content-Type", "unknown type")
-            start = response.text[:80].replace("\n", " ")
+            start = self.redact(response.text[:80].replace("\n", " "))
             raise MLHubResponseError(
-                f"Expected JSON from {response.request.method} {redact_url(response.url)} "
+                f"Expected JSON from {response.method} {response.url} "
                 f"but got {ctype} (HTTP {response.status_code}): {start!r}",
                 url=response.url,
                 status_code=response.status_code,
@@ -248,7 +316,9 @@ class Session(requests.Session):
     def paginate(self, url: str, **kwargs: Any) -> Iterator[Any]:
         """Yield every page of a paged endpoint, following ``rel="next"`` links.
 
-        ``params`` are sent with the first request only: ``next`` links carry their own query.
+        ``params`` are sent with the first request only: ``next`` links carry their own
+        query. A page whose ``next`` link was seen before ends with an error (a server that
+        pages in a circle would otherwise never stop).
         """
         page: Any = self.get_json(url, **kwargs)
         kwargs.pop("params", None)
@@ -264,14 +334,15 @@ class Session(requests.Session):
             page = self.get_json(nxt, **kwargs)
 
 
-def _with_key(params: Any, key: str) -> Any:
-    if params is None:
-        return {"key": key}
-    if isinstance(params, Mapping):
-        return {**params, "key": key}
-    if isinstance(params, list | tuple):
-        return [*params, ("key", key)]
-    raise TypeError(f"params must be a mapping or a list of pairs, not {type(params).__name__}")
+def _with_params(url: str, params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> str:
+    if not params:
+        return url
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+    if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+        raise TypeError("params must be a mapping or a list of pairs")
+    parts = urlsplit(url)
+    query = urlencode([(str(k), str(v)) for k, v in pairs])
+    return urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
 
 
 def _next_link(page: Any) -> str | None:
@@ -281,23 +352,6 @@ def _next_link(page: Any) -> str | None:
         if isinstance(link, Mapping) and link.get("rel") == "next" and link.get("href"):
             return str(link["href"])
     return None
-
-
-def _detail(response: requests.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return text[:200] if text and not text.lstrip().startswith("<") else None
-    if isinstance(body, Mapping):
-        detail = body.get("detail") or body.get("message") or body.get("description")
-        return str(detail) if detail else None
-    return None
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def resolve_api_key(
@@ -342,6 +396,11 @@ def get_session(
     """
     key, prof = resolve_api_key(api_key, profile)
     root = root_url or os.environ.get(ROOT_URL_ENV) or (prof.root_url if prof else None)
+    if prof is not None:
+        if prof.proxy is not None:
+            session_options.setdefault("proxy", prof.proxy)
+        if prof.verify is not None:
+            session_options.setdefault("verify", prof.verify)
     return Session(
         api_key=key,
         root_url=root or DEFAULT_ROOT_URL,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..exceptions import CatalogError, DiskFullError, NoAssetsSelected
     from .api import download_archive, download_dataset, plan_download
+    from .defaults import DEFAULT_WORKERS
     from .events import (
         AssetFailed,
         AssetFinished,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .job import DownloadJob, iter_events_until_done
 
 __all__ = [
+    "DEFAULT_WORKERS",
     "AssetFailed",
     "AssetFinished",
     "AssetRetried",
@@ -94,6 +96,7 @@ _LAZY_EXPORTS = {
         ".events",
     ),
     **dict.fromkeys(("DownloadJob", "iter_events_until_done"), ".job"),
+    "DEFAULT_WORKERS": ".defaults",
     **dict.fromkeys(("download_archive", "download_dataset", "plan_download"), ".api"),
     # the errors a download raises, also importable from here (they live in exceptions)
     **dict.fromkeys(("CatalogError", "DiskFullError", "NoAssetsSelected"), "..exceptions"),

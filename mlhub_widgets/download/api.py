@@ -30,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..config.session import Session, get_session
 from ..exceptions import (
@@ -49,8 +50,14 @@ from . import transfer
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
-from .pipeline import Pipeline, ignore_event, make_config, validate_common, with_key
-from .progress import TqdmProgress
+from .pipeline import (
+    Pipeline,
+    ignore_event,
+    make_config,
+    output_folder_error,
+    validate_common,
+)
+from .progress import console_progress
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
@@ -81,9 +88,12 @@ def download_dataset(
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
 
     Arguments are validated before any request. ``progress``: ``True`` for tqdm bars on
-    stderr, ``False`` for none, or a callable receiving every event. With ``background=True``
-    the running :class:`DownloadJob` is returned at once; otherwise the call blocks
-    (Ctrl-C cancels the job, leaving it resumable) and returns a :class:`DownloadSummary`.
+    stderr (a plain line every few seconds when stderr is not a terminal, e.g. a log file),
+    ``False`` for none, or a callable receiving every event. ``workers``: concurrent
+    transfers (default :data:`~mlhub_widgets.download.DEFAULT_WORKERS`, 64). With
+    ``background=True`` the running :class:`DownloadJob` is returned at once; otherwise the
+    call blocks (Ctrl-C cancels the job, leaving it resumable) and returns a
+    :class:`DownloadSummary`.
 
     ``source`` (a :class:`~mlhub_widgets.sources.Source`, or a URL/path for
     :func:`~mlhub_widgets.open_source`) downloads from a static STAC catalogue or a STAC API
@@ -123,7 +133,7 @@ def download_dataset(
         source=source,
     )
     if progress is True:
-        job.subscribe(TqdmProgress(dataset_id))
+        job.subscribe(console_progress(dataset_id))
     elif callable(progress):
         job.subscribe(progress)
     job.start()
@@ -181,10 +191,16 @@ def plan_download(
     )
     pipeline = Pipeline(cfg, ignore_event, threading.Event())
     try:
-        pipeline.fetch_catalog()
-        with Manifest(cfg.manifest_path) as db:
-            pipeline.prepare_index(db, inline=True)
-            return pipeline.plan(db)
+        with pipeline.locked():
+            pipeline.fetch_catalog()
+            with Manifest(cfg.manifest_path) as db:
+                pipeline.prepare_index(db, inline=True)
+                return pipeline.plan(db)
+    except (OSError, sqlite3.Error) as exc:
+        error = output_folder_error(exc, cfg)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         pipeline.close()
 
@@ -206,7 +222,7 @@ def download_archive(
     with parallel ranges; ``Content-MD5`` is checked when the storage sends it.
 
     Raises:
-        EntityDoesNotExist: no such archive (it may not exist, or may still be generating).
+        EntityDoesNotExist: the server has no archive file for this collection.
         ValueError: ``output_dir`` is a file or ``if_exists`` is unknown.
     """
     validate_common(if_exists, None)
@@ -214,36 +230,40 @@ def download_archive(
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
+    return _download_archive(collection_id, out, if_exists, sess, progress)
+
+
+def _missing_archive_message(collection_id: str, sess: Session) -> str:
+    """Why ``archive/{id}`` answered 404, as ``archive/{id}/info`` tells it."""
     try:
-        return _download_archive(collection_id, out, if_exists, sess, progress)
-    finally:
-        if sess is not session:
-            sess.close()
+        info = sess.get_json(f"archive/{collection_id}/info")
+    except MLHubException:
+        return f'collection "{collection_id}" has no archive on this server'
+    size = info.get("size") if isinstance(info, Mapping) else None
+    listed = f" ({size:,} bytes)" if isinstance(size, int) else ""
+    return (
+        f'the server lists an archive of collection "{collection_id}"{listed} '
+        "but has no file for it (404)"
+    )
 
 
 def _download_archive(
     collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
 ) -> Path:
     try:
-        response = sess.get(f"archive/{collection_id}", allow_redirects=False)
+        url = sess.locate(f"archive/{collection_id}")
     except EntityDoesNotExist as exc:
         raise EntityDoesNotExist(
             exc.status_code,
             exc.method,
             exc.url,
             exc.detail,
-            message=f'Archive "{collection_id}" does not exist and may still be generating. '
-            "Please try again later.",
+            message=_missing_archive_message(collection_id, sess),
         ) from None
-    location = response.headers.get("Location")
-    response.close()
-    if response.status_code in (301, 302, 303, 307, 308) and location:
-        url = location if urlsplit(location).scheme else sess.url_for(location)
-    else:
-        url = sess.url_for(f"archive/{collection_id}")
-    if sess.is_api_url(url) and sess.api_key:
-        url = with_key(url, sess.api_key)
-    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or f"{collection_id}.tar.gz"
+    path = urlsplit(url).path
+    name = unquote(path.rsplit("/", 1)[-1])
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        name = f"{collection_id}.tar.gz"  # the URL names a folder, or no safe file name
     out.mkdir(parents=True, exist_ok=True)
     dest = out / name
     if if_exists == "skip" and dest.exists():
@@ -270,6 +290,8 @@ def _download_archive(
             if_exists=if_exists,
             parallel_ranges=8,
             on_bytes=on_bytes,
+            credentials=sess.credentials,
+            network=sess.network,
         )
     finally:
         if bar is not None:

@@ -121,7 +121,10 @@ class ProgressSnapshot:
     ``assets_done`` counts assets transferred by this run, ``assets_skipped`` those already
     complete on disk; ``bytes_done`` includes the bytes of skipped files. Totals may grow while
     the index is still being built (``index_complete`` is False until then). ``bytes_total``
-    is ``None`` when sizes are unknown. ``rate`` is smoothed (bytes/s); ``eta`` is in seconds.
+    is ``None`` when sizes are unknown; ``bytes_estimate`` is then the catalogue's estimate of
+    the selected bytes (``estimated_dataset_size`` pro rata of the selected assets), or ``None``.
+    ``rate`` is the mean rate over the last few seconds (bytes/s); ``eta`` is in seconds (from
+    ``bytes_total``, else from ``bytes_estimate``).
     """
 
     state: JobState
@@ -140,6 +143,7 @@ class ProgressSnapshot:
     per_collection: Mapping[str, CollectionProgress] = field(
         default_factory=lambda: types.MappingProxyType({})
     )
+    bytes_estimate: int | None = None
 
     @property
     def assets_finished(self) -> int:
@@ -185,6 +189,9 @@ class DownloadSummary:
     cancelled: bool = False
     catalog_only: bool = False
     per_collection: Mapping[str, CollectionProgress] = field(default_factory=dict)
+    #: The downloaded catalogue's ``catalog.json``, its asset hrefs pointing at the local files
+    #: (a self-contained STAC catalogue: :func:`mlhub_widgets.open_local` reads it).
+    local_catalog: Path | None = None
 
     @property
     def complete(self) -> bool:
@@ -274,14 +281,22 @@ class DownloadPlan:
     total_assets: int
 
     def __str__(self) -> str:
-        size = human_bytes(self.bytes) + ("" if self.bytes_exact else " (estimated)")
-        lines = [f"{self.dataset_id}: {self.assets} assets, {size} ({self.filter_description})"]
+        lines = [
+            f"{self.dataset_id}: {self.assets} assets, {self._size(self.bytes)} "
+            f"({self.filter_description})"
+        ]
         for cid, info in self.per_collection.items():
-            lines.append(f"  {cid}: {info['assets']} assets, {human_bytes(info['bytes'])}")
+            lines.append(f"  {cid}: {info['assets']} assets, {self._size(info['bytes'])}")
         if self.items_excluded:
             parts = ", ".join(f"{n} {why}" for why, n in self.items_excluded.items())
             lines.append(f"  items excluded: {parts}")
         return "\n".join(lines)
+
+    def _size(self, n: int) -> str:
+        """``57.9 MB``, ``57.9 MB (estimated)``, or ``size unknown`` when nothing gives one."""
+        if self.bytes_exact:
+            return human_bytes(n)
+        return f"{human_bytes(n)} (estimated)" if n else "size unknown"
 
 
 def human_bytes(n: float) -> str:

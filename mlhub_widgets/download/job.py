@@ -45,7 +45,7 @@ from .index import Cancelled
 from .job_run import JobRun
 from .manifest import Manifest
 from .outcome_writer import TRANSFER_CACHE_KIB
-from .pipeline import Pipeline, make_config
+from .pipeline import Pipeline, make_config, output_folder_error
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
@@ -111,6 +111,16 @@ class DownloadJob(JobRun):
     def dataset_id(self) -> str:
         """The dataset being downloaded."""
         return self._cfg.dataset_id
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the catalogue is written (absolute)."""
+        return self._cfg.output_dir
+
+    @property
+    def asset_dir(self) -> Path:
+        """The folder the dataset's assets go to (absolute)."""
+        return self._cfg.dataset_asset_dir
 
     @property
     def state(self) -> JobState:
@@ -240,7 +250,12 @@ class DownloadJob(JobRun):
         except Cancelled:
             self._finish_cancelled()
         except BaseException as exc:
-            self._fail(self._disk_full_error(exc, pipeline) if _is_disk_full(exc) else exc)
+            if isinstance(exc, DiskFullError):  # already says what filled the disk
+                self._fail(exc)
+            elif _is_disk_full(exc):
+                self._fail(self._disk_full_error(exc, pipeline))
+            else:
+                self._fail(output_folder_error(exc, self._cfg) or exc)
         else:
             if self._cancel.is_set() and summary.cancelled:
                 self._summary = summary
@@ -329,6 +344,10 @@ class DownloadJob(JobRun):
         self._emit(JobFailed(exc))
 
     def _execute(self, pipeline: Pipeline) -> DownloadSummary:
+        with pipeline.locked():  # one download of the dataset per folder at a time
+            return self._execute_locked(pipeline)
+
+    def _execute_locked(self, pipeline: Pipeline) -> DownloadSummary:
         cfg = self._cfg
         started = time.monotonic()
         self._phase = "catalog"
@@ -343,6 +362,7 @@ class DownloadJob(JobRun):
             if pipeline.builder is None:
                 self._index_done(db, pipeline, started)
             if cfg.catalog_only:
+                self._local_catalog = pipeline.write_local_catalog(db)
                 self._phase = "done"
                 return self._summarize(db, started, catalog_only=True)
             complete = False
@@ -358,6 +378,8 @@ class DownloadJob(JobRun):
                 cancelled = asyncio.run(self._transfer(db, pipeline, started))
             if pipeline.builder is not None and not cancelled:
                 pipeline.finish_build(db)
+            if not cancelled:
+                self._local_catalog = pipeline.write_local_catalog(db)
             summary = self._summarize(db, started, cancelled=cancelled)
             if not cancelled and summary.assets_selected == 0:
                 raise pipeline.no_assets_error(db)

@@ -13,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
 import threading
 import time
 import types
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from ..config.session import Session
 from ..net.redact import redact_text, redact_url
 from . import transfer
+from .catalog_archive import index_path_problem
 from .disk_check import check_done_files
 from .events import (
     AssetFailed,
@@ -50,12 +53,15 @@ from .manifest import (
     Outcome,
 )
 from .outcome_writer import OutcomeWriter
-from .pipeline import DownloadConfig, Pipeline, with_key
+from .pipeline import DownloadConfig, Pipeline
 from .report import write_err_report
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 0.125
+#: Seconds of history the rate (and so the ETA) is averaged over: long enough that one slow or
+#: fast file does not make them jump, short enough to follow a real change of speed.
+RATE_WINDOW = 5.0
 _FETCH_ROWS = 512
 
 
@@ -76,6 +82,7 @@ class JobRun:
         self._control = transfer.TransferControl()
         self._started_at: float | None = None
         self._ended_at: float | None = None
+        self._local_catalog: Path | None = None
         # counters (written by the job thread only)
         self._total = 0
         self._index_complete = False
@@ -87,8 +94,9 @@ class JobRun:
         self._bytes_downloaded = 0
         self._bytes_total_known = 0
         self._sizes_known = True
+        self._bytes_estimate: int | None = None
         self._rate = 0.0
-        self._rate_mark: tuple[float, int] | None = None
+        self._rate_samples: deque[tuple[float, int]] = deque()
         self._per_total: Counter[str] = Counter()
         self._per_done: Counter[str] = Counter()
         self._per_skipped: Counter[str] = Counter()
@@ -109,11 +117,12 @@ class JobRun:
         now = self._ended_at or time.monotonic()
         elapsed = now - self._started_at if self._started_at is not None else 0.0
         bytes_total = self._bytes_total_known if self._sizes_known else None
+        expected = bytes_total if bytes_total is not None else self._bytes_estimate
         eta: float | None = None
-        if self._rate > 0 and bytes_total is not None:
-            eta = max(0.0, (bytes_total - self._bytes_done) / self._rate)
-        elif self._phase == "done":
+        if self._phase == "done":
             eta = 0.0
+        elif self._rate > 0 and expected is not None and expected >= self._bytes_done:
+            eta = (expected - self._bytes_done) / self._rate
         per = {
             cid: CollectionProgress(
                 total=n,
@@ -138,6 +147,7 @@ class JobRun:
             elapsed=elapsed,
             index_complete=self._index_complete,
             per_collection=types.MappingProxyType(per),
+            bytes_estimate=None if bytes_total is not None else self._bytes_estimate,
         )
 
     def _tick(self, force: bool = False) -> None:
@@ -145,15 +155,22 @@ class JobRun:
         if not force and now - self._last_progress < PROGRESS_INTERVAL:
             return
         self._last_progress = now
-        if self._rate_mark is not None:
-            t0, b0 = self._rate_mark
-            if now - t0 >= 0.1:
-                inst = (self._bytes_downloaded - b0) / (now - t0)
-                self._rate = inst if self._rate == 0 else 0.3 * inst + 0.7 * self._rate
-                self._rate_mark = (now, self._bytes_downloaded)
-        else:
-            self._rate_mark = (now, self._bytes_downloaded)
+        self._update_rate(now)
         self._emit(ProgressUpdated(self._snapshot()))
+
+    def _update_rate(self, now: float) -> None:
+        """The mean rate over the last :data:`RATE_WINDOW` seconds (0 while paused)."""
+        samples = self._rate_samples
+        if self._state == "paused":
+            samples.clear()
+            self._rate = 0.0
+            return
+        samples.append((now, self._bytes_downloaded))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
+            samples.popleft()
+        t0, b0 = samples[0]
+        if now - t0 >= 0.5:
+            self._rate = (self._bytes_downloaded - b0) / (now - t0)
 
     def _settle_done(self, db: Manifest) -> bool:
         """Count assets recorded as done as skipped, without any request; returns whether
@@ -180,6 +197,7 @@ class JobRun:
         self._total = counts["selected"]
         self._bytes_total_known = counts["known_bytes"]
         self._sizes_known = counts["sized"] == counts["selected"]
+        self._bytes_estimate = pipeline.estimated_bytes(counts)
         for cid, info in db.per_collection().items():
             self._per_total[cid] = info["assets"]
         self._index_complete = True
@@ -240,11 +258,27 @@ class JobRun:
             started_ids.discard(row.id)
             self._record_outcome(row, out, writer)
 
-        engine = transfer.TransferEngine(workers=cfg.workers, if_exists=cfg.if_exists)
+        def fail_now(row: AssetRow, reason: str) -> None:
+            if writer.error is not None:
+                raise writer.error
+            self._record_failure(row, reason, None, 0, base / row.path, writer)
+
+        if cfg.source is not None:
+            credentials, network = cfg.source.credentials(), cfg.source.network
+            sign = cfg.source.signer()
+        else:
+            credentials, network, sign = [session.credentials], session.network, None
+        engine = transfer.TransferEngine(
+            workers=cfg.workers,
+            if_exists=cfg.if_exists,
+            credentials=credentials,
+            network=network,
+            sign=sign,
+        )
         loop = asyncio.get_running_loop()
         run = loop.create_task(
             engine.run(
-                self._produce(db, pipeline, base, session, rows_by_tag),
+                self._produce(db, pipeline, base, session, rows_by_tag, fail_now),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
                 on_start=on_start,
@@ -294,6 +328,7 @@ class JobRun:
         base: Path,
         session: Session,
         rows_by_tag: dict[int, AssetRow],
+        fail_now: Callable[[AssetRow, str], None],
     ) -> AsyncIterator[transfer.TransferSpec]:
         cfg = self._cfg
         builder = pipeline.builder
@@ -307,8 +342,7 @@ class JobRun:
                     raise builder.error
                 pipeline._validate_collection_filter(db)
         stale: list[int] = []
-        key = session.api_key
-        is_api_url = _OriginCache(session.is_api_url)
+        url_problem = _OriginCache(_origin_problem)
         loop = asyncio.get_running_loop()
         base_prefix = os.path.join(os.fspath(base), "")
         while True:
@@ -317,10 +351,16 @@ class JobRun:
             finished_building = builder is None or builder.done.is_set()
             rows = db.rows_after(last_seq, _FETCH_ROWS, pending_only=builder is None)
             present: set[int] = set()
+            wrong: set[int] = set()
             if rows and cfg.if_exists != "overwrite":
                 # which destinations exist, in one hand-over to a thread: a stat in the event
                 # loop can wait for a directory lock held by a slow file create elsewhere
                 present = await loop.run_in_executor(None, _present, base_prefix, rows)
+                # a file this index never recorded as downloaded (put there by someone else:
+                # a catalogue, another tool) counts only if it matches its checksum
+                unproven = [r for r in rows if r.id in present and r.state != DONE and r.checksum]
+                if unproven:
+                    wrong = await loop.run_in_executor(None, _wrong_files, base_prefix, unproven)
             if not rows:
                 if finished_building:
                     if builder is not None:
@@ -336,6 +376,7 @@ class JobRun:
                 else:
                     if builder is not None:
                         self._total = max(self._total, builder.selected)
+                        self._estimate_while_indexing(pipeline, builder)
                     await asyncio.sleep(0.02)
                     continue
             for row in rows:
@@ -346,6 +387,8 @@ class JobRun:
                 if not self._index_complete:
                     self._per_total[cid] += 1
                     self._total = max(self._total, builder.selected if builder else 0)
+                    if builder is not None:
+                        self._estimate_while_indexing(pipeline, builder)
                 if row.state == DONE and cfg.if_exists != "overwrite":
                     if cfg.if_exists == "skip" or (
                         row.id in present and _complete_on_disk(base_prefix + row.path, row)
@@ -359,17 +402,25 @@ class JobRun:
                     self._sizes_known = False
                 elif self._index_complete is False:
                     self._bytes_total_known += row.size
+                problem = index_path_problem(row.path) or url_problem(row.url)
+                if problem is not None:  # this asset fails alone; the others go on
+                    fail_now(row, problem)
+                    continue
                 rows_by_tag[row.id] = row
-                url = row.url
-                if key and is_api_url(url):
-                    url = with_key(url, key)
+                if row.id in wrong:
+                    log.warning(
+                        "%s is on disk but does not match its file:checksum; downloading it",
+                        base_prefix + row.path,
+                    )
                 yield transfer.TransferSpec(
-                    url=url,
+                    url=row.url,
                     dest=base_prefix + row.path,  # a str: no pathlib in the hot loop
                     size=row.size,
                     checksum=row.checksum,
                     tag=row.id,
-                    absent=cfg.if_exists != "overwrite" and row.id not in present,
+                    # absent: no file to take as complete (none, or a wrong one to replace)
+                    absent=cfg.if_exists != "overwrite"
+                    and (row.id not in present or row.id in wrong),
                 )
             if stale:
                 db.mark_pending(stale)
@@ -377,12 +428,22 @@ class JobRun:
         if stale:
             db.mark_pending(stale)
 
+    def _estimate_while_indexing(self, pipeline: Pipeline, builder: Any) -> None:
+        """While the index grows: the catalogue's size estimate, pro rata of the assets
+        selected so far (exact without filters, a guess with them; fixed once it is built)."""
+        if self._sizes_known or not builder.assets:
+            return
+        estimate = pipeline.info.get("estimated_dataset_size")
+        if isinstance(estimate, int | float) and not isinstance(estimate, bool):
+            self._bytes_estimate = int(estimate * builder.selected / builder.assets)
+
     def _index_done_streaming(self, db: Manifest, pipeline: Pipeline) -> None:
         """The streaming build ended: fix totals from the index."""
         counts = db.counts()
         self._total = counts["selected"]
         self._bytes_total_known = counts["known_bytes"]
         self._sizes_known = counts["sized"] == counts["selected"]
+        self._bytes_estimate = pipeline.estimated_bytes(counts)
         self._per_total.clear()
         for cid, info in db.per_collection().items():
             self._per_total[cid] = info["assets"]
@@ -438,29 +499,25 @@ class JobRun:
                 )
         else:
             reason = redact_text(str(out.error or "unknown error"))
-            self._failed += 1
-            self._per_failed[cid] += 1
-            writer.add(
-                Outcome(
-                    row.id,
-                    FAILED,
-                    0,
-                    attempts=int(out.attempts or 0),
-                    status=out.status,
-                    error=reason,
-                )
+            self._record_failure(
+                row, reason, out.status, int(out.attempts or 0), Path(out.spec.dest), writer
             )
-            self._emit(
-                AssetFailed(
-                    cid,
-                    row.item_id,
-                    row.asset_key,
-                    row.url,
-                    Path(out.spec.dest),
-                    reason,
-                    out.status,
-                )
-            )
+
+    def _record_failure(
+        self,
+        row: AssetRow,
+        reason: str,
+        status: int | None,
+        attempts: int,
+        dest: Path,
+        writer: OutcomeWriter,
+    ) -> None:
+        """Count, record and publish one failed asset."""
+        cid = row.collection_id
+        self._failed += 1
+        self._per_failed[cid] += 1
+        writer.add(Outcome(row.id, FAILED, 0, attempts=attempts, status=status, error=reason))
+        self._emit(AssetFailed(cid, row.item_id, row.asset_key, row.url, dest, reason, status))
 
     # -- summary ---------------------------------------------------------------------------------
     def _summarize(
@@ -506,31 +563,70 @@ class JobRun:
             elapsed=time.monotonic() - started,
             cancelled=cancelled,
             catalog_only=catalog_only,
+            local_catalog=self._local_catalog,
             per_collection=types.MappingProxyType(per),
         )
 
 
+T = TypeVar("T")
 _ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 
 
-class _OriginCache:
-    """``Session.is_api_url`` answered once per origin (it parses the URL each time)."""
+class _OriginCache(Generic[T]):
+    """A check of a URL answered once per origin (parsing every URL of a million-asset
+    index would cost seconds): ``check(scheme://host[:port]/)``."""
 
-    def __init__(self, check: Callable[[str], bool]) -> None:
+    def __init__(self, check: Callable[[str], T]) -> None:
         self._check = check
-        self._seen: dict[str, bool] = {}
+        self._seen: dict[str, T] = {}
 
-    def __call__(self, url: str) -> bool:
+    def __call__(self, url: str) -> T:
         match = _ORIGIN.match(url)
         if match is None:
             return self._check(url)
         origin = match.group()
-        answer = self._seen.get(origin)
-        if answer is None:
-            if len(self._seen) > 256:
-                self._seen.clear()
-            answer = self._seen[origin] = self._check(origin + "/")
+        if origin in self._seen:
+            return self._seen[origin]
+        if len(self._seen) > 256:
+            self._seen.clear()
+        answer = self._seen[origin] = self._check(origin + "/")
         return answer
+
+
+def _origin_problem(origin: str) -> str | None:
+    """Why an asset URL's origin (``scheme://host[:port]/``) cannot be fetched, if it
+    cannot: one bad href (a port out of range, a broken IPv6 address) fails its own asset,
+    never the job."""
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"invalid URL ({exc})"
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        return f"invalid URL: no host ({origin[:60]!r})"
+    return None  # other schemes: the transfer engine says whether it can fetch them
+
+
+def _wrong_files(prefix: str, rows: list[AssetRow]) -> set[int]:
+    """Ids of the rows whose file on disk does not match its ``file:checksum`` (runs in a
+    thread; an unreadable checksum proves nothing and is left to the transfer)."""
+    out: set[int] = set()
+    for row in rows:
+        assert row.checksum is not None
+        path = prefix + (row.path if os.sep == "/" else row.path.replace("/", os.sep))
+        try:
+            name, digest = transfer.parse_checksum(row.checksum)
+            if row.size is not None and os.stat(path).st_size != row.size:
+                continue  # the engine sees the size differ and downloads it again
+            hasher = hashlib.new(name)
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    hasher.update(chunk)
+        except (ValueError, OSError):
+            continue
+        if hasher.digest() != digest:
+            out.add(row.id)
+    return out
 
 
 def _present(prefix: str, rows: list[AssetRow]) -> set[int]:

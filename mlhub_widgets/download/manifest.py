@@ -670,6 +670,18 @@ class Manifest:
                 return int(recorded)
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
 
+    def has_done(self) -> bool:
+        """Is any asset recorded as downloaded?"""
+        return (
+            self._db.execute("SELECT 1 FROM assets WHERE state=? LIMIT 1", (DONE,)).fetchone()
+            is not None
+        )
+
+    def is_done(self, path: str) -> bool:
+        """Is the asset saved at ``path`` recorded as downloaded?"""
+        row = self._db.execute("SELECT state FROM assets WHERE path=?", (path,)).fetchone()
+        return row is not None and row[0] == DONE
+
     # -- folder stamps (the re-run's check of files, :mod:`.disk_check`) ---------------------
     def folder_stamps(self, first: int, end: int) -> dict[str, tuple[int, int, int]]:
         """``{folder: (ino, mtime_ns, ctime_ns)}`` of the stamps kept under row ids

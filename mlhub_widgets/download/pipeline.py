@@ -7,36 +7,45 @@ re-plans the index (:mod:`.index`) and turns it into a :class:`~.events.Download
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
+import re
+import sqlite3
+import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..config.session import Session, get_session
 from ..exceptions import (
     MLHubException,
+    MLHubResponseError,
+    NetworkError,
     NoAssetsSelected,
+    OutputFolderError,
 )
 from ..filters import AssetFilter, FilterStats
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
-from .catalog_archive import ArchiveLimits
+from .catalog_archive import ArchiveLimits, index_path_problem
+from .defaults import DEFAULT_WORKERS
 from .events import CatalogFetched, DownloadPlan, IndexProgress
+from .folder_lock import lock_folder
 from .index import (
     IndexBuilder,
     IndexConfig,
-    IndexProcess,
     filter_fingerprint,
     stats_dict,
 )
+from .index_process import IndexProcess
+from .local_catalog import localize_catalog
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -50,7 +59,6 @@ log = logging.getLogger(__name__)
 
 IfExists = Literal["resume", "skip", "overwrite"]
 IF_EXISTS_VALUES = ("resume", "skip", "overwrite")
-DEFAULT_WORKERS = 64
 #: Catalogue tarballs smaller than this (``stac_catalog_size`` of the catalogue info) are
 #: indexed in a thread: starting the child interpreter takes ~0.1 s, building such a catalogue
 #: in-process 1–3 ms per KiB (20 items, 4 KiB: 13 ms). Larger or unsized ones get the child.
@@ -64,13 +72,6 @@ def validate_common(if_exists: str, workers: int | None) -> None:
         )
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-
-
-def with_key(url: str, key: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
-    query.append(("key", key))
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @dataclass
@@ -151,8 +152,7 @@ def make_config(
     out = Path(output_dir).expanduser().absolute()
     assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
     for name, path in (("output_dir", out), ("asset_output_dir", assets)):
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{name} {path} exists and is not a folder")
+        check_output_folder(name, path)
     src: Any = None
     if source is not None:
         from ..sources import open_source
@@ -175,6 +175,63 @@ def make_config(
         limits=limits or ArchiveLimits(),
         source=src,
     )
+
+
+def check_output_folder(name: str, path: Path) -> None:
+    """Can ``path`` be created (if missing) and written to? Checked before any request.
+
+    Raises:
+        OutputFolderError: it is a file, a folder on its way is a file, or the nearest
+            existing folder is read-only (a read-only file system, or no permission).
+    """
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == path:
+            raise OutputFolderError(f"{name} {path} exists and is not a folder")
+        raise OutputFolderError(f"{name} {path} cannot be created: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"{name} {path} cannot be written to: {_why_not_writable(existing)}"
+        )
+
+
+def _why_not_writable(folder: Path) -> str:
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    return f"permission denied for {folder}"
+
+
+def output_folder_error(exc: BaseException, cfg: DownloadConfig) -> OutputFolderError | None:
+    """An :class:`OutputFolderError` for an error that says the output folder cannot be
+    written (read-only, no permission, a file in the way), else ``None``.
+
+    Network errors are never folder errors (an untrusted certificate's ``SSLError`` carries
+    errno 1, ``EPERM``)."""
+    if isinstance(exc, NetworkError):
+        return None
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, ssl.SSLError | ConnectionError):
+            return None
+        if isinstance(error, OSError) and error.errno in _FOLDER_ERRNOS:
+            where = error.filename or cfg.dataset_asset_dir
+            text = error.strerror or str(error)
+            return OutputFolderError(
+                f"cannot write the download of {cfg.dataset_id} to {where}: {text}. Choose "
+                "another output folder, or make this one writable; nothing is lost."
+            )
+        if isinstance(error, sqlite3.Error) and _SQLITE_READONLY.search(str(error)):
+            return OutputFolderError(
+                f"cannot write the asset index {cfg.manifest_path}: {error}. Choose another "
+                "output folder, or make this one writable; nothing is lost."
+            )
+    return None
+
+
+_FOLDER_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
+_SQLITE_READONLY = re.compile(r"readonly database|read-only|unable to open database file")
 
 
 EXCLUSION_LABELS = {
@@ -208,16 +265,24 @@ class Pipeline:
         self.replanned = False
         self.start_seq = 0
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the download lock of the dataset's folders (:mod:`.folder_lock`): a second
+        download or plan of the dataset into the same folder fails at once."""
+        cfg = self.cfg
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(lock_folder(cfg.dataset_asset_dir, cfg.dataset_id))
+            if cfg.catalog_dir != cfg.dataset_asset_dir:
+                stack.enter_context(lock_folder(cfg.catalog_dir, cfg.dataset_id))
+            yield
+
     def get_session(self) -> Session:
         if self.session is None:
             self.session = get_session(**self.cfg.session_kwargs)
         return self.session
 
     def close(self) -> None:
-        """Close the API session if this pipeline created it (its sockets are not left for
-        the garbage collector) and drop references to the job (no reference cycle)."""
-        if self.session is not None and self.session is not self.cfg.session:
-            self.session.close()
+        """Drop references to the session and the job (no reference cycle)."""
         self.session = None
         self.discard_index_process()
         self.builder = None
@@ -231,27 +296,35 @@ class Pipeline:
         cfg = self.cfg
         session = self.get_session()
         ds = cfg.dataset_id
-        self.info = dict(session.get_json(f"catalog/{ds}/info") or {})
+        info = session.get_json(f"catalog/{ds}/info")
+        if info is not None and not isinstance(info, Mapping):
+            shown = json.dumps(info)[:60] if isinstance(info, str | int | float | list) else ""
+            raise MLHubResponseError(
+                f"the catalogue info of {ds} is not a JSON object: the server sent a "
+                f"{type(info).__name__} ({shown})",
+                url=session.url_for(f"catalog/{ds}/info"),
+            )
+        self.info = dict(info or {})
         expected = self.info.get("stac_catalog_size")
-        expected = expected if isinstance(expected, int) and expected > 0 else None
+        if not isinstance(expected, int) or isinstance(expected, bool) or expected <= 0:
+            expected = None
         if not cfg.catalog_only and (expected is None or expected >= INDEX_PROCESS_FROM_BYTES):
             self.spawn_index_process()  # its start-up overlaps the catalogue download
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
         cfg.dataset_asset_dir.mkdir(parents=True, exist_ok=True)
-        response = session.get(f"catalog/{ds}", allow_redirects=False)
-        location = response.headers.get("Location")
-        response.close()
-        if response.status_code in (301, 302, 303, 307, 308) and location:
-            url = session.url_for(location) if not urlsplit(location).scheme else location
-        else:
-            url = session.url_for(f"catalog/{ds}")
-        if session.is_api_url(url) and session.api_key:
-            url = with_key(url, session.api_key)
+        url = session.locate(f"catalog/{ds}")
         mode = "overwrite" if cfg.if_exists == "overwrite" else "resume"
         head_etag: str | None = None
         if mode == "resume" and cfg.catalog_path.exists():
             mode, head_etag = self._check_local_catalog(session, url, expected)
-        outcome = transfer.download_file(url, cfg.catalog_path, size=expected, if_exists=mode)
+        outcome = transfer.download_file(
+            url,
+            cfg.catalog_path,
+            size=expected,
+            if_exists=mode,
+            credentials=session.credentials,
+            network=session.network,
+        )
         if not outcome.ok and outcome.disk_full:
             raise OSError(errno.ENOSPC, str(outcome.error), os.fspath(cfg.catalog_path))
         if not outcome.ok:
@@ -302,7 +375,6 @@ class Pipeline:
         except MLHubException as exc:
             log.info("could not check the catalogue for changes (%s); using the local copy", exc)
             return "resume", None
-        head.close()
         if head.status_code >= 400:
             return "resume", None
         etag = head.headers.get("ETag")
@@ -336,6 +408,29 @@ class Pipeline:
                 out[c["id"]] = [str(t) for t in c.get("types") or []]
         return out
 
+    # -- the local catalogue ---------------------------------------------------------------
+    def write_local_catalog(self, db: Manifest) -> Path | None:
+        """Point the unpacked catalogue's asset hrefs at the downloaded files (see
+        :mod:`.local_catalog`), once per index generation and asset folder; returns the
+        catalogue's ``catalog.json`` (None while the index is incomplete)."""
+        root = db.get_meta("catalog_root")
+        if not root or db.get_meta("index_complete") != "1":
+            return None
+        catalog = self.cfg.output_dir / root
+        if not catalog.is_file():
+            return None
+        marker = {
+            "generation": db.get_meta("generation"),
+            "asset_dir": str(self.cfg.dataset_asset_dir.resolve()),
+        }
+        if db.get_meta_json("local_catalog") != marker:
+            stats = localize_catalog(
+                catalog.parent, self.cfg.output_dir, self.cfg.dataset_asset_dir, self.cfg.dataset_id
+            )
+            log.debug("local catalogue of %s: %s", self.cfg.dataset_id, stats)
+            db.set_meta({"local_catalog": marker})
+        return catalog
+
     # -- index -------------------------------------------------------------------------------
     def _stored_catalog_matches(self, db: Manifest) -> bool:
         stored = db.get_meta_json("catalog")
@@ -345,8 +440,7 @@ class Pipeline:
         if stored.get("source") != ident.get("source"):
             return False
         if ident.get("source"):  # same source and server-side filters: the index stands
-            root = db.get_meta("catalog_root")
-            return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+            return self._catalog_root_present(db)
         if stored.get("size") != ident["size"]:
             return False
         if stored.get("etag") and ident.get("etag"):
@@ -355,8 +449,15 @@ class Pipeline:
             same = stored.get("md5") == _file_md5(self.cfg.catalog_path)
         if not same:
             return False
+        return self._catalog_root_present(db)
+
+    def _catalog_root_present(self, db: Manifest) -> bool:
+        """The unpacked catalogue's root document, as the index names it, is on disk (a
+        path from the index is checked like a tar member's before it is used)."""
         root = db.get_meta("catalog_root")
-        return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+        if not root or index_path_problem(root) is not None:
+            return False
+        return (self.cfg.output_dir / root).is_file()
 
     def spawn_index_process(self) -> None:
         """Start the child interpreter that will build the index of a tarball, so that its
@@ -421,8 +522,6 @@ class Pipeline:
         if builder.error is not None:
             raise builder.error
         db.set_meta({"catalog": {**self.catalog_identity, "md5": builder.catalog_md5()}})
-        if builder.skipped_hrefs:
-            log.warning("%d assets without a downloadable href were skipped", builder.skipped_hrefs)
         self._validate_collection_filter(db)
 
     def _validate_collection_filter(self, db: Manifest) -> None:
@@ -487,19 +586,24 @@ class Pipeline:
             f"({self.cfg.flt.describe()}): {detail}. Nothing was downloaded."
         )
 
+    def estimated_bytes(self, counts: Mapping[str, int]) -> int | None:
+        """The catalogue's estimate of the selected bytes (``estimated_dataset_size`` pro rata
+        of the selected assets), for selections whose assets do not all have a ``file:size``;
+        ``None`` when every size is known or the catalogue has no estimate."""
+        estimate = self.info.get("estimated_dataset_size")
+        if counts["sized"] == counts["selected"] or not counts["assets"]:
+            return None
+        if not isinstance(estimate, int | float) or isinstance(estimate, bool):
+            return None
+        return int(estimate * counts["selected"] / counts["assets"])
+
     def plan(self, db: Manifest) -> DownloadPlan:
         counts = db.counts()
         per = db.per_collection()
         exact = counts["sized"] == counts["selected"]
         total_assets = counts["assets"]
-        if exact:
-            nbytes = counts["known_bytes"]
-        else:
-            estimate = self.info.get("estimated_dataset_size")
-            if isinstance(estimate, int | float) and total_assets:
-                nbytes = int(estimate * counts["selected"] / total_assets)
-            else:
-                nbytes = counts["known_bytes"]
+        estimated = self.estimated_bytes(counts)
+        nbytes = counts["known_bytes"] if estimated is None else estimated
         stats = db.get_meta_json("filter_stats") or {}
         excluded = {
             EXCLUSION_LABELS.get(k, k): int(n) for k, n in stats.items() if k != "matched" and n

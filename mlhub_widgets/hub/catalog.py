@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "MLHUB_HUB_CACHE"
 #: Bump when the tarball's content for the same inputs changes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 GZIP_LEVEL = 1
 FLUSH_BYTES = 4 * 1024 * 1024
 PRUNE_AGE = 2 * 86400

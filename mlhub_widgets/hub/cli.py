@@ -1,9 +1,15 @@
-"""Command line of the hub: ``mlhub hub`` / ``python -m mlhub_widgets.hub``."""
+"""Command line of the hub: ``mlhub hub`` and ``python -m mlhub_widgets.hub`` (one and the same).
+
+``mlhub hub ARGS`` hands ``ARGS`` to :func:`main`, so both have this parser, this help and these
+exit statuses: 0 after Ctrl-C or SIGTERM, 1 when the hub cannot start (e.g. a port in use, one
+``mlhub hub: error:`` line), 2 for bad arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -118,4 +124,12 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mlhub hub [--host H] [--port N] [--storage-port N] [--data DIR] [--require-key KEY]``."""
-    return run(build_parser().parse_args(list(argv) if argv is not None else None))
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        return run(args)
+    except OSError as exc:  # a port in use, an unreadable --data folder
+        message = str(exc.strerror or exc)  # without "[Errno 98]"
+        if exc.filename is not None:
+            message = f"{message}: {exc.filename}"
+        print(f"mlhub hub: error: {message}", file=sys.stderr, flush=True)
+        return 1

@@ -28,7 +28,7 @@ import json
 import posixpath
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,9 @@ import numpy as np
 
 from . import formats, synth
 from .items import API_ROOT, BLOB_ROOT, parse_time
+from .links import api_source_link as _source_link
+from .links import catalog_source_links as _catalog_source_links
+from .links import source_ref as _source_ref
 
 __all__ = ["VERSION", "GeneratedDataset", "Theme", "theme_for"]
 
@@ -356,23 +359,6 @@ def _api_links(cid: str, item_id: str) -> list[JSON]:
     ]
 
 
-def _source_link(cid: str, item_id: str) -> JSON:
-    href = f"{API_ROOT}collections/{cid}/items/{item_id}"
-    return {"rel": "source", "type": "application/geo+json", "href": href}
-
-
-def _catalog_source_links(sources: Iterable[tuple[str, str]]) -> str:
-    """The ``source`` links of a catalogue copy (a ``,{...}`` fragment, relative hrefs)."""
-    return "".join(
-        ","
-        + json.dumps(
-            {"rel": "source", "href": f"../../{c}/{i}/{i}.json", "type": "application/json"},
-            separators=(",", ":"),
-        )
-        for c, i in sources
-    )
-
-
 @dataclass
 class _Source:
     cid: str
@@ -689,21 +675,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 def _absolute(href: str) -> bool:
     return href.startswith("/") or _SCHEME.match(href) is not None
-
-
-def _source_ref(cid: str, link: JSON) -> tuple[str, str] | None:
-    """``(collection, item)`` a recorded ``source`` link points at (API URL or relative path)."""
-    if link.get("rel") != "source":
-        return None
-    href = str(link.get("href", ""))
-    m = re.search(r"/collections/([^/]+)/items/([^/?#]+)$", href)
-    if m:
-        return m.group(1), m.group(2)
-    if _absolute(href):
-        return None
-    # relative to <collection>/<item>/: ../../<collection>/<item>/<file> or ../<item>/<file>
-    parts = posixpath.normpath(posixpath.join(cid, "item", href)).split("/")
-    return (parts[-3], parts[-2]) if len(parts) >= 3 else None
 
 
 def _item_tile(item: JSON) -> Tile | None:

@@ -35,12 +35,13 @@ import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from .faults import FaultConfig
 from .http import MAX_BODY, BodySink, FileBody, FileParts, Request, Response, http_date
-from .s3_datasets import DATASETS_BUCKET, DatasetBucket
+from .s3_datasets import DATASETS_BUCKET, DatasetBucket, DatasetsHub
 from .s3_store import Bucket, S3Object, ScratchStore, SpoolFile, Upload, stored_headers
 from .s3_xml import (
     XML_TYPE,
@@ -59,8 +60,15 @@ from .s3_xml import (
 from .storage import parse_range
 from .synth import Body
 
-if TYPE_CHECKING:
-    from .server import Hub
+
+class S3Hub(DatasetsHub, Protocol):
+    """What the S3 routes need from the :class:`~.server.Hub` they serve."""
+
+    @property
+    def faults(self) -> FaultConfig: ...
+    @property
+    def s3_url(self) -> str: ...
+
 
 __all__ = ["DATASETS_BUCKET", "SCRATCH_BUCKET", "S3Routes"]
 
@@ -126,7 +134,7 @@ def _http_time(value: str) -> float | None:
 class S3Routes:
     """The S3 origin of one :class:`Hub`."""
 
-    def __init__(self, hub: Hub, scratch_dir: Path | None = None) -> None:
+    def __init__(self, hub: S3Hub, scratch_dir: Path | None = None) -> None:
         self.hub = hub
         self.datasets = DatasetBucket(hub)
         self.scratch = ScratchStore(scratch_dir, (SCRATCH_BUCKET,))

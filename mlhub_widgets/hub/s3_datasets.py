@@ -28,17 +28,31 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .http import FileBody
 from .s3_store import S3Object, multipart_etag
 from .s3_xml import ListWalk
 from .static import PREFIX as STATIC_PREFIX
-from .storage import Blob
+from .static import StaticCatalogs
+from .storage import Blob, StorageRoutes
+from .store import Store
 from .synth import Body
 
-if TYPE_CHECKING:
-    from .server import Hub
+
+class DatasetsHub(Protocol):
+    """What the datasets bucket needs from the :class:`~.server.Hub` (the server module imports
+    this one, so the bucket names what it uses instead of importing the hub)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def static(self) -> StaticCatalogs: ...
+    @property
+    def storage(self) -> StorageRoutes: ...
+    @property
+    def storage_url(self) -> str: ...
+
 
 __all__ = ["DATASETS_BUCKET", "DatasetBucket", "DatasetIndex"]
 
@@ -84,7 +98,7 @@ class DatasetBucket:
 
     name = DATASETS_BUCKET
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: DatasetsHub) -> None:
         self.hub = hub
         self.store = hub.store
         self._indexes: dict[str, DatasetIndex] = {}

@@ -61,6 +61,7 @@ from .items import (
     item_interval,
     parse_time,
 )
+from .links import api_source_link, catalog_copy_links, is_absolute, source_ref
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class Store:
             record = dict(ds.record)
             record.update({k: v for k, v in meta.items() if k in DATASET_KEYS})
             doc = record.get("documentation_link")
-            if isinstance(doc, str) and doc and not _is_absolute(doc):
+            if isinstance(doc, str) and doc and not is_absolute(doc):
                 record["documentation_link"] = f"{FILES_PLACEHOLDER}{ds_id}/{doc.lstrip('./')}"
             ds.record = record
             if ds.tarball is None:
@@ -483,14 +484,14 @@ class Store:
             base = col_path.parent
 
             def canonical(item: JSON) -> tuple[JSON, str]:
-                return self._api_item(ds, item, base), _extra_links(item)
+                return self._api_item(ds, item, base), catalog_copy_links(item)
 
             return JsonlItems(collection_id, jsonl, canonical)
         items: list[JSON] = []
         extras: list[str] = []
         for item, base in _folder_items(col_path, col):
             items.append(self._api_item(ds, item, base))
-            extras.append(_extra_links(item))
+            extras.append(catalog_copy_links(item))
         return MemoryItems(collection_id, items, extras)
 
     def _recorded_items(self, collection_id: str) -> list[JSON]:
@@ -525,6 +526,9 @@ class Store:
             {"rel": "self", "type": "application/geo+json", "href": f"{col}/items/{item['id']}"},
         ]
         out["assets"] = self._canonical_assets(ds, item.get("assets") or {}, base)
+        if base is not None:  # a folder's item: its source links, as API URLs
+            refs = (source_ref(cid, link) for link in item.get("links") or [])
+            out["links"] += [api_source_link(*ref) for ref in refs if ref]
         return out
 
     def _canonical_assets(self, ds: DatasetSource, assets: JSON, base: Path | None) -> JSON:
@@ -532,7 +536,7 @@ class Store:
         for key, asset in assets.items():
             asset = dict(asset)
             href = str(asset.get("href", ""))
-            if base is not None and ds.folder is not None and href and not _is_absolute(href):
+            if base is not None and ds.folder is not None and href and not is_absolute(href):
                 rel = os.path.relpath(os.path.normpath(os.path.join(base, href)), ds.folder)
                 if not rel.startswith(".."):
                     asset["href"] = f"{FILES_PLACEHOLDER}{ds.id}/{rel.replace(os.sep, '/')}"
@@ -769,13 +773,6 @@ def _folder_items(col_path: Path, col: JSON) -> Iterator[tuple[JSON, Path]]:
         yield item, path.parent
 
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def _is_absolute(href: str) -> bool:
-    return href.startswith("/") or _SCHEME.match(href) is not None
-
-
 def _has_label_ext(col: JSON) -> bool:
     return any("label" in str(ext) for ext in col.get("stac_extensions") or [])
 
@@ -785,15 +782,3 @@ def _json_escape(text: str) -> str:
     if "\\" not in text and '"' not in text and text.isprintable():
         return text
     return json.dumps(text)[1:-1]
-
-
-def _extra_links(item: JSON) -> str:
-    """The item's own absolute links that a catalogue copy keeps (a ``,{...}`` fragment)."""
-    keep = [
-        link
-        for link in item.get("links") or []
-        if isinstance(link, dict)
-        and link.get("rel") not in ("root", "collection", "parent", "self", "item")
-        and _is_absolute(str(link.get("href", "")))
-    ]
-    return "".join("," + json.dumps(link, separators=(",", ":")) for link in keep)

@@ -172,9 +172,10 @@ def list_datasets(
     """List datasets (``GET /datasets``), optionally filtered by the server.
 
     Args:
-        tags: a tag or tags; a dataset matches when it has **all** of them (exact match).
-        text: a phrase or phrases searched in titles and descriptions; a dataset matches when it
-            contains **any** of them.
+        tags: a tag or tags; a dataset matches when it has **all** of them, ignoring case
+            (matched here, not by the server, whose match is exact).
+        text: a phrase or phrases searched in titles and descriptions by the server; a dataset
+            matches when it contains **any** of them.
         api_key, profile, root_url: passed to :func:`~mlhub_widgets.get_session`.
         session: an existing session (wins over the three above).
 
@@ -187,9 +188,20 @@ def list_datasets(
     tag_list = str_list(tags, "tags")
     text_list = str_list(text, "text")
     s = resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
-    params = [("tags", t) for t in tag_list or ()] + [("text", t) for t in text_list or ()]
+    params = [("text", t) for t in text_list or ()]
     body = s.get_json("datasets", params=params or None)
-    return _expect(body, list, "a list of datasets", s.url_for("datasets"))
+    records = _expect(body, list, "a list of datasets", s.url_for("datasets"))
+    if not tag_list:
+        return records
+    return [r for r in records if isinstance(r, dict) and has_tags(r.get("tags"), tag_list)]
+
+
+def has_tags(record_tags: object, wanted: Iterable[str]) -> bool:
+    """True when ``record_tags`` (a list) holds every tag of ``wanted``, ignoring case."""
+    have: set[str] = set()
+    if isinstance(record_tags, list | tuple):
+        have = {t.casefold() for t in record_tags if isinstance(t, str)}
+    return all(t.casefold() in have for t in wanted)
 
 
 def get_dataset_by_id(

@@ -149,17 +149,40 @@ class Collection(SessionBound, pystac.Collection):
         other._dataset_registry = self._dataset_registry
         return other
 
-    def get_items(self, *args: Any, **kwargs: Any) -> Iterator[pystac.Item]:
-        """Not supported: a collection can hold millions of items.
+    def get_items(self, *ids: str, recursive: bool = False) -> Iterator[pystac.Item]:
+        """This collection's items from the API, as :class:`pystac.Item` objects.
 
-        Use ``mlhub_widgets.items(collection_id, limit=...)`` (a GeoDataFrame, with bbox and
-        datetime filters) or :func:`mlhub_widgets.client.list_collection_items`.
+        Pages are fetched as the iterator is consumed (a collection can hold millions of items:
+        take what you need with :func:`itertools.islice`, or use
+        :func:`mlhub_widgets.item_collection` / :func:`mlhub_widgets.items` with ``bbox``,
+        ``datetime`` and ``limit``). With ``ids``, only those items are fetched, one request
+        each; ids the collection does not have are skipped, as in pystac. Each item's
+        collection is this object. ``recursive=True`` also walks child catalogues (an MLHub
+        collection has none). This makes pystac's traversal (``walk()``,
+        ``get_all_items()``) work.
+
+        Raises:
+            EntityDoesNotExist: the collection does not exist (when iteration starts).
         """
-        raise NotImplementedError(
-            "Collection.get_items() is not supported (collections can hold millions of items). "
-            f"Use mlhub_widgets.items({self.id!r}, limit=...) for a GeoDataFrame of items, or "
-            f"mlhub_widgets.client.list_collection_items({self.id!r}, limit=...) for the JSON."
-        )
+        if ids:
+            for item_id in ids:
+                try:
+                    found = client.get_collection_item(self.id, item_id, session=self.session)
+                except EntityDoesNotExist:
+                    continue
+                yield self._item(found)
+        else:
+            pages = client.list_collection_items(self.id, limit=None, session=self.session)
+            for found in pages:
+                yield self._item(found)
+        if recursive:
+            for child in self.get_children():
+                yield from child.get_items(*ids, recursive=True)
+
+    def _item(self, data: JSON) -> pystac.Item:
+        item = pystac.Item.from_dict(data, migrate=False, preserve_dict=False)
+        item.set_collection(self)
+        return item
 
     def fetch_item(
         self,

@@ -1,9 +1,15 @@
-"""The network layer: the HTTP/1.1 client of the transfer engine, retry timing, redaction.
+"""The network layer: every request the package makes, on maintained libraries.
 
 Modules here import nothing from the rest of the package but :mod:`mlhub_widgets.exceptions`
-(see ``docs/architecture.md``):
+and the version (see ``docs/architecture.md``):
 
-* :mod:`.redact`: masks API keys in URLs, messages and log records;
-* :mod:`.retry`: backoff with jitter and ``Retry-After`` parsing, shared by every client;
-* :mod:`.http11`: the asyncio HTTP/1.1 connection pools of the transfer engine.
+* :mod:`.redact`: masks credentials in URLs, messages and log records;
+* :mod:`.proxy`: ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` (suffixes, CIDRs) or a proxy setting;
+* :mod:`.tls`: which CAs HTTPS trusts (system + certifi + ``SSL_CERT_FILE``/``REQUESTS_CA_BUNDLE``,
+  or ``verify=``);
+* :mod:`.retry`: the one retry policy (attempts, backoff with jitter, ``Retry-After``, budget);
+* :mod:`.settings`: :class:`~.settings.NetworkSettings`, all of the above in one value;
+* :mod:`.http`: the asynchronous HTTP client on aiohttp (credentials scoped per origin on every
+  redirect hop, deadlines, size caps) used by the download engine;
+* :mod:`.sync`: the same client for blocking callers (discovery, sources), on a background loop.
 """

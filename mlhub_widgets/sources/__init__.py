@@ -13,10 +13,15 @@ things: dataset records, STAC collections, filtered item streams and whole-datas
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import MLHubException
+from ..exceptions import MLHubException, TLSVerificationError
+from ..net.http import Credentials
+from ..net.retry import RetryPolicy
+from ..net.settings import NetworkSettings
+from ..net.tls import VerifySetting
 from .base import (
     DatasetEntry,
     Source,
@@ -69,7 +74,12 @@ def _has_search(landing: Any) -> bool:
     return any("item-search" in str(c) for c in landing.get("conformsTo") or ())
 
 
-def detect_kind(url_or_path: str | os.PathLike[str]) -> SourceKind:
+def detect_kind(
+    url_or_path: str | os.PathLike[str],
+    *,
+    network: NetworkSettings | None = None,
+    headers: dict[str, str] | None = None,
+) -> SourceKind:
     """Which kind of source answers at ``url_or_path``.
 
     A local path or a ``.json`` URL is a static catalogue. Otherwise the landing page is read:
@@ -86,29 +96,32 @@ def detect_kind(url_or_path: str | os.PathLike[str]) -> SourceKind:
     if text.split("?", 1)[0].endswith(".json"):
         return "static"
     root = text if text.endswith("/") else text + "/"
-    reader = JsonReader(max_attempts=2, timeout=15.0)
+    base = network or NetworkSettings()
+    quick = base.with_(read_timeout=min(base.read_timeout, 15.0), retry=RetryPolicy(2))
+    reader = JsonReader(
+        network=quick, credentials=Credentials.for_url(root, headers=headers) if headers else None
+    )
     try:
-        try:
-            landing = reader.read(root)
-        except MLHubException:
-            landing = None
-        try:
-            datasets = reader.read(root + "datasets")
-        except MLHubException:
-            datasets = None
-        if isinstance(datasets, list):
-            return "mlhub"
-        if _has_search(landing):
-            return "stac-api"
-        if isinstance(landing, dict) and landing.get("type") in ("Catalog", "Collection"):
-            return "static"
-        try:
-            reader.read(root + "catalog.json")
-            return "static"
-        except MLHubException:
-            pass
-    finally:
-        reader.close()
+        landing = reader.read(root)
+    except TLSVerificationError:
+        raise
+    except MLHubException:
+        landing = None
+    try:
+        datasets = reader.read(root + "datasets")
+    except MLHubException:
+        datasets = None
+    if isinstance(datasets, list):
+        return "mlhub"
+    if _has_search(landing):
+        return "stac-api"
+    if isinstance(landing, dict) and landing.get("type") in ("Catalog", "Collection"):
+        return "static"
+    try:
+        reader.read(root + "catalog.json")
+        return "static"
+    except MLHubException:
+        pass
     raise MLHubException(f"no MLHub API, STAC API or STAC catalogue answers at {text}")
 
 
@@ -116,6 +129,11 @@ def open_source(
     url_or_path: str | os.PathLike[str] | Source | None = None,
     *,
     kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    modifier: Callable[[Any], Any] | None = None,
+    proxy: str | bool | None = None,
+    verify: VerifySetting = True,
+    network: NetworkSettings | None = None,
     **options: Any,
 ) -> Source:
     """Open a source of datasets: the MLHub API, a static STAC catalogue or a STAC API.
@@ -126,10 +144,19 @@ def open_source(
             (``MLHUB_ROOT_URL``/profile). A :class:`Source` is returned as it is.
         kind: ``"mlhub"``, ``"static"`` or ``"stac-api"``; detected when omitted (see
             :func:`detect_kind`).
+        headers: HTTP headers for the source (``Authorization``...); they go to the source's
+            origin only, never to another host, also across redirects.
+        modifier: called on every item (and collection) dict before you see it, changing it
+            in place, as pystac-client's ``modifier``: ``planetary_computer.sign_inplace``
+            works unchanged. Downloads call it for each asset just before fetching it, and once
+            more when a signed URL is refused or has expired.
+        proxy: a proxy URL for every request, ``False`` for none, ``None`` (default) for
+            ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``.
+        verify: ``True``, a CA bundle path to trust as well, or ``False`` (with a warning).
+        network: complete network settings (replaces ``proxy`` and ``verify``).
         **options: passed to the implementation: ``session``/``api_key``/``profile`` for
-            :class:`MLHubApiSource`, ``workers``/``headers`` for
-            :class:`StaticCatalogSource`, ``headers``/``method``/``page_size`` for
-            :class:`StacApiSource`.
+            :class:`MLHubApiSource`, ``workers`` for :class:`StaticCatalogSource`,
+            ``method``/``page_size`` for :class:`StacApiSource`.
 
     Raises:
         ValueError: an unknown ``kind``.
@@ -138,6 +165,9 @@ def open_source(
     """
     if isinstance(url_or_path, Source):
         return url_or_path
+    if network is None:
+        network = NetworkSettings(proxy=proxy, verify=verify)
+    network.proxies()  # a bad proxy setting fails here, with its one-line reason
     if kind is not None:
         resolved = _ALIASES.get(kind.lower().strip())
         if resolved is None:
@@ -145,13 +175,19 @@ def open_source(
     elif url_or_path is None:
         resolved = "mlhub"
     else:
-        resolved = detect_kind(url_or_path)
+        resolved = detect_kind(url_or_path, network=network, headers=headers)
+    source: Source
     if resolved == "mlhub":
         root = None if url_or_path is None else os.fspath(url_or_path)
-        return MLHubApiSource(root_url=root, **options)
-    if url_or_path is None:
+        if headers:
+            raise ValueError("headers= is for STAC sources; the MLHub API takes api_key=")
+        source = MLHubApiSource(root_url=root, network=network, **options)
+    elif url_or_path is None:
         raise ValueError(f"a {resolved} source needs a URL or path")
-    if resolved == "static":
+    elif resolved == "static":
         target = url_or_path if is_url(os.fspath(url_or_path)) else Path(url_or_path)
-        return StaticCatalogSource(target, **options)
-    return StacApiSource(os.fspath(url_or_path), **options)
+        source = StaticCatalogSource(target, headers=headers, network=network, **options)
+    else:
+        source = StacApiSource(os.fspath(url_or_path), headers=headers, network=network, **options)
+    source.modifier = modifier
+    return source

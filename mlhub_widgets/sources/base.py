@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias
 
 from ..exceptions import EntityDoesNotExist
+from ..net.http import Credentials
+from ..net.settings import NetworkSettings
 
 if TYPE_CHECKING:
     from ..filters import AssetFilter
@@ -170,13 +172,14 @@ def dataset_record(
 def matches_search(
     record: Mapping[str, Any], tags: Sequence[str] | None, texts: Sequence[str] | None
 ) -> bool:
-    """MLHub ``/datasets`` search semantics, client-side: **all** ``tags`` (exact, matched
-    against tags and keywords) and **any** of ``texts`` (case-insensitive substring of id,
-    title, description, citation, DOI, tags or keywords)."""
+    """MLHub ``/datasets`` search semantics, client-side: **all** ``tags`` (ignoring case,
+    matched against tags and keywords) and **any** of ``texts`` (case-insensitive substring of
+    id, title, description, citation, DOI, tags or keywords)."""
     have = {str(t) for t in (record.get("tags") or ())} | {
         str(k) for k in (record.get("keywords") or ())
     }
-    if tags and any(t not in have for t in tags):
+    folded = {h.casefold() for h in have}
+    if tags and any(t.casefold() not in folded for t in tags):
         return False
     wanted = [t.lower() for t in texts or () if t.strip()]
     if not wanted:
@@ -214,6 +217,47 @@ class Source(ABC):
     server_side_filters: ClassVar[bool] = False
 
     url: str
+    #: proxy, TLS, timeouts and retries of every request made for this source, assets included
+    network: NetworkSettings = NetworkSettings()
+    #: called on each item (and collection) dict before a user sees it, in place, as
+    #: pystac-client's ``modifier`` (e.g. ``planetary_computer.sign_inplace``); the download
+    #: engine calls it for each asset right before fetching it (:meth:`signer`)
+    modifier: Callable[[Any], Any] | None = None
+
+    # -- network -------------------------------------------------------------------------------
+    def credentials(self) -> list[Credentials]:
+        """What may be sent with requests for this source's documents and assets, per origin
+        (headers given to :func:`~mlhub_widgets.open_source` go to the source's origin only)."""
+        return []
+
+    def modified(self, obj: JSON) -> JSON:
+        """``obj`` after :attr:`modifier` (which changes it in place, or returns a new one)."""
+        if self.modifier is None:
+            return obj
+        result = self.modifier(obj)
+        return result if isinstance(result, dict) else obj
+
+    def signer(self) -> Callable[[str], str] | None:
+        """A function giving a freshly signed form of one asset href, or None when this source
+        has no :attr:`modifier`. The download engine calls it before each request for an asset
+        and once more when a signed URL is refused (401/403) or has expired."""
+        if self.modifier is None:
+            return None
+        return self._sign_href
+
+    def _sign_href(self, href: str) -> str:
+        item: JSON = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "asset",
+            "geometry": None,
+            "properties": {},
+            "links": [],
+            "assets": {"asset": {"href": href}},
+        }
+        signed = self.modified(item)
+        new = signed.get("assets", {}).get("asset", {}).get("href")
+        return new if isinstance(new, str) and new else href
 
     # -- datasets ------------------------------------------------------------------------------
     @abstractmethod

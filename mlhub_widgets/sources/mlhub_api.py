@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from ..config.session import Session
+from ..config.session import Session, get_session
 from ..exceptions import EntityDoesNotExist
 from ..mlhub import client
+from ..net.http import Credentials
+from ..net.settings import NetworkSettings
 from .base import JSON, Source
 
 if TYPE_CHECKING:
@@ -52,11 +54,21 @@ class MLHubApiSource(Source):
         api_key: str | None = None,
         profile: str | None = None,
         root_url: str | None = None,
+        network: NetworkSettings | None = None,
     ) -> None:
+        if session is None and network is not None:
+            session = get_session(
+                api_key=api_key, profile=profile, root_url=root_url, network=network
+            )
         self.session = client.resolve_session(
             session, api_key=api_key, profile=profile, root_url=root_url
         )
         self.url = self.session.root_url
+        self.network = self.session.network
+
+    def credentials(self) -> list[Credentials]:
+        """The session's API key, for the API's origin only."""
+        return [self.session.credentials]
 
     def list_datasets(self) -> list[JSON]:
         """``GET /datasets``."""
@@ -65,7 +77,7 @@ class MLHubApiSource(Source):
     def search_datasets(
         self, tags: Sequence[str] | None = None, text: Sequence[str] | None = None
     ) -> list[JSON]:
-        """``GET /datasets?tags=…&text=…`` (filtered by the server)."""
+        """``GET /datasets?text=…`` (text filtered by the server, tags ignoring case here)."""
         return client.list_datasets(
             tags=list(tags) if tags else None,
             text=list(text) if text else None,
@@ -126,7 +138,3 @@ class MLHubApiSource(Source):
         """``MLHub API at <root> (anonymous | with an API key)``."""
         who = "anonymous" if self.session.anonymous else "with an API key"
         return f"MLHub API at {self.url} ({who})"
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self.session.close()

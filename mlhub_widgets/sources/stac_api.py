@@ -14,9 +14,11 @@ its own, named like the collection. A collection id is accepted wherever a datas
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..net.http import Credentials
+from ..net.settings import NetworkSettings
 from .base import JSON, Source, dataset_record
 
 if TYPE_CHECKING:
@@ -63,10 +65,13 @@ class StacApiSource(Source):
 
     Args:
         url: the API's landing page.
-        headers: extra HTTP headers (e.g. ``Authorization``).
+        headers: extra HTTP headers (e.g. ``Authorization``), sent to the API's origin only.
         method: ``"GET"`` or ``"POST"`` for ``/search`` (POST by default, as pystac-client).
         page_size: items per ``/search`` page.
-        timeout: HTTP timeout in seconds.
+        timeout: seconds without an answer before a request is retried.
+        network: proxy, TLS, timeouts and retries (replaces ``timeout``).
+        modifier: called on each item before a user sees it, as pystac-client's
+            ``modifier`` (e.g. ``planetary_computer.sign_inplace``).
     """
 
     kind: ClassVar = "stac-api"
@@ -81,13 +86,21 @@ class StacApiSource(Source):
         method: Literal["GET", "POST"] = "POST",
         page_size: int = DEFAULT_PAGE_SIZE,
         timeout: float = 60.0,
+        network: NetworkSettings | None = None,
+        modifier: Callable[[Any], Any] | None = None,
     ) -> None:
         from pystac_client import Client
+
+        from .stac_api_io import NetStacApiIO
 
         self.url = url if url.endswith("/") else url + "/"
         self.method = method
         self.page_size = page_size
-        self.client: Client = Client.open(self.url, headers=headers, timeout=timeout)
+        self.network = network or NetworkSettings(read_timeout=timeout)
+        self.modifier = modifier
+        self._credentials = Credentials.for_url(self.url, headers=headers) if headers else None
+        io = NetStacApiIO(self.network, self._credentials)
+        self.client: Client = Client.open(self.url, stac_io=io)
         if not self.client.conforms_to("ITEM_SEARCH") and self.client.get_single_link("search"):
             # a /search link without the conformance class: trust the link
             self.client.add_conforms_to("ITEM_SEARCH")
@@ -215,9 +228,6 @@ class StacApiSource(Source):
                 if left <= 0:
                     return
 
-    def close(self) -> None:
-        """Close pystac-client's HTTP session."""
-        io = getattr(self.client, "_stac_io", None)
-        session = getattr(io, "session", None)
-        if session is not None:
-            session.close()
+    def credentials(self) -> list[Credentials]:
+        """The API's headers, for its own origin only."""
+        return [self._credentials] if self._credentials is not None else []

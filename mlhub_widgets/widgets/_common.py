@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import ipywidgets as W
 
 from .state import ExplorerState
+from .state.formatting import human_bytes as human_bytes
+from .state.formatting import human_duration as human_duration
 
 #: Width of the description column of labelled inputs, so the inputs of a panel line up.
 LABEL_STYLE = {"description_width": "120px"}
@@ -30,6 +31,38 @@ body[data-jp-theme-light="false"] .mlhub-explorer, .theme-dark .mlhub-explorer {
   color: var(--jp-ui-font-color1, inherit); }
 .mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-tab.lm-mod-current {
   color: var(--jp-ui-font-color0, inherit); }
+/* Tab titles are never cut: in a narrow explorer the tab bar wraps onto a second line. */
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar { min-height: auto; max-height: none;
+  height: auto; }
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-content {
+  flex-wrap: wrap; height: auto; }
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-tab {
+  flex: 0 0 auto; min-width: 0; max-width: none; width: auto; }
+.mlhub-explorer .jupyter-widgets.mlhub-tabs > .lm-TabBar .lm-TabBar-tabLabel {
+  overflow: visible; text-overflow: clip; }
+/* No field is wider than the explorer. */
+.mlhub-explorer .widget-text, .mlhub-explorer .widget-dropdown, .mlhub-explorer .widget-select,
+.mlhub-explorer .widget-select-multiple, .mlhub-explorer .widget-textarea,
+.mlhub-explorer .widget-hprogress { max-width: 100%; min-width: 0; }
+.mlhub-explorer .widget-text input, .mlhub-explorer .widget-dropdown select,
+.mlhub-explorer .widget-select select, .mlhub-explorer .widget-textarea textarea {
+  min-width: 0; }
+.mlhub-explorer .widget-html, .mlhub-explorer .widget-html-content { min-width: 0;
+  max-width: 100%; overflow-wrap: anywhere; }
+/* Multi-line HTML reads as text, not at the height of an input row (JupyterLab's 28 px). */
+.mlhub-explorer .widget-html > .widget-html-content { line-height: 1.4; }
+/* A disabled button looks disabled in every theme (a blue or orange face stayed bright). */
+.mlhub-explorer .jupyter-button:disabled, .mlhub-explorer .jupyter-button.mod-primary:disabled {
+  background-color: var(--jp-layout-color2, #eeeeee); color: var(--jp-ui-font-color2, #616161);
+  box-shadow: none; opacity: 0.8; }
+/* The map's draw and zoom buttons keep a light face in dark themes: their icons are dark
+   sprites, invisible on the dark grey JupyterLab gives them. */
+body[data-jp-theme-light="false"] .mlhub-explorer .leaflet-bar a,
+body[data-jp-theme-light="false"] .mlhub-explorer .leaflet-draw-toolbar a,
+.theme-dark .mlhub-explorer .leaflet-bar a {
+  background-color: #f4f4f4; color: #212121; border-bottom-color: #9e9e9e; }
+body[data-jp-theme-light="false"] .mlhub-explorer .leaflet-bar a:hover,
+.theme-dark .mlhub-explorer .leaflet-bar a:hover { background-color: #ffffff; }
 .mlhub-status { min-height: 1.5em; line-height: 1.4; }
 .mlhub-msg { padding: 2px 6px; border-radius: 3px; display: inline-block; white-space: normal;
   color: var(--jp-ui-font-color1, inherit); }
@@ -47,9 +80,33 @@ body[data-jp-theme-light="false"] .mlhub-explorer, .theme-dark .mlhub-explorer {
 .mlhub-kv { border-collapse: collapse; }
 .mlhub-kv td, .mlhub-kv th { padding: 1px 10px 1px 0; text-align: left; vertical-align: top; }
 .mlhub-kv th { color: var(--jp-ui-font-color2, #616161); font-weight: normal; }
-.mlhub-table-wrap { border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px; }
-.mlhub-results .mlhub-cell { padding: 2px 6px; overflow: hidden; text-overflow: ellipsis;
-  font-size: 0.92em; line-height: 1.35; }
+.mlhub-table-wrap { border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px;
+  container-type: inline-size; }
+/* Rows as tall as their content: the grid never shrinks into the scrolling box (it is a flex
+   item there), and cells wrap their text instead of clipping it. */
+.mlhub-table-wrap > .mlhub-results { flex: 0 0 auto; }
+.mlhub-results { grid-auto-rows: max-content; grid-template-columns: minmax(180px, 3fr)
+  minmax(120px, 2fr) minmax(110px, 1.2fr) minmax(90px, 1fr) 92px 112px; }
+.mlhub-results .mlhub-cell { padding: 2px 6px; overflow: visible; white-space: normal;
+  overflow-wrap: anywhere; height: auto; min-height: 0; font-size: 0.92em; line-height: 1.35; }
+.mlhub-results .mlhub-cell .widget-html-content, .mlhub-results .mlhub-cell.widget-html {
+  height: auto; line-height: 1.35; white-space: normal; overflow: visible; }
+.mlhub-results .mlhub-no-rows { grid-column: 1 / -1; }
+/* A narrow explorer (JupyterLab with its file browser open, a phone): title, tags and the
+   download badge only; the other facts are in the detail view below the table. */
+@container (max-width: 640px) {
+  .mlhub-results { grid-template-columns: minmax(0, 1.7fr) minmax(0, 1.3fr) max-content; }
+  .mlhub-results .mlhub-col-collections, .mlhub-results .mlhub-col-license,
+  .mlhub-results .mlhub-col-date { display: none; }
+}
+.mlhub-badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 0.85em;
+  white-space: nowrap; color: var(--jp-ui-font-color1, inherit);
+  border: 1px solid var(--jp-border-color1, #9e9e9e); }
+.mlhub-badge-yes { border-color: var(--jp-success-color1, #2e7d32);
+  background: color-mix(in srgb, var(--jp-success-color1, #2e7d32) 14%, transparent); }
+.mlhub-badge-no { border-color: var(--jp-warn-color1, #e65100);
+  background: color-mix(in srgb, var(--jp-warn-color1, #e65100) 14%, transparent); }
+.mlhub-badge-unknown { border-style: dashed; }
 .mlhub-results .mlhub-row-odd { background: var(--jp-layout-color2, rgba(127,127,127,0.08)); }
 .mlhub-results .mlhub-row-selected, .mlhub-results .widget-button.mlhub-row-selected {
   background: var(--jp-layout-color3, rgba(127,127,127,0.3));
@@ -102,9 +159,11 @@ def msg_html(kind: str, text: str) -> str:
 
 
 class StatusLine(W.HTML):  # type: ignore[misc]
-    """Shows the busy state, the error, or the notice of some areas of an :class:`ExplorerState`.
+    """Shows the busy state, the error, the warning or the notice of some areas of an
+    :class:`ExplorerState`.
 
-    Errors win over busy labels, which win over notices. Updated from any thread.
+    Errors win over busy labels, which win over warnings, which win over notices. Updated from
+    any thread.
     """
 
     def __init__(self, state: ExplorerState, areas: Iterable[str], **kwargs: Any) -> None:
@@ -113,7 +172,7 @@ class StatusLine(W.HTML):  # type: ignore[misc]
         self._state = state
         self._areas = tuple(areas)
         self._text = ""
-        state.observe(self._render, names=["busy", "errors", "notices"])
+        state.observe(self._render, names=["busy", "errors", "warnings", "notices"])
         self._render()
 
     def _render(self, _change: object = None) -> None:
@@ -122,6 +181,8 @@ class StatusLine(W.HTML):  # type: ignore[misc]
         if not parts:
             parts = [msg_html("busy", st.busy[a]) for a in self._areas if st.busy.get(a)]
         if not parts:
+            parts = [msg_html("warn", st.warnings[a]) for a in self._areas if st.warnings.get(a)]
+        if not parts:
             parts = [msg_html("ok", st.notices[a]) for a in self._areas if st.notices.get(a)]
         text = "<br>".join(parts)
         if text != self._text:
@@ -129,26 +190,31 @@ class StatusLine(W.HTML):  # type: ignore[misc]
             self.value = text
 
 
-def human_bytes(n: float | None) -> str:
-    """``1536`` → ``"1.5 KB"`` (decimal units, like download managers)."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+def resend_tree(widget: W.Widget) -> int:
+    """Send the full state of ``widget`` and of every widget inside it (layouts and styles
+    too) to the front end; returns how many widgets were sent.
 
-
-def human_duration(seconds: float | None) -> str:
-    """``75`` → ``"1:15"``; ``None`` → ``"–"``."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    The front end of ipywidgets 8 loses updates sent while it is loading a page's widgets
+    (between reading a model's state and creating the model): a status that changed then
+    stays stale on the page, e.g. "Testing the connection…" after the explorer connected.
+    Sending every state again once the front end is up repairs that.
+    """
+    sent = 0
+    seen: set[int] = set()
+    todo = [widget]
+    while todo:
+        w = todo.pop()
+        if id(w) in seen or not isinstance(w, W.Widget) or w.comm is None:
+            continue
+        seen.add(id(w))
+        w.send_state()
+        sent += 1
+        todo.extend(getattr(w, "children", ()))
+        for name in ("layout", "style"):
+            part = getattr(w, name, None)
+            if isinstance(part, W.Widget):
+                todo.append(part)
+    return sent
 
 
 def close_tree(widget: W.Widget) -> None:

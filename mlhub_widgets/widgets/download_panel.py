@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ._common import (
     human_duration,
     msg_html,
 )
-from .state import ExplorerState
+from .state import ExplorerState, completed_fraction
 
 #: Largest err_report.csv offered as an in-page download link.
 MAX_REPORT_LINK_BYTES = 2_000_000
@@ -61,7 +62,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         )
         self.workers = W.BoundedIntText(
             min=1,
-            max=64,
+            max=256,
             description="Workers",
             tooltip="How many files are downloaded at the same time",
             style=LABEL_STYLE,
@@ -73,6 +74,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             traitlets.link((st, "catalog_only"), (self.catalog_only, "value")),
             traitlets.link((st, "workers"), (self.workers, "value")),
         ]
+        self.output_where = W.HTML()
         self.selection = W.HTML()
         self.problems = W.HTML()
         self.estimate_button = W.Button(
@@ -84,7 +86,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self.start_button = W.Button(description="Start", icon="download", button_style="primary")
         self.pause_button = W.Button(description="Pause", icon="pause")
         self.resume_button = W.Button(description="Resume", icon="play")
-        self.cancel_button = W.Button(description="Cancel", icon="stop", button_style="warning")
+        self.cancel_button = W.Button(description="Cancel", icon="stop")
         self.status = StatusLine(st, ["estimate", "download"])
         self.bar = W.FloatProgress(
             value=0.0,
@@ -101,6 +103,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self.failed = W.HTML()
         for widget, cls in [
             (self.output_dir, "mlhub-output-dir"),
+            (self.output_where, "mlhub-output-where"),
             (self.if_exists, "mlhub-if-exists"),
             (self.catalog_only, "mlhub-catalog-only"),
             (self.workers, "mlhub-workers"),
@@ -127,6 +130,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
                 css_widget(),
                 self.selection,
                 self.output_dir,
+                self.output_where,
                 self.if_exists,
                 W.HBox([self.workers, self.catalog_only], layout=row),
                 self.problems,
@@ -153,13 +157,15 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         self.cancel_button.on_click(lambda _b: self._guard(self.state.cancel))
         st.observe(
             self._render_selection,
-            names=["filters", "filter_problems", "dataset_id", "session", "detail"],
+            names=["filters", "filter_problems", "dataset_id", "session", "detail", "availability"],
         )
+        st.observe(self._render_where, names=["output_dir", "dataset_id"])
         st.observe(self._render_estimate, names=["estimate"])
-        st.observe(self._render_buttons, names=["job_state", "busy", "filter_problems"])
+        st.observe(self._render_buttons, names=["job_state", "busy", "resumable"])
         st.observe(self._render_progress, names=["progress", "job_state"])
         st.observe(self._render_failures, names=["failures", "failure_count", "report_path"])
         self._render_selection()
+        self._render_where()
         self._render_estimate()
         self._render_progress()
         self._render_failures()
@@ -186,10 +192,28 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             f"<tr><th>Content</th><td>{esc(f.describe_content())}</td></tr></table>"
         )
         problems = st.download_problems()
-        self.problems.value = (
-            msg_html("warn", "Cannot download yet: " + " ".join(problems)) if problems else ""
-        )
+        if st.metadata_only:
+            self.problems.value = msg_html("warn", st.metadata_only)
+        elif problems:
+            self.problems.value = msg_html("warn", "Cannot download yet: " + " ".join(problems))
+        else:
+            self.problems.value = ""
         self._render_buttons()
+
+    def _render_where(self, _change: object = None) -> None:
+        """The absolute folder the files go to (a relative one is relative to the kernel)."""
+        st = self.state
+        text = st.output_dir.strip() or "."
+        try:
+            folder = Path(text).expanduser().absolute()
+        except (OSError, RuntimeError, ValueError):  # e.g. ~user that does not exist
+            self.output_where.value = ""
+            return
+        target = folder / st.dataset_id if st.dataset_id else folder
+        self.output_where.value = (
+            f'<span class="mlhub-help">Files go to <code>{esc(os.fspath(target))}'
+            f"{esc(os.sep)}</code></span>"
+        )
 
     def _render_estimate(self, _change: object = None) -> None:
         plan = self.state.estimate
@@ -221,7 +245,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             self.pause_button.disabled = state != "running"
             self.resume_button.disabled = state != "paused"
             self.cancel_button.disabled = state not in ("running", "paused", "pending")
-            if state in ("failed", "cancelled"):
+            if state in ("failed", "cancelled") and st.resumable and not blocked:
                 self.start_button.description = "Start (resume)"
             else:
                 self.start_button.description = "Start"
@@ -241,17 +265,22 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             self.counters.value = ""
             self.per_collection.value = ""
             return
-        fraction = float(p.fraction)
+        fraction = completed_fraction(p, state)
         style = {
             "finished": "success",
             "failed": "danger",
             "paused": "warning",
             "cancelled": "warning",
         }.get(state, "info")
-        total_bytes = human_bytes(p.bytes_total) if p.bytes_total is not None else "?"
+        if p.bytes_total is not None:
+            total_bytes = human_bytes(p.bytes_total)
+        elif p.bytes_estimate is not None:
+            total_bytes = "≈ " + human_bytes(p.bytes_estimate)
+        else:
+            total_bytes = "?"
         more = "" if p.index_complete else "+ (still reading the catalogue)"
         skipped = f" ({p.assets_skipped} already there)" if p.assets_skipped else ""
-        rate = f"{human_bytes(p.rate)}/s" if state == "running" else "–"
+        rate = f"{human_bytes(p.rate)}/s" if state == "running" and p.rate > 0 else "–"
         eta = human_duration(p.eta) if state == "running" else "–"
         text = (
             f"<b>{esc(state)}</b> ({esc(p.phase)}) · assets <b>{p.assets_done + p.assets_skipped}"

@@ -8,14 +8,14 @@ from typing import Any
 
 import ipywidgets as W
 
-from ._common import css_widget, esc, human_bytes
+from ._common import css_widget, esc, human_bytes, resend_tree
 from .content_filter import ContentFilterPanel
 from .date_range import DateRangePanel
 from .download_panel import DownloadPanel
 from .login import LoginPanel
 from .map_filter import MapFilterPanel
 from .search import SearchPanel
-from .state import ExplorerState, Filters
+from .state import ExplorerState, Filters, completed_fraction
 
 # Library loggers must not print from worker threads (ipykernel 7 routes thread output badly);
 # without any handler, Python's last-resort handler would write WARNINGs to stderr.
@@ -65,6 +65,15 @@ class Explorer(W.VBox):  # type: ignore[misc]
         )
         st.observe(self._on_session, names=["session", "source"])
         self._render_summary()
+        # The map's front end reports the page's URL when it first renders: the page has
+        # loaded every widget by then, so updates it may have lost meanwhile are sent again.
+        self._front_end_seen = False
+        self.map.map.observe(self._on_front_end, names="window_url")
+
+    def _on_front_end(self, _change: object = None) -> None:
+        if not self._front_end_seen:
+            self._front_end_seen = True
+            resend_tree(self)
 
     # -- code access ---------------------------------------------------------------------------
     @property
@@ -112,9 +121,9 @@ class Explorer(W.VBox):  # type: ignore[misc]
         job = ""
         p = st.progress
         if st.job_state not in ("idle",) and p is not None:
+            done = completed_fraction(p, st.job_state)
             job = (
-                f" · download {esc(st.job_state)} {p.fraction * 100:.0f} % "
-                f"({human_bytes(p.bytes_done)})"
+                f" · download {esc(st.job_state)} {done * 100:.0f} % ({human_bytes(p.bytes_done)})"
             )
         self.summary.value = (
             f'<div><b>MLHub explorer</b> · <span class="mlhub-help">{conn}</span></div>'

@@ -143,7 +143,7 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.server.observe(self._on_server, names="value")
         self.profile.observe(self._on_profile, names="value")
         st.observe(self._render_profiles, names="profiles")
-        st.observe(self._render_connection, names=["connection", "session"])
+        st.observe(self._render_connection, names=["connection", "session", "source", "errors"])
         st.observe(self._render_busy, names="busy")
         self._on_server()
         self._render_profiles()
@@ -194,12 +194,19 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
                 self.profile.value = current
 
     def _render_connection(self, _change: object = None) -> None:
-        text = self.state.connection
-        self.connection.value = (
-            f'<span class="mlhub-msg mlhub-msg-ok">✓ {esc(text)}</span>'
-            if text
-            else '<span class="mlhub-help">Not connected.</span>'
-        )
+        st = self.state
+        text = st.connection
+        if not text:
+            value = '<span class="mlhub-help">Not connected.</span>'
+        elif st.errors.get("login"):
+            # the test above failed: the earlier connection is still the one in use
+            value = (
+                f'<span class="mlhub-help">The previous connection stays in use: {esc(text)}</span>'
+            )
+        else:
+            value = f'<span class="mlhub-msg mlhub-msg-ok">✓ {esc(text)}</span>'
+        if self.connection.value != value:
+            self.connection.value = value
 
     def _render_busy(self, _change: object = None) -> None:
         busy = self.state.is_busy("login")

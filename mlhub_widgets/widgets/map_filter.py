@@ -231,7 +231,11 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             description="Use GeoJSON", icon="check", tooltip="Use the pasted GeoJSON as the area"
         )
         self.upload = W.FileUpload(
-            accept=".geojson,.json", multiple=False, description="Upload GeoJSON", icon="upload"
+            accept=".geojson,.json",
+            multiple=False,
+            description="Upload GeoJSON",
+            icon="upload",
+            layout=W.Layout(width="auto"),  # the fixed default width cut the label
         )
         for widget, cls in [
             (self.map, "mlhub-map"),

@@ -13,14 +13,23 @@ from .state import ExplorerState
 #: Most rows the table renders (the count above it says how many matched).
 MAX_ROWS = 200
 
-COLUMNS: list[tuple[str, str, str]] = [
-    # (key, header, grid column width)
-    ("title", "Title", "minmax(200px, 3fr)"),
-    ("tags", "Tags", "minmax(130px, 2fr)"),
-    ("collections", "Collections", "minmax(120px, 1.3fr)"),
-    ("license", "Licence", "minmax(90px, 1fr)"),
-    ("date", "Added", "96px"),
+#: (key, header) of the results table's columns; their widths are in ``_common.CSS``
+#: (``.mlhub-results``): a narrow explorer (JupyterLab's default layout) keeps only the title,
+#: tag and download columns, whose cells wrap rather than clip.
+COLUMNS: list[tuple[str, str]] = [
+    ("title", "Title"),
+    ("tags", "Tags"),
+    ("collections", "Collections"),
+    ("license", "Licence"),
+    ("date", "Added"),
+    ("download", "Download"),
 ]
+#: What the download column says (and its tooltip) for each availability.
+BADGES = {
+    "yes": ("downloadable", "The server has this dataset's catalogue: it can be downloaded."),
+    "no": ("metadata only", ""),  # the tooltip is the reason
+    "unknown": ("checking…", "Asking the server whether it has the catalogue"),
+}
 
 
 def _text(value: Any) -> str:
@@ -55,22 +64,46 @@ def result_rows(frame: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def row_matches(row: dict[str, Any], text: str) -> bool:
+    """True when ``text`` (any case) is in the row's id, title, tags, collections or licence."""
+    needle = text.strip().casefold()
+    if not needle:
+        return True
+    hay = " ".join(
+        [row["id"], row["title"], *row["tags"], *row["source"], *row["labels"], row["license"]]
+    )
+    return needle in hay.casefold()
+
+
+def badge_html(reason: str | None) -> str:
+    """The download column's chip for an availability (None: not known yet)."""
+    kind = "unknown" if reason is None else ("no" if reason else "yes")
+    label, tip = BADGES[kind]
+    return (
+        f'<span class="mlhub-badge mlhub-badge-{kind}" title="{esc(reason or tip)}">'
+        f"{esc(label)}</span>"
+    )
+
+
 SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "title": lambda r: r["title"].casefold(),
     "tags": lambda r: ", ".join(r["tags"]).casefold(),
     "collections": lambda r: len(r["source"]) + len(r["labels"]),
     "license": lambda r: r["license"].casefold(),
     "date": lambda r: r["date"],
+    "download": lambda r: r["id"],  # replaced per sort by the availability (see sort_by)
 }
 
 
 class SearchPanel(W.VBox):  # type: ignore[misc]
     """Find a dataset by tags (all must match) and free text (a phrase, as the API matches it).
 
-    Results are a sortable, scrollable table; its title buttons select the dataset for the
-    whole explorer (``state.dataset_id``). Below, the detail view shows the selected dataset's
-    description, citation, DOI and registry link, its collections by type with their periods
-    and licences, and its catalogue and estimated dataset sizes.
+    Results are a sortable, scrollable table whose rows a filter box narrows down as you type;
+    its title buttons select the dataset for the whole explorer (``state.dataset_id``), and its
+    last column says whether each dataset can be downloaded or is metadata only. Below, the
+    detail view shows the selected dataset's description, citation, DOI and registry link, its
+    collections by type with their periods and licences, and its catalogue and estimated
+    dataset sizes.
     """
 
     def __init__(self, state: ExplorerState | None = None) -> None:
@@ -80,6 +113,7 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         self._ascending = True
         self._rows: list[dict[str, Any]] = []
         self._row_cells: dict[str, list[W.Widget]] = {}
+        self._badges: dict[str, W.HTML] = {}
         self._retired = Retired()  # replaced rows, closed a little later
         self._syncing = False
 
@@ -97,6 +131,17 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
             style=LABEL_STYLE,
             layout=W.Layout(width="min(420px, 100%)"),
         )
+        self.tags_hint = W.HTML(
+            '<span class="mlhub-help">Ctrl-click (⌘-click on a Mac) or Shift-click selects '
+            "several tags; a dataset must have all of them.</span>"
+        )
+        self.row_filter = W.Text(
+            placeholder="filter the rows: title, id, tag, collection or licence",
+            description="Filter rows",
+            continuous_update=True,
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(420px, 100%)"),
+        )
         self.search_button = W.Button(description="Search", icon="search", button_style="primary")
         self.clear_button = W.Button(description="Clear", icon="times", tooltip="All datasets")
         self.count = W.HTML()
@@ -107,16 +152,14 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
                 tooltip=f"Sort by {label.lower()}",
                 layout=W.Layout(width="100%"),
             )
-            for _k, label, _w in COLUMNS
+            for _k, label in COLUMNS
         ]
-        for button, (key, _label, _w) in zip(self.header, COLUMNS, strict=True):
+        for button, (key, _label) in zip(self.header, COLUMNS, strict=True):
             button.add_class("mlhub-sort-button")
             button.add_class(f"mlhub-sort-{key}")
+            button.add_class(f"mlhub-col-{key}")
             button.on_click(lambda _b, key=key: self.sort_by(key))
-        template = " ".join(width for _k, _l, width in COLUMNS)
-        self.table = W.GridBox(
-            layout=W.Layout(grid_template_columns=template, grid_gap="0px", width="100%")
-        )
+        self.table = W.GridBox(layout=W.Layout(grid_gap="0px", width="100%"))
         self.table.add_class("mlhub-results")
         self.table_wrap = W.Box(
             [self.table],
@@ -127,6 +170,8 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         self.detail_status = StatusLine(st, ["dataset"])
         for widget, cls in [
             (self.tags, "mlhub-tags"),
+            (self.tags_hint, "mlhub-tags-hint"),
+            (self.row_filter, "mlhub-row-filter"),
             (self.text, "mlhub-text"),
             (self.search_button, "mlhub-search"),
             (self.clear_button, "mlhub-clear-search"),
@@ -142,18 +187,20 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
                 css_widget(),
                 W.HBox(
                     [
-                        self.tags,
+                        W.VBox([self.tags, self.tags_hint], layout=W.Layout(max_width="100%")),
                         W.VBox(
                             [
                                 self.text,
                                 W.HBox([self.search_button, self.clear_button]),
                                 self.status,
-                            ]
+                            ],
+                            layout=W.Layout(width="min(440px, 100%)"),
                         ),
                     ],
                     layout=W.Layout(flex_flow="row wrap"),
                 ),
                 self.count,
+                self.row_filter,
                 self.table_wrap,
                 self.detail_status,
                 self.detail,
@@ -169,6 +216,8 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         st.observe(self._render_tags, names=["tags", "has_tags"])
         st.observe(self._render_query, names=["search_tags", "search_text"])
         st.observe(self._render_results, names="results")
+        st.observe(self._render_badges, names="availability")
+        self.row_filter.observe(lambda _c: self._render_table(), names="value")
         st.observe(self._render_selection, names="dataset_id")
         st.observe(self._render_detail, names=["detail", "dataset_id"])
         self._render_tags()
@@ -203,6 +252,12 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
             ascending = not self._ascending if key == self._sort_key else key != "date"
         self._sort_key, self._ascending = key, ascending
         self._render_table()
+
+    def _sort_value(self, row: dict[str, Any]) -> Any:
+        if self._sort_key == "download":
+            reason = self.state.availability.get(row["id"])
+            return (0 if reason == "" else 1 if reason is None else 2, row["title"].casefold())
+        return SORT_KEYS[self._sort_key](row)
 
     def select(self, dataset_id: str | None) -> None:
         """Select a dataset (as clicking its title does)."""
@@ -246,6 +301,11 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
         self._render_table()  # rows first: once the count changes, the new rows are there
         if self.state.results is None:
             self.count.value = '<span class="mlhub-help">Connect to list datasets.</span>'
+        elif n == 0:
+            self.count.value = (
+                "<b>No dataset</b> matches. "
+                '<span class="mlhub-help">Choose other tags or text, or press Clear.</span>'
+            )
         else:
             shown = f" (showing the first {MAX_ROWS}; refine the search)" if n > MAX_ROWS else ""
             self.count.value = (
@@ -254,13 +314,25 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
             )
 
     def _render_table(self) -> None:
-        rows = sorted(self._rows, key=SORT_KEYS[self._sort_key], reverse=not self._ascending)
-        for button, (key, label, _w) in zip(self.header, COLUMNS, strict=True):
+        wanted = self.row_filter.value
+        rows = [r for r in self._rows if row_matches(r, wanted)]
+        rows.sort(key=self._sort_value, reverse=not self._ascending)
+        self.table_wrap.layout.display = None if self._rows else "none"
+        self.row_filter.layout.display = None if len(self._rows) > 1 else "none"
+        for button, (key, label) in zip(self.header, COLUMNS, strict=True):
             arrow = (" ▲" if self._ascending else " ▼") if key == self._sort_key else ""
             button.description = label + arrow
         old = list(self.table.children)
         cells: list[W.Widget] = list(self.header)
         self._row_cells = {}
+        self._badges = {}
+        if self._rows and not rows:
+            empty = W.HTML(
+                f'<span class="mlhub-help">No row matches “{esc(wanted.strip())}”.</span>'
+            )
+            empty.add_class("mlhub-cell")
+            empty.add_class("mlhub-no-rows")
+            cells.append(empty)
         for i, row in enumerate(rows[:MAX_ROWS]):
             title = W.Button(
                 description=row["title"],
@@ -277,22 +349,35 @@ class SearchPanel(W.VBox):  # type: ignore[misc]
             if row["labels"]:
                 colls.append(f"{len(row['labels'])} labels")
             names = esc(", ".join(row["source"] + row["labels"]))
+            badge = W.HTML(badge_html(self.state.availability.get(row["id"])))
             row_cells = [
                 title,
                 W.HTML(chips),
                 W.HTML(f'<span title="{names}">{esc(", ".join(colls)) or "–"}</span>'),
                 W.HTML(esc(row["license"]) or "–"),
                 W.HTML(esc(row["date"]) or "–"),
+                badge,
             ]
-            for cell in row_cells:
+            for cell, (key, _label) in zip(row_cells, COLUMNS, strict=True):
                 cell.add_class("mlhub-cell")
+                cell.add_class(f"mlhub-col-{key}")
                 if i % 2:
                     cell.add_class("mlhub-row-odd")
             self._row_cells[row["id"]] = row_cells
+            self._badges[row["id"]] = badge
             cells.extend(row_cells)
         self.table.children = cells
         self._retired.add(w for w in old if w not in self.header)
         self._render_selection()
+
+    def _render_badges(self, _change: object = None) -> None:
+        availability = self.state.availability
+        for ds, badge in self._badges.items():
+            value = badge_html(availability.get(ds))
+            if badge.value != value:
+                badge.value = value
+        if self._sort_key == "download":
+            self._render_table()
 
     def _render_selection(self, _change: object = None) -> None:
         selected = self.state.dataset_id
@@ -341,6 +426,11 @@ def detail_html(d: dict[str, Any]) -> str:
         ("Catalogue size", human_bytes(size) if size is not None else "unknown"),
         ("Estimated dataset size", human_bytes(est) if est is not None else "unknown"),
     ]
+    if d.get("metadata_only_reason"):
+        facts = facts[:-2]  # no catalogue: no sizes
+    reason = d.get("metadata_only_reason")
+    if reason:
+        facts.insert(1, ("Download", f"{badge_html(reason)} <span>{esc(reason)}</span>"))
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     groups: dict[str, list[dict[str, Any]]] = {"source_imagery": [], "labels": [], "other": []}
     for c in d.get("collections", []):

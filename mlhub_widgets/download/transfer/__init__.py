@@ -4,8 +4,8 @@ See :mod:`.engine` for what every file goes through. The modules, in import orde
 
 * :mod:`.spec`: :class:`TransferSpec` in, :class:`TransferOutcome` out, :class:`TransferControl`;
 * :mod:`.verify`: ``file:checksum`` multihashes and file hashing;
-* :mod:`.http_helpers`, :mod:`.resume`: origins, headers, ranges; the ``.part.meta`` sidecar;
-* :mod:`.disk` and :mod:`.file_writer`: file-system work off the event loop (threads, helper);
+* :mod:`.http_helpers`, :mod:`.resume`: ranges and validators; the ``.part.meta`` sidecar;
+* :mod:`.files` and :mod:`.disk`: writing ``.part`` files and small files, off the event loop;
 * :mod:`.attempt`: one attempt at one file (request, checks, ``.part``, verification, rename);
 * :mod:`.engine`: :class:`TransferEngine`, many files at once (workers, retries, pause/cancel);
 * :mod:`.ranged` and :mod:`.one_file`: one large file as parallel ranges; :func:`download_file`.

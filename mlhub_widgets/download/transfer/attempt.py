@@ -14,34 +14,19 @@ import errno
 import hashlib
 import logging
 import os
-import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
 
-from ...net.http11 import ConnectionDropped, HTTPClient, HTTPClientError, ReadTimeout, Response
+from ...exceptions import NetworkError
+from ...net.http import Credentials, HttpClient, Origin, Response, origin_of
 from ...net.redact import redact_text, redact_url
-from ...net.retry import backoff_delay, retry_after_seconds
+from ...net.retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds
+from ...net.settings import NetworkSettings
 from .disk import _DiskError, _DiskWorkers, _write_chunk
-from .file_writer import (
-    HASH_LABEL,
-    PART_FLAGS,
-    open_part,
-    unlink_quietly,
-    write_small,
-)
-from .http_helpers import (
-    _header_lines,
-    _human,
-    _origin,
-    _parse_content_range,
-    _reason,
-    _strip_key,
-    _user_agent,
-    _validator,
-)
+from .files import HASH_LABEL, PART_FLAGS, open_part, unlink_quietly, write_small
+from .http_helpers import _human, _parse_content_range, _reason, _validator
 from .resume import _contiguous, _read_meta, _write_meta
 from .spec import TransferOutcome, TransferSpec
 from .verify import (
@@ -51,9 +36,9 @@ from .verify import (
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS: Final = 5
+#: Bodies up to this size are read whole, then verified and written in one go by a disk thread;
+#: larger ones stream to ``.part`` (and can be resumed when cut).
+SMALL_BODY: Final = 256 * 1024
 #: Backoff never waits longer than this between two attempts (Retry-After may ask for more).
 BACKOFF_CAP: Final = 30.0
 #: Size or checksum mismatches are retried from scratch at most this many times in total.
@@ -101,20 +86,6 @@ class _CallbackError(Exception):
         self.exc = exc
 
 
-def _network_reason(exc: BaseException) -> str:
-    if isinstance(exc, HTTPClientError):
-        return str(exc)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
-
-
 @dataclass(slots=True)
 class _Job:
     spec: TransferSpec
@@ -129,6 +100,17 @@ class _Job:
     status: int | None = None
     etag: str | None = None
     last_modified: str | None = None
+    resigned: bool = False  # a refused signed URL was signed again once
+
+
+def unfetchable_reason(href: str) -> str:
+    """Why the engine cannot fetch ``href`` (a failed asset's reason in ``err_report.csv``)."""
+    if not href:
+        return "the asset has no href"
+    scheme, sep, _ = href.partition("://")
+    if sep and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        return f"cannot fetch {scheme}:// hrefs ({redact_url(href)})"
+    return f"relative href {redact_url(href)!r} has no base URL to resolve it against"
 
 
 def _failed(
@@ -160,7 +142,9 @@ class FileAttempts:
         max_retry_time: float = 300,
         backoff: float = 0.25,
         chunk_size: int = 1 << 20,
-        headers: Mapping[str, str] | None = None,
+        credentials: Iterable[Credentials] = (),
+        network: NetworkSettings | None = None,
+        sign: Callable[[str], str] | None = None,
         if_exists: str = "resume",
     ) -> None:
         if if_exists not in ("resume", "skip", "overwrite"):
@@ -171,28 +155,33 @@ class FileAttempts:
             raise ValueError("workers must be at least 1")
         self.workers = workers
         self.per_host = per_host or workers
-        self.connect_timeout = float(connect_timeout)
-        self.read_timeout = float(read_timeout)
-        self.max_attempts = max(1, max_attempts)
-        self.max_retry_time = float(max_retry_time)
-        self.backoff = float(backoff)
+        if network is None:
+            network = NetworkSettings(
+                connect_timeout=float(connect_timeout),
+                read_timeout=float(read_timeout),
+                retry=RetryPolicy(
+                    max_attempts=max(1, max_attempts),
+                    backoff=float(backoff),
+                    backoff_cap=BACKOFF_CAP,
+                    max_retry_time=float(max_retry_time),
+                ),
+            )
+        #: proxy, TLS, timeouts and the retry policy of every request
+        self.network = network
+        self.retry = network.retry
+        self.max_attempts = network.retry.max_attempts
         self.chunk_size = max(64 * 1024, int(chunk_size))
-        self.headers: dict[str, str] = dict(headers or {})
         self.if_exists = if_exists
-        self._same_origin_headers = _header_lines(self.headers, cross_origin=False)
-        self._cross_origin_headers = _header_lines(self.headers, cross_origin=True)
-        self._user_agent = _user_agent(self.headers)
-        #: TLS settings for https URLs (``None``: verify against certifi's or the system's CAs).
-        self.ssl_context: ssl.SSLContext | None = None
+        #: per origin, what may be sent to it (an API key, a source's headers)
+        self.credentials: dict[Origin, Credentials] = {c.origin: c for c in credentials}
+        #: gives a freshly signed URL for an asset href (a source's ``modifier``), or None
+        self.sign = sign
 
-    def _client(self) -> HTTPClient:
-        return HTTPClient(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            per_host=self.per_host,
-            chunk_size=self.chunk_size,
-            user_agent=self._user_agent,
-            ssl_context=self.ssl_context,
+    def _client(self) -> HttpClient:
+        return HttpClient(
+            self.network,
+            limit=max(self.workers, self.per_host),
+            limit_per_host=self.per_host,
         )
 
     # -- one attempt ----------------------------------------------------------------------------
@@ -215,7 +204,7 @@ class FileAttempts:
 
     async def _attempt(
         self,
-        client: HTTPClient,
+        client: HttpClient,
         job: _Job,
         on_bytes: Callable[[int], None] | None,
         disk: _DiskWorkers | None = None,
@@ -243,10 +232,11 @@ class FileAttempts:
                 offset, validator, known_total = self._resume_point(spec, part, meta_path, psize)
         job.resumed_from = offset
 
-        extra = ""
-        if offset:
-            extra = f"Range: bytes={offset}-\r\nIf-Range: {validator}\r\n"
-        resp = await self._get(client, spec.url, extra, job)
+        extra = {"Range": f"bytes={offset}-", "If-Range": validator or ""} if offset else None
+        url = spec.url
+        if self.sign is not None:
+            url = await self._signed(url)
+        resp = await self._get(client, url, extra, job)
         return await self._handle(job, resp, offset, known_total, had_part, on_bytes, disk)
 
     async def _handle(
@@ -268,7 +258,7 @@ class FileAttempts:
         job.status = status
         headers = resp.headers
         if status == 416 and offset:
-            resp.discard()
+            resp.release()
             cr = _parse_content_range(headers.get("content-range"))
             if cr is not None and cr[2] == offset and known_total in (None, offset):
                 # the .part was already complete (interrupted before the rename)
@@ -278,8 +268,11 @@ class FileAttempts:
             job.resumed_from = 0
             raise _Retry("range not satisfiable; restarting the file", status=416, delay=0.0)
         if status != 200 and status != 206:
-            resp.discard()
+            resp.release()
             reason = _reason(resp)
+            if status in (401, 403) and self.sign is not None and not job.resigned:
+                job.resigned = True  # the signature was refused or has expired: sign again once
+                raise _Retry(f"{reason}; signing the URL again", status=status, delay=0.0)
             if status in RETRY_STATUSES:
                 raise _Retry(
                     reason, status=status, delay=retry_after_seconds(headers.get("retry-after"))
@@ -293,7 +286,7 @@ class FileAttempts:
         if status == 206:
             cr = _parse_content_range(headers.get("content-range"))
             if not offset or cr is None or cr[0] != offset:
-                resp.discard()
+                resp.release()
                 job.fresh = True
                 job.resumed_from = 0
                 raise _Retry("server sent an unexpected range; restarting the file", delay=0.0)
@@ -308,21 +301,26 @@ class FileAttempts:
                 log.debug("%s: full body instead of a range; restarting", redact_url(spec.url))
                 job.resumed_from = 0
         if spec.size is not None and total is not None and total != spec.size:
-            resp.discard()
+            resp.release()
             self._discard_part(part, meta_path, had_part)
             raise _Mismatch(
                 f"size mismatch: server sends {total:,} bytes, expected {spec.size:,}",
                 status=status,
             )
         if known_total is not None and total is not None and total != known_total:
-            resp.discard()
+            resp.release()
             job.fresh = True
             job.resumed_from = 0
             raise _Retry("remote size changed; restarting the file", status=status, delay=0.0)
 
         md5_header = headers.get("content-md5") if status == 200 else None
-        body = resp.body
-        if body is not None and start == 0:
+        if total is None:
+            total = spec.size  # a chunked body must still stop at the catalogue's size
+        if start == 0 and resp.length is not None and resp.length <= SMALL_BODY:
+            try:
+                body = await resp.read(resp.length)
+            except NetworkError as exc:
+                raise _Retry(str(exc)) from None
             # small body, complete in memory: verified and written by the helper (or a thread)
             if spec.size is not None and len(body) != spec.size:
                 raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
@@ -349,6 +347,15 @@ class FileAttempts:
             job, resp, part, meta_path, start, total, _expected_digest(spec), md5_header,
             had_part, on_bytes, disk,
         )  # fmt: skip
+
+    async def _signed(self, href: str) -> str:
+        """``href`` signed by :attr:`sign` (in a thread: a signer may fetch a token)."""
+        assert self.sign is not None
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, self.sign, href)
+        except Exception as exc:
+            raise _Fail(f"cannot sign the URL: {type(exc).__name__}: {exc}") from None
 
     def _resume_point(
         self, spec: TransferSpec, part: str, meta_path: str, psize: int
@@ -381,37 +388,21 @@ class FileAttempts:
             return 0, None, None
         return offset, validator, total
 
-    async def _get(self, client: HTTPClient, url: str, extra: str, job: _Job) -> Response:
-        """GET ``url`` following redirects (credentials and ``key`` stay on the first origin)."""
-        origin: tuple[str, str, int | None] | None = None
-        current = url
-        for hop in range(MAX_REDIRECTS + 1):
-            if hop == 0:
-                same = True
-            else:
-                if origin is None:
-                    origin = _origin(url)
-                same = _origin(current) == origin
-            if not same:
-                current = _strip_key(current)
-            lines = (self._same_origin_headers if same else self._cross_origin_headers) + extra
-            job.attempts += hop == 0
-            try:
-                resp = await client.request(current, lines)
-            except ssl.SSLCertVerificationError as exc:
-                raise _Fail(f"TLS certificate verification failed: {exc.verify_message}") from None
-            except (HTTPClientError, OSError) as exc:
-                raise _Retry(_network_reason(exc)) from None
-            if resp.status not in REDIRECT_STATUSES:
-                return resp
-            location = resp.headers.get("location")
-            resp.discard()
-            if not location:
-                raise _Fail(f"HTTP {resp.status} redirect without a Location", status=resp.status)
-            current = urljoin(current, location)
-            if urlsplit(current).scheme.lower() not in ("http", "https"):
-                raise _Fail("redirect to a non-HTTP URL", status=resp.status)
-        raise _Fail(f"more than {MAX_REDIRECTS} redirects", status=job.status)
+    async def _get(
+        self, client: HttpClient, url: str, extra: dict[str, str] | None, job: _Job
+    ) -> Response:
+        """GET ``url`` following redirects (see :meth:`HttpClient.send`: credentials stay on
+        their origin at every hop)."""
+        job.attempts += 1
+        if not url.startswith(("https://", "http://")):
+            raise _Fail(unfetchable_reason(url))
+        credentials = self.credentials.get(origin_of(url)) if self.credentials else None
+        try:
+            return await client.send(url, credentials=credentials, headers=extra)
+        except NetworkError as exc:
+            if exc.retryable:
+                raise _Retry(str(exc)) from None
+            raise _Fail(str(exc)) from None
 
     async def _stream(
         self,
@@ -429,12 +420,12 @@ class FileAttempts:
     ) -> TransferOutcome:
         spec = job.spec
         try:
-            fd = open_part(part, PART_FLAGS | (os.O_TRUNC if start == 0 else 0))
+            fd = open_part(part, PART_FLAGS | (os.O_TRUNC if start == 0 else 0), start)
         except OSError as exc:
-            resp.discard()
+            resp.release()
             raise self._disk_failure(exc, spec, part, meta_path, total) from None
         pos = start
-        last: list[asyncio.Future[None]] = []
+        pending: asyncio.Future[None] | None = None
         try:
             try:
                 if start == 0:
@@ -449,7 +440,7 @@ class FileAttempts:
                     elif had_part:
                         unlink_quietly(meta_path)
             except OSError as exc:
-                resp.discard()
+                resp.release()
                 raise self._disk_failure(exc, spec, part, meta_path, total) from None
             hasher = None
             if expected is not None:
@@ -460,46 +451,70 @@ class FileAttempts:
                 )
             md5 = hashlib.md5() if md5_header and expected is None else None
             # Big bodies that must be hashed are written and hashed by a disk thread while the
-            # next slice arrives (the connection double-buffers and waits for each write in
-            # turn). Without hashing, inline writes measured faster: a thread hand-off per
-            # slice costs more than the pwrite itself.
+            # next slice arrives (one write in flight per file, so writes stay in order).
+            # Without hashing, inline writes measured faster than a thread hand-off per slice.
             threaded = (
                 disk is not None
                 and (hasher is not None or md5 is not None)
                 and (total is None or total - start >= 2 * self.chunk_size)
             )
-
-            def sink(view: memoryview) -> asyncio.Future[None] | None:
-                nonlocal pos
-                offset = pos
-                pos += len(view)
-                if on_bytes is not None:
-                    on_bytes(len(view))
-                if threaded:
-                    assert disk is not None
-                    fut = disk.submit(_write_chunk, fd, view, offset, hasher, md5)
-                    last[:] = [fut]
-                    return fut
-                _write_chunk(fd, view, offset, hasher, md5)
-                return None
-
+            chunks: list[bytes] = []
+            buffered = 0
+            slice_size = self.chunk_size
             try:
-                await resp.read_into(sink)
+                async for chunk in resp.iter_chunks():
+                    if total is not None and pos + buffered + len(chunk) > total:
+                        resp.release()
+                        raise _Mismatch(
+                            f"size mismatch: the server sent more than {total:,} bytes",
+                            status=job.status,
+                        )
+                    chunks.append(chunk)
+                    buffered += len(chunk)
+                    if buffered < slice_size:
+                        continue
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    pos += buffered
+                    buffered = 0
+                    if on_bytes is not None:
+                        on_bytes(len(data))
+                    if threaded:
+                        assert disk is not None
+                        if pending is not None:
+                            await pending
+                        pending = disk.submit(_write_chunk, fd, data, hasher, md5)
+                    else:
+                        _write_chunk(fd, data, hasher, md5)
+                if chunks:
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    pos += buffered
+                    if on_bytes is not None:
+                        on_bytes(len(data))
+                    if pending is not None:
+                        await pending
+                        pending = None
+                    _write_chunk(fd, data, hasher, md5)
+                if pending is not None:
+                    await pending
+                    pending = None
             except _DiskError as exc:
                 raise self._disk_failure(exc.exc, spec, part, meta_path, total) from None
-            except (HTTPClientError, OSError) as exc:
+            except NetworkError as exc:
+                if chunks:  # what did arrive is a valid prefix: keep it for the resume
+                    if pending is not None:
+                        await pending
+                        pending = None
+                    with contextlib.suppress(_DiskError):
+                        _write_chunk(fd, b"".join(chunks), hasher, md5)
+                        pos += buffered
                 if pos > start and not (job.etag or job.last_modified):
                     job.fresh = True  # nothing to validate a resume with
-                if isinstance(exc, ConnectionDropped) and exc.expected is not None:
-                    got = pos if total is not None else exc.received
-                    of = total if total is not None else exc.expected
-                    raise _Retry(f"connection dropped after {got:,} of {of:,} bytes") from None
-                if isinstance(exc, ReadTimeout):
-                    raise _Retry(f"{exc} after {pos:,} bytes") from None
-                raise _Retry(_network_reason(exc)) from None
+                of = f" of {total:,}" if total is not None else ""
+                raise _Retry(f"{exc} (after {pos - start:,}{of} bytes)") from None
         finally:
-            if last and not last[0].done():  # cancelled mid-write: close once it is done
-                last[0].add_done_callback(lambda _: os.close(fd))
+            if pending is not None and not pending.done():  # cancelled mid-write
+                pending.add_done_callback(lambda _: os.close(fd))
             else:
                 os.close(fd)
         if total is not None and pos != total:
@@ -586,18 +601,11 @@ class FileAttempts:
             job.fresh = True
             if job.mismatches >= min(MAX_MISMATCHES, self.max_attempts):
                 return _failed(job, exc.reason, exc.status, True)
-        delay = exc.delay
-        if delay is None:
-            delay = backoff_delay(job.attempts, self.backoff, BACKOFF_CAP)
         elapsed = now - job.first_start
-        if job.attempts >= self.max_attempts:
-            reason = f"{exc.reason} (gave up after {job.attempts} attempts)"
-            return _failed(job, reason, exc.status, False)
-        if elapsed + delay > self.max_retry_time:
-            reason = f"{exc.reason} (gave up after {elapsed:.0f}s)"
-            if exc.delay and exc.delay > self.max_retry_time:
-                reason = f"{exc.reason} (Retry-After {exc.delay:.0f}s is too long)"
-            return _failed(job, reason, exc.status, False)
+        decision = self.retry.next_delay(job.attempts, elapsed, exc.delay)
+        if isinstance(decision, str):
+            return _failed(job, f"{exc.reason} ({decision})", exc.status, False)
+        delay = decision
         job.retries += 1
         log.debug(
             "retry %d of %s in %.2fs: %s", job.retries, redact_url(job.spec.url), delay, exc.reason

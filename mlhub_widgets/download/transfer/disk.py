@@ -1,4 +1,4 @@
-"""Blocking file-system work off the event loop: disk threads and the file-writer helper process."""
+"""Blocking file-system work off the event loop: a few disk threads."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from .file_writer import (
-    Failure,
-    WriteArgs,
-    WriterProcess,
-    write_all,
-    write_small,
-)
+from .files import Failure, write_all, write_small
 
 log = logging.getLogger(__name__)
 _R = TypeVar("_R")
@@ -39,10 +33,9 @@ class _DiskError(Exception):
 DISK_THREADS: Final = 2
 
 
-#: A run hands small files to a helper process (:mod:`.file_writer`) from this many on; fewer
-#: are not worth starting an interpreter for. 10,000 small files: 2.12-2.22 s with threads,
-#: 1.89-1.95 s with the helper (the disk threads' lock hand-offs stalled the event loop).
-WRITER_PROCESS_AFTER: Final = 16
+#: ``write_small`` arguments: part path, final path, body, ``.meta`` path to remove (or None),
+#: expected ``(hashlib name, digest)`` (or None) and the ``Content-MD5`` header (or None).
+WriteArgs = tuple[str, str, bytes, str | None, tuple[str, bytes] | None, str | None]
 
 _DiskItem = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
@@ -66,27 +59,9 @@ class _DiskWorkers:
         self.kick_scheduled = False
         self.done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         self.threads: list[threading.Thread] = []
-        self.small_files = 0
-        self.writer: WriterProcess | None = None
-        self.writer_failed = False
 
     def write_small(self, args: WriteArgs) -> asyncio.Future[Failure]:
-        """:func:`.file_writer.write_small` in the helper process (threads for the first few
-        files of a run, or when the helper cannot run)."""
-        writer = self.writer
-        if writer is None:
-            self.small_files += 1
-            if self.small_files >= WRITER_PROCESS_AFTER and not self.writer_failed:
-                try:
-                    writer = self.writer = WriterProcess.spawn(self.loop, self._write_in_thread)
-                except OSError as exc:
-                    self.writer_failed = True
-                    log.info("writing small files in threads: %s", exc)
-            if writer is None:
-                return self._write_in_thread(args)
-        return writer.submit(args)
-
-    def _write_in_thread(self, args: WriteArgs) -> asyncio.Future[Failure]:
+        """:func:`.files.write_small` in a disk thread."""
         return self.submit(write_small, *args)
 
     def submit(self, fn: Callable[..., _R], *args: Any) -> asyncio.Future[_R]:
@@ -150,11 +125,7 @@ class _DiskWorkers:
                 fut.set_result(result)
 
     def close(self) -> None:
-        """Finish queued work and stop the threads and the helper process (blocks for
-        in-flight file calls only)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        """Finish queued work and stop the threads (blocks for in-flight file calls only)."""
         for _ in self.threads:
             self.wake.put(False)
         for thread in self.threads:
@@ -163,10 +134,10 @@ class _DiskWorkers:
         self._deliver()
 
 
-def _write_chunk(fd: int, view: memoryview, offset: int, hasher: Any, md5: Any) -> None:
-    """Write one slice of a streamed body at ``offset`` and feed the hashers."""
+def _write_chunk(fd: int, view: bytes | bytearray, hasher: Any, md5: Any) -> None:
+    """Write the next slice of a streamed body and feed the hashers."""
     try:
-        write_all(fd, view, offset)
+        write_all(fd, view)
     except OSError as exc:
         raise _DiskError(exc) from None
     if hasher is not None:

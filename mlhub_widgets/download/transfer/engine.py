@@ -1,40 +1,41 @@
 """The transfer engine: moves asset bytes from HTTP(S) to disk, fast and never corrupt.
 
 :class:`TransferEngine` runs inside an asyncio event loop and downloads many files at once over
-keep-alive connections (one pool per origin, see :mod:`mlhub_widgets.net.http11`). Every file goes
-through the same safe path:
+keep-alive connections (the package's HTTP layer, :mod:`mlhub_widgets.net.http`, on aiohttp:
+proxies, CAs, redirects and credentials as everywhere else). Every file goes through the same
+safe path:
 
 * bytes are written to ``dest.part`` and renamed to ``dest`` only after the byte count matches
   ``Content-Length``, the catalogue's ``file:size`` and ``file:checksum`` (multihash: sha2-256,
-  md5, sha1, sha2-512, …) and the server's ``Content-MD5`` when it sends one;
+  md5, sha1, sha2-512, …) and the server's ``Content-MD5`` when it sends one; a body longer than
+  the size it announced (or the catalogue's) is cut off before its extra bytes are written;
 * a large body records its validator (ETag / Last-Modified) in ``dest.part.meta`` before its
   first byte is written, so an interrupted file (even by ``kill -9``) is resumed with
   ``Range`` + ``If-Range``; a server that answers ``200`` instead of ``206`` (the remote file
   changed, or no range support) restarts the file from byte 0 — two versions are never spliced;
-* connection errors, timeouts, short bodies, 429 (``Retry-After``) and 500/502/503/504 are retried
-  with exponential backoff and jitter, within ``max_attempts`` and ``max_retry_time`` per file,
-  without holding a worker slot while waiting; 400/401/403/404/410 fail at once;
-* redirects are followed (at most 5); the ``key`` query parameter and credentials headers never
-  go to another origin;
+* connection errors, timeouts, stalled or short bodies, 408/429 (``Retry-After``) and
+  500/502/503/504 are retried with the package's :class:`~mlhub_widgets.net.retry.RetryPolicy`
+  (exponential backoff with jitter, within ``max_attempts`` and ``max_retry_time`` per file),
+  without holding a worker slot while waiting; 400/401/403/404/410, TLS failures and bad URLs
+  fail that file at once;
+* redirects are followed hop by hop by the HTTP layer; credentials (an API key, a source's
+  headers, secrets in the URL's query) never go to another origin;
 * a full disk fails that file with a clear message and removes its ``.part``.
 
 :func:`download_file` is the synchronous one-file convenience (catalogue tarballs, collection
 archives); with ``parallel_ranges > 1`` it fetches one large file as concurrent ranges.
 
-Where the time goes: the HTTP work (~50 µs of CPU per small file) runs in the event loop;
-small bodies are verified, written and renamed by a helper process (:mod:`.file_writer`, from
-the :data:`~.disk.WRITER_PROCESS_AFTER`-th file of a run; disk threads before that or when it cannot
-run), because a file create costs from ~10 µs on tmpfs to several hundred µs on a busy ext4 and
-must not stall the other connections, and disk threads hand the GIL back and forth with the
-loop on every system call. Streamed bodies are written by the disk threads
-(:data:`~.disk.DISK_THREADS`). Bodies above 2 × ``chunk_size`` that must be
-hashed are double-buffered: a disk thread writes and hashes one slice while the connection
-receives the next (without a checksum to compute, writing inline from the event loop measured
-faster).
+Where the time goes: the HTTP work runs in the event loop; small bodies (up to ``chunk_size``)
+arrive whole and are verified, written and renamed by the disk threads
+(:data:`~.disk.DISK_THREADS`), because a file create costs from ~10 µs on tmpfs to several
+hundred µs on a busy ext4 and must not stall the other connections. Larger bodies are written in
+``chunk_size`` slices; when they must be hashed, a disk thread writes and hashes one slice while
+the next arrives (without a checksum to compute, writing inline measured faster). Every write is
+sequential from one position (no ``pwrite``): the engine runs wherever Python and aiohttp run.
 
-Limitations: HTTP/1.1 only (no HTTP/2, no pipelining), no proxy support (``HTTPS_PROXY`` and
-friends are ignored), no ``fsync`` (a power loss may lose recently renamed files; a killed
-process does not), ``Content-Encoding`` is refused by asking for ``identity``.
+Limitations: HTTP/1.1 (aiohttp has no HTTP/2), no ``fsync`` (a power loss may lose recently
+renamed files; a killed process does not), ``Content-Encoding`` is refused by asking for
+``identity``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 
-from ...net.http11 import HTTPClient
+from ...net.http import HttpClient
 from ...net.redact import redact_url
 from .attempt import (
     FileAttempts,
@@ -74,7 +75,11 @@ class TransferEngine(FileAttempts):
         max_retry_time: seconds a file may spend between its first attempt and a retry.
         backoff: base of the exponential backoff (full jitter) in seconds.
         chunk_size: streaming buffer size; large bodies are written in slices this big.
-        headers: extra request headers (``Authorization``/``Cookie`` never cross origins).
+        credentials: what may be sent to which origin (:class:`~mlhub_widgets.net.http.Credentials`:
+            an API key, a source's ``Authorization`` header); never sent anywhere else.
+        network: proxy, TLS, timeouts and retry policy (:class:`NetworkSettings`); when
+            given, it replaces ``connect_timeout``/``read_timeout``/``max_attempts``/
+            ``max_retry_time``/``backoff``.
         if_exists: what to do when ``dest`` already exists: ``"resume"`` (keep it when its size
             matches the expected size, or when no size is known; no request is made), ``"skip"``
             (keep it, whatever it is) or ``"overwrite"`` (fetch again).
@@ -118,7 +123,7 @@ class _Run:
     def __init__(
         self,
         engine: TransferEngine,
-        client: HTTPClient,
+        client: HttpClient,
         on_outcome: Callable[[TransferOutcome], None],
         on_bytes: Callable[[int], None] | None,
         on_start: Callable[[TransferSpec], None] | None,
@@ -186,7 +191,7 @@ class _Run:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             for timer in self.timers:
                 timer.cancel()
-            self.client.close()
+            await self.client.close()
             self.disk.close()
 
     # -- control ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ...net.http import Credentials
+from ...net.settings import NetworkSettings
 from .attempt import (
     _Fail,
     _failed,
@@ -29,6 +31,8 @@ async def fetch_file(
     checksum: str | None = None,
     parallel_ranges: int = 1,
     headers: Mapping[str, str] | None = None,
+    credentials: Credentials | None = None,
+    network: NetworkSettings | None = None,
     if_exists: str = "resume",
     connect_timeout: float = 10,
     read_timeout: float = 60,
@@ -42,6 +46,9 @@ async def fetch_file(
 ) -> TransferOutcome:
     """Fetch one file inside a running event loop (the async form of :func:`download_file`)."""
     spec = TransferSpec(url, Path(dest), size, checksum)
+    creds = [credentials] if credentials is not None else []
+    if headers:
+        creds.append(Credentials.for_url(url, headers=headers))
     engine = TransferEngine(
         workers=1,
         per_host=max(1, parallel_ranges),
@@ -51,7 +58,8 @@ async def fetch_file(
         max_retry_time=max_retry_time,
         backoff=backoff,
         chunk_size=chunk_size,
-        headers=headers,
+        credentials=creds,
+        network=network,
         if_exists=if_exists,
     )
     if parallel_ranges <= 1:
@@ -121,7 +129,7 @@ async def _run_ranged(
     finally:
         if unsubscribe is not None:
             unsubscribe()
-        client.close()
+        await client.close()
 
 
 def download_file(
@@ -132,6 +140,8 @@ def download_file(
     checksum: str | None = None,
     parallel_ranges: int = 1,
     headers: Mapping[str, str] | None = None,
+    credentials: Credentials | None = None,
+    network: NetworkSettings | None = None,
     if_exists: str = "resume",
     connect_timeout: float = 10,
     read_timeout: float = 60,
@@ -145,8 +155,11 @@ def download_file(
 ) -> TransferOutcome:
     """Download one file synchronously, with the engine's verification, resume and retries.
 
-    Meant for catalogue tarballs and collection archives. ``url`` may carry an API ``key``: it is
-    dropped when a redirect leaves the URL's origin, and masked in every message. With
+    Meant for catalogue tarballs and collection archives. ``headers`` and ``credentials`` go
+    only to their origin (``headers``: the origin of ``url``); credentials in ``url``'s query
+    (``key``, ``sig``, ``X-Amz-*``...) are dropped when a redirect leaves its origin, and masked
+    in every message. ``network`` sets proxy, TLS, timeouts and retries (replacing the
+    timeout and retry arguments). With
     ``parallel_ranges > 1`` and a server that supports ranges, a file of 8 MiB or more is
     fetched as that many concurrent ranges into one ``.part`` (written at offsets), verified,
     and resumable hole by hole. Runs its own event loop (in a helper thread when the calling
@@ -157,7 +170,8 @@ def download_file(
     def make() -> Any:
         return fetch_file(
             url, dest, size=size, checksum=checksum, parallel_ranges=parallel_ranges,
-            headers=headers, if_exists=if_exists, connect_timeout=connect_timeout,
+            headers=headers, credentials=credentials, network=network, if_exists=if_exists,
+            connect_timeout=connect_timeout,
             read_timeout=read_timeout, max_attempts=max_attempts, max_retry_time=max_retry_time,
             backoff=backoff, chunk_size=chunk_size, on_bytes=on_bytes, on_retry=on_retry,
             control=control,

@@ -8,24 +8,18 @@ import os
 from collections.abc import Callable
 from typing import Final
 
-from ...net.http11 import HTTPClient, HTTPClientError, Response
-from ...net.retry import retry_after_seconds
+from ...exceptions import NetworkError
+from ...net.http import HttpClient, Response
+from ...net.retry import RETRY_STATUSES, retry_after_seconds
 from .attempt import (
-    RETRY_STATUSES,
     FileAttempts,
     _Fail,
     _Job,
     _Mismatch,
-    _network_reason,
     _Retry,
 )
 from .disk import _DiskError
-from .file_writer import (
-    PART_FLAGS,
-    open_part,
-    unlink_quietly,
-    write_all,
-)
+from .files import PART_FLAGS, open_part, unlink_quietly, write_all
 from .http_helpers import (
     _parse_content_range,
     _reason,
@@ -56,7 +50,7 @@ class _Ranged:
     def __init__(
         self,
         engine: FileAttempts,
-        client: HTTPClient,
+        client: HttpClient,
         job: _Job,
         n: int,
         on_bytes: Callable[[int], None] | None,
@@ -78,7 +72,6 @@ class _Ranged:
         self.done: list[tuple[int, int]] = []  # ranges complete before this attempt
         self.progress: dict[int, list[int]] = {}  # segment -> [start, written end]
         self.last_meta = 0.0
-        self.fd = -1
 
     # -- state ---------------------------------------------------------------------------------
     def _load(self) -> bool:
@@ -145,7 +138,7 @@ class _Ranged:
         if not resumed:
             probe = max(MIN_RANGED_SIZE, engine.chunk_size)
             resp = await engine._get(
-                self.client, self.spec.url, f"Range: bytes=0-{probe - 1}\r\n", job
+                self.client, self.spec.url, {"Range": f"bytes=0-{probe - 1}"}, job
             )
             if resp.status != 206:
                 # no range support (200), an error or an empty file: the sequential path
@@ -153,7 +146,7 @@ class _Ranged:
             cr = _parse_content_range(resp.headers.get("content-range"))
             validator = _validator(resp.headers.get("etag"), resp.headers.get("last-modified"))
             if cr is None or cr[0] != 0 or cr[2] is None or not validator:
-                resp.discard()  # cannot split safely: fetch it in one piece
+                resp.release()  # cannot split safely: fetch it in one piece
                 return await engine._attempt(self.client, job, self.on_bytes)
             self.total = cr[2]
             self.validator = validator
@@ -161,7 +154,7 @@ class _Ranged:
             job.last_modified = resp.headers.get("last-modified")
             job.status = 206
             if self.spec.size is not None and self.total != self.spec.size:
-                resp.discard()
+                resp.release()
                 raise _Mismatch(
                     f"size mismatch: server sends {self.total:,} bytes, "
                     f"expected {self.spec.size:,}",
@@ -177,11 +170,11 @@ class _Ranged:
             job.resumed_from = self.total - sum(b - a for a, b in missing)
             segments = _split(missing, self.n)
             first = None
-        try:
-            self.fd = open_part(self.part, PART_FLAGS | (0 if resumed else os.O_TRUNC))
+        try:  # create (or truncate) the .part; each range then writes with its own descriptor
+            os.close(open_part(self.part, PART_FLAGS | (0 if resumed else os.O_TRUNC)))
         except OSError as exc:
             if first is not None:
-                first.discard()
+                first.release()
             raise engine._disk_failure(
                 exc, self.spec, self.part, self.meta_path, self.total
             ) from None
@@ -190,7 +183,7 @@ class _Ranged:
                 self._save(force=True)
             except _DiskError as exc:
                 if first is not None:
-                    first.discard()
+                    first.release()
                 raise engine._disk_failure(
                     exc.exc, self.spec, self.part, self.meta_path, self.total
                 ) from None
@@ -215,9 +208,6 @@ class _Ranged:
                 exc.exc, self.spec, self.part, self.meta_path, self.total
             ) from None
         finally:
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
             with contextlib.suppress(_DiskError):
                 if os.path.exists(self.part):
                     self._save(force=True)
@@ -239,7 +229,7 @@ class _Ranged:
             pos = prog[1]
             try:
                 if resp is None:
-                    extra = f"Range: bytes={pos}-{b - 1}\r\nIf-Range: {self.validator}\r\n"
+                    extra = {"Range": f"bytes={pos}-{b - 1}", "If-Range": self.validator}
                     resp = await engine._get(self.client, self.spec.url, extra, seg_job)
                     job.attempts += 1
                 await self._receive(resp, prog, b)
@@ -257,10 +247,10 @@ class _Ranged:
     async def _receive(self, resp: Response, prog: list[int], b: int) -> None:
         status = resp.status
         if status == 200:
-            resp.discard()
+            resp.release()
             raise _Restart()
         if status != 206:
-            resp.discard()
+            resp.release()
             reason = _reason(resp)
             if status in RETRY_STATUSES:
                 delay = retry_after_seconds(resp.headers.get("retry-after"))
@@ -268,29 +258,33 @@ class _Ranged:
             raise _Fail(reason, status=status)
         cr = _parse_content_range(resp.headers.get("content-range"))
         if cr is None or cr[0] != prog[1] or (cr[2] is not None and cr[2] != self.total):
-            resp.discard()
+            resp.release()
             raise _Restart()
-        fd = self.fd
         on_bytes = self.on_bytes
-
-        def sink(view: memoryview) -> None:
-            pos = prog[1]
-            keep = min(len(view), b - pos)
-            if keep <= 0:
-                return
-            try:
-                write_all(fd, view[:keep] if keep < len(view) else view, pos)
-            except OSError as exc:
-                raise _DiskError(exc) from None
-            prog[1] = pos + keep
-            if on_bytes is not None:
-                on_bytes(keep)
-            self._save()
-
         try:
-            await resp.read_into(sink)
-        except (HTTPClientError, OSError) as exc:
-            raise _Retry(_network_reason(exc)) from None
+            fd = open_part(self.part, PART_FLAGS, prog[1])
+        except OSError as exc:
+            resp.release()
+            raise _DiskError(exc) from None
+        try:
+            async for chunk in resp.iter_chunks():
+                pos = prog[1]
+                keep = min(len(chunk), b - pos)
+                if keep <= 0:
+                    resp.release()
+                    break
+                try:
+                    write_all(fd, memoryview(chunk)[:keep] if keep < len(chunk) else chunk)
+                except OSError as exc:
+                    raise _DiskError(exc) from None
+                prog[1] = pos + keep
+                if on_bytes is not None:
+                    on_bytes(keep)
+                self._save()
+        except NetworkError as exc:
+            raise _Retry(str(exc)) from None
+        finally:
+            os.close(fd)
         if prog[1] < min(b, cr[1] + 1):
             raise _Retry(f"connection dropped at byte {prog[1]:,}")
 

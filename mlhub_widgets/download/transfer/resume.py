@@ -7,10 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .file_writer import (
-    unlink_quietly,
-    write_all,
-)
+from .files import unlink_quietly, write_all
 
 
 def _read_meta(path: str) -> dict[str, Any] | None:
@@ -28,7 +25,7 @@ def _write_meta(path: str, meta: Mapping[str, Any]) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            write_all(fd, data, 0)
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)

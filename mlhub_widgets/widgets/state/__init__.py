@@ -1,8 +1,10 @@
 """The explorer's shared state (its view-model): traitlets only, no widgets in it.
 
 See :mod:`.explorer_state` (:class:`ExplorerState`). Its parts: :mod:`.filters` (what to
-download), :mod:`.tasks` (background work by area), :mod:`.errors` (messages for the user),
-:mod:`.details` (what the dataset view shows).
+download), :mod:`.tasks` (background work by area), :mod:`.job_follow` (the download job's
+progress and end messages), :mod:`.availability` (which datasets can be downloaded),
+:mod:`.errors` (messages for the user), :mod:`.details` (what the dataset view shows),
+:mod:`.formatting` (sizes and durations as text).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from .errors import FailedAsset, friendly_error
 from .explorer_state import AREAS, ExplorerState, default_output_dir
 from .filters import Filters
+from .job_follow import completed_fraction
 
 __all__ = [
     "AREAS",
     "ExplorerState",
     "FailedAsset",
     "Filters",
+    "completed_fraction",
     "default_output_dir",
     "friendly_error",
 ]

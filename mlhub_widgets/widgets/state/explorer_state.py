@@ -34,42 +34,43 @@ import dataclasses
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import traitlets
-from traitlets import Bool, Dict, Enum, Int, List, Unicode, observe, validate
+from traitlets import Bool, Dict, Enum, Int, List, Unicode, default, observe, validate
 
-from ...exceptions import EntityDoesNotExist
+from ...exceptions import EntityDoesNotExist, MLHubException
 from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
     from ...config.session import Session
 
+from . import availability
 from .details import dataset_detail, dataset_footprint, temporal_extent
-from .errors import FailedAsset, job_error_text
+from .errors import friendly_error, metadata_only_reason
+from .export import export_format, selection_items, write_selection
 from .filters import Filters
-from .tasks import BackgroundTasks
+from .job_follow import JobFollower, state_name
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 #: The kinds of background work, each with its own busy flag and error message.
-AREAS = ("login", "profiles", "tags", "search", "dataset", "assets", "estimate", "download")
-
-#: Minimum seconds between two progress updates published to the widgets (5 Hz).
-PROGRESS_INTERVAL = 0.2
-
-_NO_CATALOGUE = (
-    "{} has no STAC catalogue on this server, so its assets cannot be listed or downloaded "
-    "(the record and collections are still shown)."
+AREAS = (
+    "login",
+    "profiles",
+    "tags",
+    "search",
+    "availability",
+    "dataset",
+    "assets",
+    "estimate",
+    "download",
+    "export",
 )
-
-#: Most failed assets kept for display (the full list is in the job's err_report.csv).
-MAX_FAILURES_SHOWN = 200
 
 
 def _read_profiles() -> tuple[list[str], dict[str, str]]:
@@ -88,7 +89,7 @@ def _jsonable_tags(frame: Any) -> list[tuple[str, int]]:
     return out
 
 
-class ExplorerState(BackgroundTasks):
+class ExplorerState(JobFollower):
     """Everything the explorer shows, from the session to the download job.
 
     Set traits directly (``state.filters = Filters(...)``, ``state.dataset_id = "x"``, ...) or call
@@ -132,22 +133,20 @@ class ExplorerState(BackgroundTasks):
     output_dir = Unicode(".", help="where datasets are downloaded")
     if_exists = Enum(("resume", "skip", "overwrite"), "resume", help="what to do with files")
     catalog_only = Bool(False, help="download only the STAC catalogue, no assets")
-    workers = Int(4, min=1, max=64, help="parallel asset downloads")
+    workers = Int(min=1, max=256, help="parallel asset downloads (default: the engine's)")
     estimate = traitlets.Any(None, allow_none=True, help="DownloadPlan for the current filters")
 
-    # -- download job --------------------------------------------------------------------------
-    job = traitlets.Any(None, allow_none=True, help="the current DownloadJob")
-    job_state = Unicode("idle", help="state of the job: idle, running, paused, finished, ...")
-    progress = traitlets.Any(None, allow_none=True, help="last ProgressSnapshot of the job")
-    failures: List[FailedAsset] = List(help="FailedAsset rows (the first MAX_FAILURES_SHOWN)")
-    failure_count = Int(0, help="assets that failed so far")
-    report_path = Unicode("", help="the job's err_report.csv, once there are failures")
+    # -- export --------------------------------------------------------------------------------
+    export_path = Unicode("", help="the file the last export_selection() wrote")
+
+    @default("workers")
+    def _default_workers(self) -> int:
+        from ...download.defaults import DEFAULT_WORKERS
+
+        return DEFAULT_WORKERS
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._job_unsubscribe: Callable[[], None] | None = None
-        self._last_progress = 0.0
-        self._pending_failures: list[FailedAsset] = []
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
@@ -204,19 +203,24 @@ class ExplorerState(BackgroundTasks):
             )
             try:
                 frame = discovery.datasets(session=probe)
-            except EntityDoesNotExist as exc:
-                raise ValueError(
-                    f"No MLHub API at {probe.root_url}: {exc}. Check the root URL (it must be "
-                    "the API root, e.g. https://…/mlhub/v1/)."
-                ) from None
-            count = len(frame)
-            if count:
-                # Listing datasets is public; the catalogue is not. Ask for one catalogue's info
-                # so a missing or wrong key shows up now (401), not at the first download.
-                from ...mlhub.client import get_catalog_info
+                count = len(frame)
+                if count:
+                    # Listing datasets is public; the catalogue is not. Ask for one catalogue's
+                    # info so a missing or wrong key shows up now (401), not at the first
+                    # download.
+                    from ...mlhub.client import get_catalog_info
 
-                with contextlib.suppress(EntityDoesNotExist):
-                    get_catalog_info(str(frame["id"].iloc[0]), session=probe)
+                    with contextlib.suppress(EntityDoesNotExist):
+                        get_catalog_info(str(frame["id"].iloc[0]), session=probe)
+            except EntityDoesNotExist:
+                raise ValueError(
+                    f"No MLHub API at {probe.root_url}. Check the root URL (it must be the API "
+                    "root, e.g. https://…/mlhub/v1/)."
+                ) from None
+            except MLHubException as exc:
+                raise ValueError(
+                    friendly_error(exc, url=probe.root_url, key_sent=not probe.anonymous)
+                ) from None
             session = get_session(api_key=api_key or None, profile=prof, root_url=root)
             server = f"the bundled demo hub at {session.root_url}" if demo else ""
             return session, count, server
@@ -226,6 +230,7 @@ class ExplorerState(BackgroundTasks):
             with self.hold_trait_notifications():
                 self.source = None
                 self.has_tags = True
+                self.availability = {}
                 self.session = session
                 self.dataset_count = count
                 self.connection = self._describe(session, count, server)
@@ -268,6 +273,7 @@ class ExplorerState(BackgroundTasks):
             old = self.source
             with self.hold_trait_notifications():
                 self.session = None
+                self.availability = {}
                 self.source = src
                 self.has_tags = bool(src.has_tags)
                 self.dataset_count = count
@@ -294,6 +300,7 @@ class ExplorerState(BackgroundTasks):
             self.session = None
             self.connection = ""
             self.dataset_count = -1
+            self.availability = {}
 
     def refresh_profiles(self) -> threading.Thread:
         """Re-read the profile names from the profiles file into :attr:`profiles`."""
@@ -368,8 +375,39 @@ class ExplorerState(BackgroundTasks):
 
         def done(frame: Any) -> None:
             self.results = frame
+            self._check_availability(frame)
 
         return self.run_in_background("search", "Searching datasets…", work, done)
+
+    def _check_availability(self, frame: Any) -> None:
+        """Fill :attr:`availability` for the results: from their records, else by asking the
+        server about each dataset not known yet (in the background)."""
+        known, ask = availability.from_results(frame, stac_source=self.source is not None)
+        if known:
+            # reasons found meanwhile (a catalogue that answered 404) stay
+            self.availability = {**known, **{i: r for i, r in self.availability.items() if r}}
+        ask = [i for i in ask if i not in self.availability]
+        session = self.session
+        if not ask or session is None:
+            return
+
+        def work() -> dict[str, str]:
+            return availability.probe_all(ask, session)
+
+        def done(found: dict[str, str]) -> None:
+            if self.session is session:
+                self.availability = {**self.availability, **found}
+
+        self.run_in_background(
+            "availability", "Checking which datasets can be downloaded…", work, done
+        )
+
+    @property
+    def metadata_only(self) -> str:
+        """Why the selected dataset cannot be downloaded ("" when it can, or is not known)."""
+        if not self.dataset_id:
+            return ""
+        return str(self.availability.get(self.dataset_id) or "")
 
     def select_dataset(self, dataset_id: str | None) -> None:
         """Select a dataset by id (None clears); its details load in the background."""
@@ -399,12 +437,19 @@ class ExplorerState(BackgroundTasks):
             self.set_error("dataset", "Not connected: test a connection in the Connect panel.")
             return
         self._load_dataset(new)
-        self._load_asset_keys(new)
+        reason = self.availability.get(new)
+        if reason:  # metadata only: there is no catalogue to read
+            with self._lock:
+                self._generation["assets"] = self._generation.get("assets", 0) + 1
+            self._set_area("busy", "assets", None)
+            self.set_error("assets", reason)
+        else:
+            self._load_asset_keys(new)
 
     def _load_dataset(self, dataset_id: str) -> None:
         where = self._where()
 
-        def work() -> tuple[Any, Any, dict[str, Any]]:
+        def work() -> tuple[Any, Any, dict[str, Any], str | None]:
             from ... import discovery
             from ...mlhub.dataset import Dataset
 
@@ -413,14 +458,27 @@ class ExplorerState(BackgroundTasks):
                 dataset = Dataset.from_dict(src.get_dataset(dataset_id))
                 dataset._catalog_info = {}  # no catalogue archive: sizes are unknown
                 collections = discovery.collections(dataset_id, source=src)
-                return dataset, collections, dataset_detail(dataset, collections)
+                return dataset, collections, dataset_detail(dataset, collections), ""
             session = where["session"]
             dataset = Dataset.fetch(dataset_id, session=session)
+            reason = availability.from_record(dataset.raw)
+            if reason is not None:
+                dataset._catalog_info = {}  # metadata only: no catalogue, no sizes
+            else:
+                # the catalogue's info gives its sizes (for the detail) and says whether there
+                # is a catalogue at all (404: metadata only)
+                reason = availability.probe(dataset_id, session)
+                if reason:
+                    dataset._catalog_info = {}
             collections = discovery.collections(dataset=dataset, session=session)
-            return dataset, collections, dataset_detail(dataset, collections)
+            detail = dataset_detail(dataset, collections)
+            detail["metadata_only_reason"] = reason or ""
+            return dataset, collections, detail, reason
 
-        def done(result: tuple[Any, Any, dict[str, Any]]) -> None:
-            dataset, collections, detail = result
+        def done(result: tuple[Any, Any, dict[str, Any], str | None]) -> None:
+            dataset, collections, detail, reason = result
+            if reason is not None:
+                self._set_availability(dataset_id, reason)
             with self.hold_trait_notifications():
                 self.dataset = dataset
                 self.detail = detail
@@ -440,7 +498,8 @@ class ExplorerState(BackgroundTasks):
             try:
                 plan = plan_download(dataset_id, output_dir, **where)
             except EntityDoesNotExist:
-                raise ValueError(_NO_CATALOGUE.format(dataset_id)) from None
+                self._set_availability(dataset_id, metadata_only_reason(dataset_id))
+                raise ValueError(metadata_only_reason(dataset_id)) from None
             return {cid: sorted(keys) for cid, keys in plan.asset_keys.items()}
 
         def done(keys: dict[str, list[str]]) -> None:
@@ -500,6 +559,8 @@ class ExplorerState(BackgroundTasks):
             out.append("Not connected.")
         if not self.dataset_id:
             out.append("No dataset selected.")
+        elif self.metadata_only:
+            out.append(self.metadata_only)
         out.extend(self.filter_problems)
         return out
 
@@ -523,7 +584,8 @@ class ExplorerState(BackgroundTasks):
             try:
                 return plan_download(dataset_id, output_dir, **where, **kwargs)
             except EntityDoesNotExist:
-                raise ValueError(_NO_CATALOGUE.format(dataset_id)) from None
+                self._set_availability(dataset_id, metadata_only_reason(dataset_id))
+                raise ValueError(metadata_only_reason(dataset_id)) from None
 
         def done(plan: Any) -> None:
             if self.filters == filters and self.dataset_id == dataset_id:
@@ -546,8 +608,9 @@ class ExplorerState(BackgroundTasks):
         def work() -> Any:
             from ...download import download_dataset
 
-            Path(output_dir).expanduser().mkdir(parents=True, exist_ok=True)
-            job = download_dataset(
+            # the job checks the output folder and creates it in its own thread: a bad folder
+            # ends the job ("failed", with the reason) instead of stopping here
+            return download_dataset(
                 dataset_id,
                 output_dir,
                 **where,
@@ -556,138 +619,77 @@ class ExplorerState(BackgroundTasks):
                 **options,
                 **kwargs,
             )
-            return job
 
         def done(job: Any) -> None:
             self.job = job
 
-        with self.hold_trait_notifications():
-            self.failures = []
-            self.failure_count = 0
-            self.report_path = ""
-            self.progress = None
-            self.job_state = "starting"
-        return self.run_in_background("download", "Starting the download…", work, done)
+        def failed(_exc: BaseException) -> None:
+            # nothing started: back to the state of the previous job (or idle)
+            self.job_state = state_name(self.job.state) if self.job is not None else "idle"
 
-    def pause(self) -> None:
-        """Pause the running job (finished files and partial files are kept)."""
-        job = self._require_job()
-        job.pause()
-        self._sync_job_state(job)
+        self.job_state = "starting"
+        return self.run_in_background("download", "Starting the download…", work, done, failed)
 
-    def resume(self) -> None:
-        """Resume a paused job."""
-        job = self._require_job()
-        job.resume()
-        self._sync_job_state(job)
+    # ------------------------------------------------------------------------------------------
+    # export (see .export: the selection as STAC)
 
-    def cancel(self) -> None:
-        """Cancel the job; what was downloaded stays, and Start resumes from there."""
-        job = self._require_job()
-        job.cancel()
-        self._sync_job_state(job)
+    def selection_collections(self) -> list[str]:
+        """The collections of the selection: the content filter's, else all of the dataset's.
 
-    def _require_job(self) -> Any:
-        if self.job is None:
-            raise ValueError("No download job.")
-        return self.job
+        Raises:
+            ValueError: no dataset is selected, or its collections are still loading.
+        """
+        if not self.dataset_id:
+            raise ValueError("No dataset selected.")
+        cf = self.filters.collection_filter
+        if self.collections is None:
+            if cf:
+                return sorted(cf)
+            raise ValueError("The dataset's collections are still loading.")
+        ids = [str(c) for c in self.collections["id"]]
+        return [c for c in ids if c in cf] if cf else ids
 
-    def _sync_job_state(self, job: Any) -> None:
-        if job is self.job:
-            self.job_state = _state_name(job.state)
+    def selection_item_collection(self, limit: int | None = None) -> Any:
+        """The items of the selection as a :class:`pystac.ItemCollection` (items kept whole).
 
-    @observe("job")
-    def _on_job(self, change: dict[str, Any]) -> None:
-        if self._job_unsubscribe is not None:
-            with contextlib.suppress(Exception):
-                self._job_unsubscribe()
-            self._job_unsubscribe = None
-        job = change["new"]
-        if job is None:
-            self.job_state = "idle"
-            return
-        self._last_progress = 0.0
-        self._pending_failures = []
-        with self.hold_trait_notifications():
-            self.failures = []
-            self.failure_count = 0
-            self.report_path = ""
-            self.progress = job.progress
-            self.job_state = _state_name(job.state)
+        Runs in the calling thread (for code and tests; a panel calls
+        :meth:`export_selection`). ``limit`` caps the items per collection.
 
-        def on_event(event: Any) -> None:
-            self._on_job_event(job, event)
+        Raises:
+            ValueError: nothing to export (see :meth:`download_problems`).
+        """
+        where, cids, filters = self._export_args()
+        return selection_items(where, cids, filters, limit)
 
-        unsubscribe = job.subscribe(on_event)
-        if callable(unsubscribe):
-            self._job_unsubscribe = unsubscribe
-        # events may have fired before we subscribed
-        self._publish(job, force=True)
+    def export_selection(self, path: str | os.PathLike[str], fmt: str | None = None) -> Any:
+        """Write the selection's items to ``path`` in the background: stac-geoparquet
+        (``.parquet``) or a GeoJSON FeatureCollection (``.geojson``), or as ``fmt`` says.
 
-    def _on_job_event(self, job: Any, event: Any) -> None:
-        from ...download import (
-            AssetFailed,
-            JobCancelled,
-            JobFailed,
-            JobFinished,
-            JobPaused,
-            JobResumed,
-            ProgressUpdated,
-        )
+        Sets :attr:`export_path` and a notice when done; a failure is in ``errors["export"]``.
+        Returns the worker thread.
 
-        if job is not self.job:
-            return
-        if isinstance(event, AssetFailed):
-            with self._lock:
-                self._pending_failures.append(
-                    FailedAsset(
-                        collection=event.collection_id,
-                        item=event.item_id or "",
-                        asset_key=event.asset_key,
-                        reason=event.reason,
-                        url=event.url,
-                    )
-                )
-            self._publish(job, force=False)
-        elif isinstance(event, JobFailed):
-            self.set_error("download", job_error_text(event.error))
-            self._publish(job, force=True)
-        elif isinstance(event, JobFinished | JobCancelled):
-            summary = event.summary
-            note = str(summary)
-            self.set_notice("download", note)
-            self._publish(job, force=True)
-        elif isinstance(event, JobPaused | JobResumed):
-            self._publish(job, force=True)
-        elif isinstance(event, ProgressUpdated):
-            self._publish(job, force=False)
+        Raises:
+            ValueError: unknown format, or nothing to export (raised at once).
+        """
+        kind = export_format(path, fmt)
+        where, cids, filters = self._export_args()
 
-    def _publish(self, job: Any, *, force: bool) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._last_progress < PROGRESS_INTERVAL:
-                return
-            self._last_progress = now
-            pending, self._pending_failures = self._pending_failures, []
-        snapshot = job.progress
-        with self.hold_trait_notifications():
-            if pending:
-                self.failures = (list(self.failures) + pending)[:MAX_FAILURES_SHOWN]
-            self.failure_count = max(self.failure_count + len(pending), int(snapshot.assets_failed))
-            report = job.err_report_path
-            if self.failure_count and report.exists():
-                self.report_path = str(report)
-            self.progress = snapshot
-            self.job_state = str(job.state)
+        def work() -> tuple[Path, int]:
+            found = selection_items(where, cids, filters)
+            return write_selection(found, path, kind), len(found)
 
-    def refresh_progress(self) -> None:
-        """Publish the job's current progress now (the panel calls it on a timer)."""
-        if self.job is not None:
-            self._publish(self.job, force=True)
+        def done(result: tuple[Path, int]) -> None:
+            written, count = result
+            self.export_path = str(written)
+            self.set_notice("export", f"{count} items written to {written}")
 
+        return self.run_in_background("export", "Exporting the selection…", work, done)
 
-def _state_name(state: Any) -> str:
-    return str(state) if state is not None else "idle"
+    def _export_args(self) -> tuple[dict[str, Any], list[str], Filters]:
+        problems = self.download_problems()
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self._where(), self.selection_collections(), self.filters
 
 
 def default_output_dir() -> str:

@@ -29,6 +29,7 @@ class BackgroundTasks(HasTraits):
     busy = Dict(help="area -> what is being done, for every area with work in progress")
     errors = Dict(help="area -> message for the user about the last failure in that area")
     notices = Dict(help="area -> informational message (e.g. 'profile saved')")
+    warnings = Dict(help="area -> a warning that is not a failure (e.g. 'download cancelled')")
     last_traceback = Unicode("", help="traceback of the last unexpected error (for bug reports)")
 
     def __init__(self, **kwargs: Any) -> None:
@@ -59,17 +60,23 @@ class BackgroundTasks(HasTraits):
         """Show (or with None clear) an informational message in ``area``."""
         self._set_area("notices", area, message)
 
+    def set_warning(self, area: str, message: str | None) -> None:
+        """Show (or with None clear) a warning in ``area``."""
+        self._set_area("warnings", area, message)
+
     def run_in_background(
         self,
         area: str,
         label: str,
         work: Callable[[], T],
         done: Callable[[T], None] | None = None,
+        failed: Callable[[BaseException], None] | None = None,
     ) -> threading.Thread:
         """Run ``work()`` in a daemon thread; then ``done(result)`` in that thread.
 
-        ``busy[area]`` is ``label`` meanwhile; an exception becomes ``errors[area]``. Work started
-        later in the same area supersedes this one (its result and errors are dropped).
+        ``busy[area]`` is ``label`` meanwhile; an exception becomes ``errors[area]`` and is
+        handed to ``failed(exc)`` (which puts the state back as it was before the work). Work
+        started later in the same area supersedes this one (its result and errors are dropped).
         """
         with self._lock:
             gen = self._generation.get(area, 0) + 1
@@ -77,6 +84,7 @@ class BackgroundTasks(HasTraits):
         self._set_area("busy", area, label)
         self.set_error(area, None)
         self.set_notice(area, None)
+        self.set_warning(area, None)
 
         def current() -> bool:
             with self._lock:
@@ -96,6 +104,10 @@ class BackgroundTasks(HasTraits):
                         self.last_traceback = traceback.format_exc()
                         log.debug("explorer %s failed", area, exc_info=True)
                     self.set_error(area, friendly_error(exc))
+                    if failed is not None:
+                        with self._lock:
+                            if current():
+                                failed(exc)
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
