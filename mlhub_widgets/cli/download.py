@@ -11,6 +11,7 @@ from .options import (
     UsageError,
     add_session_options,
     add_source_option,
+    parse_bbox_arg,
     print_error,
     session_kwargs,
     source_kwargs,
@@ -91,12 +92,7 @@ def _json_arg(value: str, what: str) -> Any:
 
 
 def _download_filters(args: argparse.Namespace) -> dict[str, Any]:
-    bbox: list[float] | None = None
-    if args.bbox:
-        try:
-            bbox = [float(v) for v in args.bbox.replace(" ", "").split(",")]
-        except ValueError:
-            raise UsageError(f"--bbox must be W,S,E,N numbers, got {args.bbox!r}") from None
+    bbox = parse_bbox_arg(args.bbox) if args.bbox else None
     datetime: object = None
     if args.datetime:
         datetime = tuple(args.datetime.split("/", 1)) if "/" in args.datetime else args.datetime

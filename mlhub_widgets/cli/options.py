@@ -14,6 +14,18 @@ class UsageError(Exception):
     """Bad arguments detected after parsing (exit status 2)."""
 
 
+def parse_bbox_arg(text: str) -> list[float]:
+    """``--bbox W,S,E,N`` as numbers (spaces allowed); the filters check the values.
+
+    Raises:
+        UsageError: an empty or non-numeric element (``1,,2,3`` is not quietly read as 3).
+    """
+    try:
+        return [float(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"--bbox must be W,S,E,N numbers, got {text!r}") from None
+
+
 def print_error(message: str) -> None:
     """Print ``mlhub: error: message`` on stderr, always as one line."""
     text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())

@@ -28,6 +28,7 @@ from ..exceptions import (
 )
 from ..net.redact import redact_text
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
+from ..units import human_bytes
 from .catalog_archive import ArchiveLimits
 from .events import (
     Callback,
@@ -39,7 +40,6 @@ from .events import (
     JobResumed,
     JobState,
     ProgressSnapshot,
-    human_bytes,
 )
 from .index import Cancelled
 from .job_run import JobRun
@@ -297,22 +297,22 @@ class DownloadJob(JobRun):
         elif not isinstance(exc, sqlite3.Error) and self._phase in ("catalog", "index"):
             folder = cfg.output_dir
         try:
-            free: str = _space(shutil.disk_usage(folder).free)
+            free: str = human_bytes(shutil.disk_usage(folder).free)
         except OSError:
             free = "unknown"
         missing = max(0, self._total - self._done - self._skipped)
         need: str
         if self._index_complete and self._sizes_known:
             left = max(0, self._bytes_total_known - self._bytes_done)
-            need = f"About {_space(left)} more is needed for the {missing:,} selected assets "
+            need = f"About {human_bytes(left)} more is needed for the {missing:,} selected assets "
             need += "not yet on disk."
         else:
             estimate = pipeline.info.get("estimated_dataset_size")
             if isinstance(estimate, int | float) and estimate > self._bytes_done:
-                need = f"The dataset is estimated at {_space(estimate)}; about "
-                need += f"{_space(estimate - self._bytes_done)} more is needed."
+                need = f"The dataset is estimated at {human_bytes(estimate)}; about "
+                need += f"{human_bytes(estimate - self._bytes_done)} more is needed."
             elif self._bytes_total_known > self._bytes_done:
-                need = f"At least {_space(self._bytes_total_known - self._bytes_done)} more "
+                need = f"At least {human_bytes(self._bytes_total_known - self._bytes_done)} more "
                 need += "is needed (the catalogue was not fully read)."
             else:
                 need = "The space needed is not known yet (the catalogue was not fully read)."
@@ -402,11 +402,6 @@ def _is_disk_full(exc: BaseException) -> bool:
             if "database or disk is full" in str(error):
                 return True
     return False
-
-
-def _space(n: float) -> str:
-    """A byte count for messages: ``512 bytes``, ``12.3 kB``, ``4.5 MB``."""
-    return f"{n:,.0f} bytes" if n < 1000 else human_bytes(n)
 
 
 def iter_events_until_done(job: DownloadJob, timeout: float | None = None) -> Iterator[Any]:

@@ -39,7 +39,8 @@ JSON = dict[str, Any]
 SourceKind = Literal["mlhub", "static", "stac-api"]
 EntryKind = Literal["catalog", "collection", "item"]
 
-#: Keys of an MLHub dataset record (``/datasets``); sources fill the ones they know.
+#: Keys of an MLHub dataset record (``/datasets``); sources fill the ones they know. Also in
+#: hub/store.py: the hub and the client import nothing from each other (the API's record).
 DATASET_KEYS = (
     "id",
     "bbox",

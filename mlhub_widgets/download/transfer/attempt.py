@@ -24,9 +24,10 @@ from ...net.http import Credentials, HttpClient, Origin, Response, origin_of
 from ...net.redact import redact_text, redact_url
 from ...net.retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds
 from ...net.settings import NetworkSettings
+from ...units import human_bytes
 from .disk import _DiskError, _DiskWorkers, _write_chunk
 from .files import HASH_LABEL, PART_FLAGS, open_part, unlink_quietly, write_small
-from .http_helpers import _human, _parse_content_range, _reason, _validator
+from .http_helpers import _parse_content_range, _reason, _validator
 from .resume import _contiguous, _read_meta, _write_meta
 from .spec import TransferOutcome, TransferSpec
 from .verify import (
@@ -584,7 +585,7 @@ class FileAttempts:
         need = total if total is not None else spec.size
         if exc.errno in _DISK_FULL:
             what = "disk full" if exc.errno == errno.ENOSPC else "disk quota exceeded"
-            needs = f" (needs {_human(need)})" if need is not None else ""
+            needs = f" (needs {human_bytes(need)})" if need is not None else ""
             return _Fail(f"{what} writing {dest}{needs}", disk_full=True)
         return _Fail(f"cannot write {dest}: {exc.strerror or exc}")
 

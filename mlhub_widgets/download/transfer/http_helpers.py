@@ -1,4 +1,4 @@
-"""Small HTTP helpers of the engine: sizes for messages, ``Content-Range``, validators, reasons."""
+"""Small HTTP helpers of the engine: ``Content-Range``, validators, reasons."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from http import HTTPStatus
 from typing import Any
 
 from ...net.http import Response
-
-
-def _human(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
