@@ -6,7 +6,9 @@ autosaves the cells a test adds, so the notebook is copied to the test's folder 
 page runs the cell with Shift+Enter, like a user, and then:
 
 * ``test_user_story``: the whole story of ``browser_story.Story`` (the same as under Voila), at
-  900 px wide, in JupyterLab with its file browser open (the explorer is then ~470 px wide).
+  900 px wide, in JupyterLab with its file browser open (the explorer is then ~470 px wide):
+  item footprints highlighted and dimmed after a rectangle, an item's preview, and after the
+  download the On-disk tab listing the files.
   During the download another cell runs and prints (the kernel is not blocked), the page is
   reloaded and the explorer comes back in sync with the running job. Every tab is checked for
   layout problems (``LAYOUT_JS``: tab titles cut, controls sticking out, clipped labels, table
@@ -53,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser-jupyter"
 KEY = "jupyter-test-key-0123"
 ASSET_BPS = 40_000
-TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
+TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download", "On disk")
 FRONTS = {
     # front end: (command, page path of the notebook, dark theme name)
     "lab": ("lab", "lab/tree/{}", "JupyterLab Dark"),
@@ -266,6 +268,9 @@ def test_user_story(front: str, browser: Any, key_hub: Hub, tmp_path: Path) -> N
             contrast = _map_buttons_contrast(story)
             assert contrast and min(contrast.values()) >= NON_TEXT_MIN, contrast
             story.draw_rectangle()
+            selected, left_out = story.footprints()
+            assert selected > 0 and left_out > 0
+            story.preview_item()
             story.set_dates()
             story.untick_thumbnails()
             story.start_error_recovers(a_file, out)
@@ -286,6 +291,7 @@ def test_user_story(front: str, browser: Any, key_hub: Hub, tmp_path: Path) -> N
             progress = story.el(".mlhub-progress-text")
             progress.filter(has_text="running").or_(progress.filter(has_text="finished")).wait_for()
             story.finish(n_estimated)
+            story.on_disk(files=n_estimated)
             assert not _unexpected(errors, story.artifacts), errors
         except BaseException:
             page.screenshot(path=str(story.artifacts / "failure.png"), full_page=True)
@@ -309,6 +315,8 @@ def test_dark_theme(front: str, browser: Any, hub: Hub, tmp_path: Path) -> None:
             story.tab("Dataset")
             story.el("button.mlhub-title-button", has_text=TITLE).click()
             story.el(".mlhub-detail", has_text="Estimated dataset size").wait_for()
+            story.tab("Area")
+            story.pick_item()  # the item's detail beside the map is checked too
             bad: list[str] = []
             checked = 0
             for tab in TABS:

@@ -305,6 +305,11 @@ def test_read_disk_of_a_folder_without_catalogue(tmp_path: Path) -> None:
     view = read_disk(tmp_path / "ds")
     assert view.exists and view.assets is None and "No catalogue" in view.note
     assert view.failed_count == 1 and view.failed[0].reason == "HTTP 404: Not Found"
+    (tmp_path / "ds" / "err_report.csv").write_text(
+        "collection_id,item_id,asset_key,url,path,status,error,attempts\n"
+        "c,i,k,http://h/x,c/i/k.tif,404,HTTP 404 Not Found,1\n"
+    )
+    assert read_disk(tmp_path / "ds").failed[0].reason == "HTTP 404 Not Found"
     assert "mw.open_local(" in view.snippet and json.dumps(str(tmp_path / "ds"))[1:-1] in (
         view.snippet.replace("\\\\", "\\")
     )

@@ -84,7 +84,7 @@ class ItemsPane(W.VBox):  # type: ignore[misc]
             widget.add_class(cls)
         super().__init__(
             [self.count, self.status, self.items, self.detail],
-            layout=W.Layout(flex="1 1 280px", min_width="0", max_width="100%", padding="0 0 0 8px"),
+            layout=W.Layout(flex="1 1 300px", min_width="0", max_width="100%"),
         )
         self.add_class("mlhub-items-pane")
         self._syncing = False

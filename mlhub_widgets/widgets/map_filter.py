@@ -142,7 +142,7 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         self.tracker = SketchTracker()
 
         self.map = make_map(self.basemap_url)
-        self.map.layout.flex = "3 1 420px"
+        self.map.layout.flex = "2 1 420px"
         self.map.layout.min_width = "0"
         self.map.layout.width = "auto"
         self.outlines = outlines_layer()
@@ -194,13 +194,15 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             edit=True,
             remove=True,
         )
+        # the previewed item's outline goes under the items, so that a click there still
+        # reaches the item footprints (and previews the one on top)
         self.vector_layers = [
             self.outlines,
             self.extents,
             self.footprint,
+            self.previewed,
             self.items_out,
             self.items_in,
-            self.previewed,
             self.labels,
         ]
         for layer in self.vector_layers:
@@ -228,12 +230,18 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             style={"description_width": "45px"},
             layout=W.Layout(width="min(300px, 100%)"),
         )
-        self.go_button = W.Button(description="Go", icon="crosshairs", tooltip="Show it on the map")
+        self.go_button = W.Button(
+            description="Go",
+            icon="crosshairs",
+            tooltip="Show it on the map",
+            layout=W.Layout(width="auto"),
+        )
         self.use_place = W.Button(
             description="Use as area",
             icon="check",
             tooltip="Use the place found as the area filter",
             disabled=True,
+            layout=W.Layout(width="auto"),
         )
         self.basemap = W.Dropdown(
             options=self._basemap_options(),
@@ -321,8 +329,7 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         self.entry_toggle.add_class("mlhub-entry-toggle")
         self.entry.add_class("mlhub-area-entry")
         self.toolbar = W.HBox(
-            [W.HBox([self.place, self.go_button, self.use_place], layout=wrap), self.basemap],
-            layout=wrap,
+            [self.place, self.go_button, self.use_place, self.basemap], layout=wrap
         )
         self.toolbar.add_class("mlhub-map-toolbar")
         self.split = W.HBox(
@@ -346,6 +353,7 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         self.add_class("mlhub-map-panel")
         self.add_class("mlhub-panel")
         self._place: Any = None
+        self._clicked_row = -1
 
         self.entry_toggle.observe(self._on_entry_toggle, names="value")
         self.draw.observe(self._on_draw_data, names="data")
@@ -410,11 +418,13 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             self.state.preview_area(sketch)
 
     def _on_layer_click(self, **event: Any) -> None:
-        """A click on a vector layer: not a polygon vertex; on an item, preview it."""
+        """A click on a vector layer: not a polygon vertex; on an item, preview it (the map
+        stays where it is: the item is under the mouse)."""
         self.tracker.layer_clicked()
         props = event.get("properties") or {}
         row = props.get("row")
         if isinstance(row, int) and props.get("id") is not None:
+            self._clicked_row = row
             try:
                 self.state.preview_item(row)
             except ValueError as exc:
@@ -580,8 +590,9 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         )
         p = st.preview
         self.labels.data = dict(p.geojson) if p is not None and p.kind == "labels" else EMPTY
-        if geometry and st.preview is None and not self._in_view(_bounds(geometry)):
+        if geometry and st.preview is None and st.preview_row != self._clicked_row:
             self._fit(_bounds(geometry), zoom_out=1)  # once, when the item is picked
+        self._clicked_row = -1
 
     def zoom_to(self, filters: Filters) -> None:
         """Fit the map to the area of ``filters``."""
@@ -593,14 +604,6 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         """Fit the map to the selected dataset's footprint."""
         if self.state.footprint:
             self._fit(_bounds(self.state.footprint))
-
-    def _in_view(self, bounds: tuple[float, float, float, float]) -> bool:
-        """Whether ``bounds`` is inside the part of the map the browser shows."""
-        view = self.map.bounds  # ((south, west), (north, east)), set by the browser
-        if not view or len(view) != 2:
-            return False
-        (s, w), (n, e) = view
-        return bool(w <= bounds[0] and s <= bounds[1] and bounds[2] <= e and bounds[3] <= n)
 
     def _fit(self, bounds: tuple[float, float, float, float], zoom_out: int = 0) -> None:
         fit(self.map, bounds)

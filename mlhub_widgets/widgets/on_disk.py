@@ -47,6 +47,7 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
             icon="redo",
             tooltip="Download again what is missing: only failed or incomplete files are fetched",
             disabled=True,
+            layout=W.Layout(width="auto"),
         )
         self.failed = W.HTML()
         self.map = make_map(resolve_basemap(basemap), height="360px")
@@ -248,28 +249,31 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
 
 
 def _files_table(disk: DiskView) -> str:
-    """The first :data:`MAX_FILES_SHOWN` files of the catalogue (those on disk first)."""
+    """The files on disk (the first :data:`MAX_FILES_SHOWN`), relative to the folder."""
     frame = disk.assets
     if frame is None or not len(frame):
         return ""
-    ordered = frame.sort_values("present", ascending=False, kind="stable")
+    present = frame[frame["present"] & frame["path"].notna()].drop_duplicates("path")
+    if not len(present):
+        return (
+            '<span class="mlhub-help">No asset file is on disk yet: the Download tab (6) '
+            "fetches them.</span>"
+        )
     rows = []
-    for r in ordered.head(MAX_FILES_SHOWN).itertuples(index=False):
-        where = r.path or r.href
-        rel = os.path.relpath(where, disk.folder) if r.path else where
-        mark = "✓ on disk" if r.present else "– not on disk"
+    for r in present.head(MAX_FILES_SHOWN).itertuples(index=False):
+        rel = os.path.relpath(r.path, disk.folder)
         rows.append(
-            f"<tr><td><code>{esc(r.collection)}</code></td><td>{esc(r.item or '(collection)')}"
-            f"</td><td>{esc(r.asset)}</td><td><code>{esc(rel)}</code></td><td>{mark}</td></tr>"
+            f"<tr><td>{esc(r.item or '(collection)')}</td><td>{esc(r.asset)}</td>"
+            f"<td><code>{esc(rel)}</code></td></tr>"
         )
     more = (
-        f'<span class="mlhub-help">The first {MAX_FILES_SHOWN} of {len(frame)} assets: '
-        "<code>ds.items()</code> has them all.</span>"
-        if len(frame) > MAX_FILES_SHOWN
+        f'<span class="mlhub-help">(the first {MAX_FILES_SHOWN} of {len(present)}: '
+        "<code>ds.items()</code> has them all)</span>"
+        if len(present) > MAX_FILES_SHOWN
         else ""
     )
     return (
-        f"<b>Files</b> {more}"
-        '<div class="mlhub-scroll"><table class="mlhub-kv mlhub-files"><tr><th>Collection</th>'
-        f"<th>Item</th><th>Key</th><th>File</th><th></th></tr>{''.join(rows)}</table></div>"
+        f"<b>Files on disk</b> {more}"
+        '<div class="mlhub-scroll"><table class="mlhub-kv mlhub-files"><tr><th>Item</th>'
+        f"<th>Key</th><th>File</th></tr>{''.join(rows)}</table></div>"
     )

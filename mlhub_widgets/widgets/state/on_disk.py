@@ -41,9 +41,10 @@ class DiskView:
         failed: the rows of ``err_report.csv`` (at most :data:`MAX_FAILED`).
         failed_count: how many rows ``err_report.csv`` has.
         report: the path of ``err_report.csv`` ("" when there is none).
-        files: assets whose file is on disk.
+        files: files of the catalogue's assets that are on disk (a file shared by several
+            items counts once).
         bytes: their total size.
-        missing: assets of the catalogue whose file is not there (failed or not selected).
+        missing: files of the catalogue's assets that are not there (failed or not selected).
         note: why there is nothing to show ("" when there is).
     """
 
@@ -85,7 +86,10 @@ def _failed_rows(report: Path) -> tuple[list[FailedAsset], int]:
             if len(rows) < MAX_FAILED:
                 status = row.get("status") or ""
                 error = row.get("error") or ""
-                reason = f"HTTP {status}: {error}" if status and error else error or status
+                if status and not error.startswith(f"HTTP {status}"):
+                    reason = f"HTTP {status}: {error}" if error else f"HTTP {status}"
+                else:
+                    reason = error
                 rows.append(
                     FailedAsset(
                         collection=row.get("collection_id") or "",
@@ -128,15 +132,17 @@ def read_disk(folder: str | os.PathLike[str]) -> DiskView:
     from ...local import open_local
 
     assets = open_local(where).items()
+    # a file shared by several items (e.g. a dataset's documentation) is one file
+    paths = assets.loc[~assets["path"].fillna(assets["href"]).duplicated()]
+    local = paths[paths["path"].notna()]
     files = 0
     size = 0
-    for path, present in zip(assets["path"], assets["present"], strict=True):
-        if present and path:
+    for path in local.loc[local["present"], "path"]:
+        try:
+            size += os.stat(path).st_size
             files += 1
-            try:
-                size += os.stat(path).st_size
-            except OSError:  # removed meanwhile
-                files -= 1
+        except OSError:  # removed meanwhile
+            pass
     return DiskView(
         text,
         exists=True,
@@ -147,7 +153,7 @@ def read_disk(folder: str | os.PathLike[str]) -> DiskView:
         report=os.fspath(report) if report.is_file() else "",
         files=files,
         bytes=size,
-        missing=int((~assets["present"]).sum()),
+        missing=int((~paths["present"]).sum()),
     )
 
 
