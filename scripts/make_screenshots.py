@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from mlhub_widgets.demo import wait_until_listening
-from mlhub_widgets.download import DEFAULT_WORKERS
 from mlhub_widgets.hub import FaultConfig, serve
 from mlhub_widgets.widgets.voila_app import voila_command
 
@@ -81,10 +80,48 @@ def dataset(page: Any) -> None:
     page.locator(".mlhub-detail", has_text="Estimated dataset size").wait_for()
 
 
+#: The demo dataset's six Kenyan tiles (place search takes "west, south, east, north").
+KENYA_TILES = "34.125, 0.425, 34.26, 0.50"
+
+
+def area(page: Any) -> None:
+    """The map beside the items: a rectangle over part of the Kenyan tiles selects their items
+    (highlighted), the others are dimmed."""
+    tab(page, "Area")
+    place = page.locator(".mlhub-place input")
+    place.fill(KENYA_TILES)
+    place.press("Enter")
+    page.locator(".mlhub-aoi-message", has_text="Showing").wait_for()
+    page.locator(".mlhub-map .leaflet-draw-draw-rectangle").click()
+    container = page.locator(".mlhub-map .leaflet-container")
+    box = container.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.08
+    x1, y1 = box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.92
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.locator(".mlhub-aoi-readout", has_text="bbox W").wait_for()
+    page.locator(".mlhub-item-count", has_text="items selected").wait_for()
+    page.get_by_text("Loading the items").wait_for(state="hidden")
+
+
+def preview(page: Any) -> None:
+    """An item picked in the list: its quicklook, assets and properties beside the map."""
+    items = page.locator(".mlhub-item-list select")
+    option = items.locator("option", has_text="_source_ke_").first
+    items.select_option(value=option.get_attribute("value"))
+    page.locator(".mlhub-preview-note", has_text="red, green, blue").wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.mlhub-quicklook'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
 def download(page: Any) -> None:
-    """A download of the whole demo dataset, caught while it runs."""
+    """A download of the selection, caught while it runs."""
     tab(page, "Download")
-    page.fill(".mlhub-workers input", str(DEFAULT_WORKERS))  # what the API and CLI use
+    page.fill(".mlhub-workers input", "4")  # a few at a time: the picture catches it running
     page.press(".mlhub-workers input", "Tab")
     page.click("button.mlhub-estimate")
     page.locator(".mlhub-estimate-result", has_text="assets,").wait_for()
@@ -97,13 +134,28 @@ def download(page: Any) -> None:
     )
 
 
+def on_disk(page: Any) -> None:
+    """After the download: the files on disk, on the map, with the paths and the code."""
+    page.locator(".mlhub-progress-text", has_text="finished").wait_for()
+    tab(page, "On disk")
+    page.locator(".mlhub-disk-summary", has_text="files on disk").wait_for()
+    page.locator(".mlhub-disk-files", has_text="Files on disk").wait_for()
+
+
 @dataclass(frozen=True)
 class Shot:
     name: str
     prepare: Callable[[Any], None]
 
 
-SHOTS = [Shot("search", search), Shot("dataset", dataset), Shot("download", download)]
+SHOTS = [
+    Shot("search", search),
+    Shot("dataset", dataset),
+    Shot("map", area),
+    Shot("preview", preview),
+    Shot("download", download),
+    Shot("on-disk", on_disk),
+]
 
 
 def free_port() -> int:
