@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlhub_widgets.demo import wait_until_listening
+from mlhub_widgets.download import DEFAULT_WORKERS
 from mlhub_widgets.hub import FaultConfig, serve
 from mlhub_widgets.widgets.voila_app import voila_command
 
@@ -71,6 +72,7 @@ def search(page: Any) -> None:
 
 def dataset(page: Any) -> None:
     """The demo dataset picked from the results: its details and sizes."""
+    tab(page, "Dataset")
     tags = page.locator(".mlhub-tags select")
     option = tags.locator("option", has_text="demo (").first
     tags.select_option(label=option.inner_text())
@@ -80,38 +82,35 @@ def dataset(page: Any) -> None:
     page.locator(".mlhub-detail", has_text="Estimated dataset size").wait_for()
 
 
-#: The demo dataset's six Kenyan tiles (place search takes "west, south, east, north").
-KENYA_TILES = "34.125, 0.425, 34.26, 0.50"
+#: A dataset whose items are big enough to see at once: 4 tiles of about 20 km, 52 dates.
+MAP_DATASET = "ref_african_crops_kenya_02"
 
 
 def area(page: Any) -> None:
-    """The map beside the items: a rectangle over part of the Kenyan tiles selects their items
-    (highlighted), the others are dimmed."""
+    """A crop-type dataset on the map beside its items: a rectangle over the west of it
+    selects the items there (highlighted), the others are dimmed."""
+    page.locator(f"button.mlhub-title-button[title='Select {MAP_DATASET}']").click()
     tab(page, "Area")
-    place = page.locator(".mlhub-place input")
-    place.fill(KENYA_TILES)
-    place.press("Enter")
-    page.locator(".mlhub-aoi-message", has_text="Showing").wait_for()
+    page.locator(".mlhub-item-count", has_text="of 56 items selected").wait_for()
     page.locator(".mlhub-map .leaflet-draw-draw-rectangle").click()
     container = page.locator(".mlhub-map .leaflet-container")
     box = container.bounding_box()
-    x0, y0 = box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.08
-    x1, y1 = box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.92
+    x0, y0 = box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.06
+    x1, y1 = box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.94
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move(x1, y1, steps=8)
     page.mouse.up()
     page.locator(".mlhub-aoi-readout", has_text="bbox W").wait_for()
     page.locator(".mlhub-item-count", has_text="items selected").wait_for()
-    page.get_by_text("Loading the items").wait_for(state="hidden")
 
 
 def preview(page: Any) -> None:
     """An item picked in the list: its quicklook, assets and properties beside the map."""
     items = page.locator(".mlhub-item-list select")
-    option = items.locator("option", has_text="_source_ke_").first
+    option = items.locator("option").filter(has_not_text="label").first
     items.select_option(value=option.get_attribute("value"))
-    page.locator(".mlhub-preview-note", has_text="red, green, blue").wait_for()
+    page.locator(".mlhub-preview-note", has_text="stretched").wait_for()
     page.wait_for_function(
         "() => { const i = document.querySelector('img.mlhub-quicklook'); "
         "return i && i.complete && i.naturalWidth > 0; }"
@@ -119,9 +118,12 @@ def preview(page: Any) -> None:
 
 
 def download(page: Any) -> None:
-    """A download of the selection, caught while it runs."""
+    """A download of the whole demo dataset, caught while it runs."""
+    tab(page, "Area")
+    page.click("button.mlhub-clear-area")
+    page.locator(".mlhub-aoi-readout", has_text="none").wait_for()
     tab(page, "Download")
-    page.fill(".mlhub-workers input", "4")  # a few at a time: the picture catches it running
+    page.fill(".mlhub-workers input", str(DEFAULT_WORKERS))  # what the API and CLI use
     page.press(".mlhub-workers input", "Tab")
     page.click("button.mlhub-estimate")
     page.locator(".mlhub-estimate-result", has_text="assets,").wait_for()
@@ -150,9 +152,9 @@ class Shot:
 
 SHOTS = [
     Shot("search", search),
-    Shot("dataset", dataset),
     Shot("map", area),
     Shot("preview", preview),
+    Shot("dataset", dataset),
     Shot("download", download),
     Shot("on-disk", on_disk),
 ]
@@ -241,7 +243,7 @@ def main() -> None:
         try:
             for theme in themes:
                 with (
-                    tempfile.TemporaryDirectory(prefix="mlhub-screenshots-") as workdir,
+                    tempfile.TemporaryDirectory(prefix="mlhub-demo-") as workdir,
                     explorer_in_voila(hub.url, theme, Path(workdir)) as url,
                 ):
                     take(browser, url, theme, shots)

@@ -171,7 +171,7 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         self.items_in = L.GeoJSON(
             data=EMPTY,
             name="Items selected",
-            style={"color": SELECTED_COLOR, "weight": 1.5, "opacity": 0.9, "fillOpacity": 0.22},
+            style={"color": SELECTED_COLOR, "weight": 1.5, "opacity": 0.9, "fillOpacity": 0.15},
             hover_style={"weight": 3, "fillOpacity": 0.4},
         )
         self.previewed = L.GeoJSON(
@@ -370,6 +370,7 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         st.observe(self._render_filters, names="filters")
         st.observe(self._render_dataset, names=["footprint", "collections"])
         st.observe(self._render_items, names=["item_selection"])
+        st.observe(self._zoom_to_items, names=["item_frame"])
         st.observe(self._render_preview, names=["preview_row", "preview"])
         self._render_filters()
         self._render_dataset()
@@ -575,6 +576,15 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         with self.map.hold_sync():
             self.items_in.data = chosen
             self.items_out.data = other
+
+    def _zoom_to_items(self, _change: object = None) -> None:
+        """Once the items are loaded, show them all (a dataset's record often spans more)."""
+        frame = self.state.item_frame
+        if frame is None or not len(frame) or frame.geometry.isna().all():
+            return
+        w, s, e, n = (float(v) for v in frame.geometry.total_bounds)
+        if all(v == v for v in (w, s, e, n)):  # not NaN
+            self._fit((w, s, e, n))
 
     def _render_preview(self, _change: object = None) -> None:
         st = self.state

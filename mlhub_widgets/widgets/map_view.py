@@ -164,7 +164,9 @@ def fit_view(
 def fit(m: L.Map, bounds: tuple[float, float, float, float]) -> None:
     """Centre and zoom ``m`` on ``bounds`` (works from worker threads: no browser round trip,
     unlike ``Map.fit_bounds``, a coroutine that needs the kernel's event loop)."""
-    center, zoom = fit_view(bounds)
+    height = str(m.layout.height or "400px")
+    rows = int(float(height[:-2])) if height.endswith("px") else 400
+    center, zoom = fit_view(bounds, (640, max(200, rows - 20)))
     with m.hold_sync():
         m.center = center
         m.zoom = zoom

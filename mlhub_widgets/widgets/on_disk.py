@@ -161,7 +161,7 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
         rows = [("Folder", path)]
         if disk is not None and disk.catalog:
             rows.append(("Catalogue", disk.catalog))
-        if disk is not None and disk.report:
+        if disk is not None and disk.report and disk.failed_count:
             rows.append(("Failure report", disk.report))
         self.paths.value = (
             '<table class="mlhub-kv">'
