@@ -152,8 +152,9 @@ class Story:
             "return q(a) === na && q(b) === nb; }",
             arg=[SELECTED_COLOR, selected, LEFT_OUT_COLOR, total - selected],
         )
-        listed = self.el(".mlhub-item-list option").count()
-        assert listed == selected, (listed, selected)
+        from playwright.sync_api import expect
+
+        expect(self.el(".mlhub-item-list option")).to_have_count(selected)
         return selected, total - selected
 
     def pick_item(self) -> str:
@@ -306,6 +307,8 @@ class Story:
     # -- 7. on disk ------------------------------------------------------------------------------
     def on_disk(self, files: int, failed: int = 0) -> None:
         """The On-disk tab lists the files (and the failures), the paths and the code."""
+        from playwright.sync_api import expect
+
         self.tab("On disk")
         summary = self.el(".mlhub-disk-summary")
         summary.filter(has_text=re.compile(rf"\b{files} files? on disk")).filter(
@@ -313,24 +316,28 @@ class Story:
         ).wait_for()
         assert f"{DATASET}" in self.el(".mlhub-disk-paths").inner_text()
         assert "mw.open_local(" in self.el(".mlhub-snippet").inner_text()
-        on_disk = self.el(f".mlhub-disk-map path[stroke='{ON_DISK_COLOR}']")
-        assert on_disk.count() > 0
+        # the items with files are drawn on the tab's map (once the browser has the layer's data)
+        self.el(f".mlhub-disk-map path[stroke='{ON_DISK_COLOR}']").first.wait_for(state="attached")
         if failed:
             self.el(".mlhub-disk-failed", has_text=f"{failed} failed asset").wait_for()
-            assert self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").count() > 0
-            assert self.el("button.mlhub-retry").is_enabled()
+            self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").first.wait_for(
+                state="attached"
+            )
+            expect(self.el("button.mlhub-retry")).to_be_enabled()
         self.shot("on-disk" + ("-failed" if failed else ""))
 
     def retry(self, files: int) -> None:
         """Retry downloads what failed: the tab ends with every file and no failure."""
+        from playwright.sync_api import expect
+
         self.el("button.mlhub-retry").click()
         self.el(".mlhub-disk-status", has_text="Done:").wait_for(timeout=180_000)
         summary = self.el(".mlhub-disk-summary")
         summary.filter(has_text=re.compile(rf"\b{files} files on disk")).filter(
             has_text="· 0 failed"
         ).wait_for()
-        assert self.el("button.mlhub-retry").is_disabled()
-        assert self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").count() == 0
+        expect(self.el("button.mlhub-retry")).to_be_disabled()
+        self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").first.wait_for(state="detached")
         self.shot("on-disk-retried")
 
 
