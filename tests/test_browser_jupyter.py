@@ -61,6 +61,8 @@ FRONTS = {
     "lab": ("lab", "lab/tree/{}", "JupyterLab Dark"),
     "notebook": ("notebook", "notebooks/{}", "JupyterLab Dark"),
 }
+NOTEBOOK = "explorer.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOTEBOOK_CELL = "import mlhub_widgets\n\nex = mlhub_widgets.explorer()\nex\n"
 NON_TEXT_MIN = 3.0  # WCAG 2.1 SC 1.4.11
 
@@ -106,7 +108,7 @@ def jupyter(front: str, tmp: Path, hub_url: str, theme: str) -> Iterator[str]:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    (work / "explorer.ipynb").write_text(json.dumps(notebook))
+    (work / NOTEBOOK).write_text(json.dumps(notebook))
     env = jupyter_env(tmp / "jupyter")
     _settings(Path(env["JUPYTER_CONFIG_DIR"]), theme)
     env.update(
@@ -131,7 +133,7 @@ def jupyter(front: str, tmp: Path, hub_url: str, theme: str) -> Iterator[str]:
         "--allow-root",  # CI runs as root here
     ]
     with server_process(cmd, work, env, tmp / f"{front}.log", port):
-        yield f"http://127.0.0.1:{port}/" + path.format("explorer.ipynb")
+        yield f"http://127.0.0.1:{port}/" + path.format(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +215,21 @@ def _run_cell(page: Any, index: int, code: str | None = None) -> None:
                 raise
 
 
+def _save(page: Any, saved: Path) -> None:
+    """Save the notebook with Ctrl+S, as a user does, and wait until the server has written it
+    with the explorer's output (a reload shows what the file holds: without that output, no
+    explorer). The save's own answer is awaited: Notebook 7 has no document tab whose dirty
+    mark could be watched, and reloading before the save arrived reopened the file as it was
+    first written (one cell, no output)."""
+    with page.expect_response(
+        lambda r: r.request.method == "PUT" and r.url.split("?")[0].endswith(f"/{NOTEBOOK}")
+    ) as answer:
+        page.keyboard.press("Control+s")
+    assert answer.value.ok, answer.value.status
+    outputs = json.loads(saved.read_text())["cells"][0]["outputs"]
+    assert any(WIDGET_VIEW in o.get("data", {}) for o in outputs), outputs
+
+
 def _check_layout(story: Story, where: str) -> list[str]:
     """``LAYOUT_JS`` on every tab (the area's typed-entry fields open)."""
     problems = []
@@ -283,8 +300,7 @@ def test_user_story(front: str, browser: Any, key_hub: Hub, tmp_path: Path) -> N
 
             # a reload mid-download (the notebook saved first, as Lab asks): the explorer
             # comes back from the kernel, in sync with the running job
-            page.keyboard.press("Control+s")
-            page.locator(".jp-mod-dirty").first.wait_for(state="detached")
+            _save(page, tmp_path / "work" / NOTEBOOK)
             page.reload(wait_until="domcontentloaded")
             story.el(".mlhub-tabs").wait_for()
             story.tab("Download")
