@@ -19,6 +19,7 @@ the state to capture, and append it to :data:`SHOTS` (they run in order, on one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -139,7 +140,17 @@ def download(page: Any) -> None:
 def on_disk(page: Any) -> None:
     """After the download: the files on disk, on the map, with the paths and the code."""
     page.locator(".mlhub-progress-text", has_text="finished").wait_for()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
     tab(page, "On disk")
+    # opening the tab reads the folder again: the picture waits for that read to end (a quick
+    # read may be over before the spinner is seen, hence the short first wait)
+    reading = page.locator(".mlhub-disk-status", has_text="Reading the files")
+    with contextlib.suppress(PlaywrightTimeout):
+        reading.wait_for(timeout=5_000)
+    reading.wait_for(state="hidden")
+    expect(page.locator("button.mlhub-disk-refresh")).to_be_enabled()
     page.locator(".mlhub-disk-summary", has_text="files on disk").wait_for()
     page.locator(".mlhub-disk-files", has_text="Files on disk").wait_for()
 
