@@ -9,6 +9,7 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     ├── APIKeyNotFound          no key could be resolved, or a profile is unusable
     ├── ProfileError            the profiles file is unreadable or malformed (also APIKeyNotFound)
     ├── ConfigurationError      a setting that cannot be used: proxy, CA bundle, storage option
+    │   └── OutputFolderError   the output folder cannot be created or written to
     ├── NetworkError            a request could not complete: connection, proxy, TLS, timeout,
     │   │                       redirects, a body cut short (after retries where they help)
     │   └── TLSVerificationError  the server's certificate is not trusted
@@ -19,6 +20,8 @@ carry the status code, the method, the URL (with the API key masked) and the ser
     │   └── EntityDoesNotExist  404 on a dataset, collection, item, model, catalogue or archive
     ├── NoAssetsSelected        the filters leave nothing to download (also a ValueError)
     ├── MissingDependencyError  an optional extra is not installed (also an ImportError)
+    ├── FolderInUseError        another download of the dataset runs in the same folder
+    ├── UnsafeArchiveError      a catalogue archive member could escape or exhaust the folder
     └── DownloadError           a download finished with failed assets (see err_report.csv)
         ├── CatalogError        the dataset's catalogue is damaged or cut short
         └── DiskFullError       no space left where the download writes
@@ -150,6 +153,32 @@ class MissingDependencyError(MLHubException, ImportError):
     (``pip install 'mlhub_widgets[extra]'``)."""
 
 
+class OutputFolderError(ConfigurationError):
+    """The output folder cannot be created or written to: its parent is a file, it is on a
+    read-only file system, or permission is denied. Nothing was downloaded."""
+
+
+class FolderInUseError(MLHubException):
+    """Another download of the same dataset is running in the same output folder.
+
+    Two downloads into one folder would race on the same files and index, so the second one
+    stops at once (before any request); the message names the process holding the folder.
+    """
+
+
+class UnsafeArchiveError(MLHubException):
+    """A catalogue archive member could escape or exhaust the output folder, or clashes with
+    the files the download keeps there; the whole archive is refused.
+
+    Attributes:
+        member: the name of the refused member, if one is to blame.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None) -> None:
+        self.member = member
+        super().__init__(message)
+
+
 class CatalogError(DownloadError):
     """The dataset's catalogue could not be read: damaged, cut short, or not an archive.
 
@@ -182,6 +211,7 @@ __all__ = [
     "DiskFullError",
     "DownloadError",
     "EntityDoesNotExist",
+    "FolderInUseError",
     "InsecureTLSWarning",
     "MLHubException",
     "MLHubHTTPError",
@@ -190,7 +220,9 @@ __all__ = [
     "MissingDependencyError",
     "NetworkError",
     "NoAssetsSelected",
+    "OutputFolderError",
     "ProfileError",
     "ResponseTooLarge",
     "TLSVerificationError",
+    "UnsafeArchiveError",
 ]

@@ -38,6 +38,7 @@ FIGURES = ROOT / "test-artifacts" / "reliability" / "figures.json"
 ERR_HEADER = "collection_id,item_id,asset_key,url,path,status,error,attempts"
 INDEX_FILES = frozenset(
     {"mlhub_assets.db", "mlhub_assets.db-wal", "mlhub_assets.db-shm", "mlhub_assets.db-journal"}
+    | {".mlhub-download.lock"}  # left on disk by a download killed with SIGKILL
 )
 
 

@@ -1,4 +1,4 @@
-"""The asset index built in a child interpreter (``asset_index.IndexProcess``).
+"""The asset index built in a child interpreter (``download.index_process.IndexProcess``).
 
 The oracle is the same builder run inline in this process: both must leave identical rows in
 the manifest. The rest covers what a second process adds: cancelling it, a damaged tarball,
@@ -30,8 +30,8 @@ from mlhub_widgets.download.index import (
     Cancelled,
     IndexBuilder,
     IndexConfig,
-    IndexProcess,
 )
+from mlhub_widgets.download.index_process import IndexProcess
 from mlhub_widgets.exceptions import CatalogError, DownloadError
 from mlhub_widgets.filters import AssetFilter
 from mlhub_widgets.hub import Hub
@@ -184,14 +184,14 @@ def test_rerun_with_a_reused_index_leaves_no_child_behind(hub: Hub, tmp_path: Pa
 def _tarball_with_shared_path(path: Path) -> None:
     """Two items with the same id in one collection: their assets share a saved path."""
     docs: dict[str, Any] = {
-        "ds/catalog.json": {
+        f"{DS}/catalog.json": {
             "type": "Catalog",
             "id": "ds",
             "stac_version": "1.0.0",
             "description": "d",
             "links": [],
         },
-        "ds/c/collection.json": {
+        f"{DS}/c/collection.json": {
             "type": "Collection",
             "id": "c",
             "stac_version": "1.0.0",
@@ -202,7 +202,7 @@ def _tarball_with_shared_path(path: Path) -> None:
         },
     }
     for folder in ("a", "b"):
-        docs[f"ds/c/{folder}/item.json"] = {
+        docs[f"{DS}/c/{folder}/item.json"] = {
             "type": "Feature",
             "stac_version": "1.0.0",
             "id": "same",
@@ -242,7 +242,8 @@ def test_child_ends_when_the_parent_dies(tarball: Path, tmp_path: Path) -> None:
         f"""
         import threading, sys, time
         from pathlib import Path
-        from mlhub_widgets.download.index import IndexConfig, IndexProcess
+        from mlhub_widgets.download.index import IndexConfig
+        from mlhub_widgets.download.index_process import IndexProcess
         from mlhub_widgets.download.catalog_archive import ArchiveLimits
         from mlhub_widgets.filters import AssetFilter
         cfg = IndexConfig({DS!r}, Path({str(cfg.output_dir)!r}), Path({str(cfg.catalog_path)!r}),

@@ -85,8 +85,10 @@ def test_read_only_output_folder_is_one_error_line(tmp_path: Path, own_hub: Hub)
         "download", DS, "-o", str(folder), "-q", BBOX, "--root-url", own_hub.url,
         prefix=without_write_permission_checks(),
     )  # fmt: skip
-    line = assert_one_error_line(result, 1)
-    assert line == f"mlhub: error: Permission denied: {folder / DS}"
+    line = assert_one_error_line(result, 2)  # an unusable output folder is bad configuration
+    assert line == (
+        f"mlhub: error: output_dir {folder} cannot be written to: permission denied for {folder}"
+    )
     assert list(folder.iterdir()) == []
 
 
@@ -95,7 +97,9 @@ def test_output_folder_inside_a_file_is_one_error_line(tmp_path: Path, own_hub: 
     a_file.write_text("not a folder")
     out = a_file / "data"
     result = mlhub("download", DS, "-o", str(out), "-q", BBOX, "--root-url", own_hub.url)
-    assert assert_one_error_line(result, 1) == f"mlhub: error: Not a directory: {out}"
+    assert assert_one_error_line(result, 2) == (
+        f"mlhub: error: output_dir {out} cannot be created: {a_file} is not a folder"
+    )
     # an existing file as the folder itself is a bad argument (2), still one line
     result = mlhub("download", DS, "-o", str(a_file), "-q", "--root-url", own_hub.url)
     assert "is not a folder" in assert_one_error_line(result, 2)

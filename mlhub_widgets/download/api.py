@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -49,7 +50,13 @@ from . import transfer
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
-from .pipeline import Pipeline, ignore_event, make_config, validate_common
+from .pipeline import (
+    Pipeline,
+    ignore_event,
+    make_config,
+    output_folder_error,
+    validate_common,
+)
 from .progress import console_progress
 
 if TYPE_CHECKING:
@@ -184,10 +191,16 @@ def plan_download(
     )
     pipeline = Pipeline(cfg, ignore_event, threading.Event())
     try:
-        pipeline.fetch_catalog()
-        with Manifest(cfg.manifest_path) as db:
-            pipeline.prepare_index(db, inline=True)
-            return pipeline.plan(db)
+        with pipeline.locked():
+            pipeline.fetch_catalog()
+            with Manifest(cfg.manifest_path) as db:
+                pipeline.prepare_index(db, inline=True)
+                return pipeline.plan(db)
+    except (OSError, sqlite3.Error) as exc:
+        error = output_folder_error(exc, cfg)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         pipeline.close()
 

@@ -1,20 +1,38 @@
 """Safe, streaming reading of STAC catalogue tarballs (``{dataset_id}.tar.gz``).
 
-:func:`iter_catalog` reads the archive **once, as a stream** (its own tar reader,
-:mod:`.tar_reader`, over the decompressed bytes, read in large blocks: ustar, GNU and PAX
-headers): every member is checked, written under the destination directory, and — for JSON
-members — parsed and handed to the caller straight away, so a download can select and fetch
-assets while the rest of the catalogue is still being unpacked. Nothing is ever written outside
-the destination directory.
+:func:`iter_catalog` reads the archive **once, as a stream**: the standard library decompresses
+it (:mod:`gzip`, :mod:`bz2`, :mod:`lzma`, which check the trailers: CRC-32 and size, end-of-stream
+marks; see :mod:`.tar_stream`) and :mod:`tarfile` parses it in stream mode (``r|``). Every member
+is checked, written under the destination folder and — for JSON members — parsed and handed to
+the caller straight away, so a download can select and fetch assets while the rest of the
+catalogue is still being unpacked. Nothing is ever written outside the destination folder.
+
+Links and every member that is not a plain file or folder go through
+:func:`tarfile.data_filter` (PEP 706). Plain files and folders are checked by name (below) and
+written without following a link at their own place; the data filter would add two
+``realpath`` calls for each (about 10 ``lstat``: the index build of 100,000 assets took 17 CPU-s
+instead of 9-11, ``benchmarks/bench_index.py``) whose only other verdict, a folder link made by
+the user, is one this module deliberately follows.
 
 Rejected with :class:`UnsafeArchiveError` (the whole archive is refused at the first bad member):
 
 * absolute member names, drive letters, backslashes, NUL bytes, ``..`` components;
-* symbolic or hard links whose target is absolute or lies outside the archive root;
-* character/block devices, FIFOs, sparse files and any other special member type;
-* more than :attr:`ArchiveLimits.max_members` members, a member larger than
-  :attr:`ArchiveLimits.max_member_size`, or more than :attr:`ArchiveLimits.max_total_size`
-  bytes in all (tar bombs).
+* with ``root``: any member outside the folder ``root/`` (a dataset's catalogue stays in its
+  own folder, so it cannot touch another dataset's files);
+* names the download keeps for itself (:data:`~.paths.RESERVED_NAMES`: the asset index, the
+  error report, the folder lock; ``.part`` and ``.part.meta`` files);
+* symbolic or hard links whose target is absolute or lies outside the archive root, character
+  and block devices, FIFOs, sparse files and any other special member type;
+* a member that is a file and then a folder (or the other way round);
+* bombs, by :class:`ArchiveLimits`: too many members, a member too large, too many bytes in
+  all, or a decompression ratio above :attr:`ArchiveLimits.max_ratio`. The member count and
+  the expansion are bounded by the archive's compressed size (see :meth:`ArchiveLimits.sized`)
+  and by absolute caps; a member that does not fit is refused **before a byte of it is
+  written**, and a file cut by a refusal while being written is removed.
+
+Rejected with :class:`CorruptArchiveError`: not an archive, a damaged header or compressed
+stream, or an archive cut short — also exactly between two members (the tar end-of-archive
+marker is required, and the compressed stream's trailer).
 
 macOS junk (``._*`` AppleDouble files, ``.DS_Store``, ``__MACOSX/``) is skipped silently. Links
 that stay inside the archive are not created as links: a hard link is written as a copy of its
@@ -26,33 +44,30 @@ object, so GeoJSON label files or JSON assets shipped in a catalogue are never t
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import posixpath
-import queue
 import shutil
 import tarfile
-import threading
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-from ..exceptions import MLHubException
+from ..exceptions import MLHubException, UnsafeArchiveError
+from .member_writer import MemberWriter
+from .paths import is_reserved_name
 from .stac_json import load_without_item_links
-from .tar_reader import (
-    _MAX_TRAILING,
-    _REGULAR,
-    _SPARSE,
-    _SPECIAL,
+from .tar_stream import (
+    ArchiveLimits,
+    ArchiveStats,
     CorruptArchiveError,
     Readable,
-    UnsafeArchiveError,
-    _Decompressor,
-    _TarReader,
+    check_end,
+    open_tar,
+    reason,
 )
 
 __all__ = [
@@ -61,6 +76,7 @@ __all__ = [
     "CatalogEntry",
     "CorruptArchiveError",
     "UnsafeArchiveError",
+    "index_path_problem",
     "iter_catalog",
     "member_path",
 ]
@@ -71,37 +87,6 @@ EntryKind = Literal["catalog", "collection", "item", "json", "file"]
 _CHUNK = 1024 * 1024
 _BACKGROUND = True
 _JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Tar-bomb limits. Defaults fit the largest MLHub catalogues (~560k members) with room."""
-
-    max_members: int = 5_000_000
-    max_member_size: int = 8 * 1024**3
-    max_total_size: int = 64 * 1024**3
-    max_json_size: int = 64 * 1024**2
-    """JSON members larger than this are extracted but not parsed."""
-    stream_json_size: int = 1024**2
-    """JSON members larger than this are parsed as they stream (memory: one chunk), and
-    their top-level ``links`` keep no ``item``/``child`` links (a big collection lists every
-    item: ~500 bytes of Python objects per link); the extracted file keeps them all."""
-    max_name_length: int = 4096
-    max_depth: int = 64
-
-
-@dataclass
-class ArchiveStats:
-    """What :func:`iter_catalog` did (filled in while it runs)."""
-
-    members: int = 0
-    files: int = 0
-    bytes: int = 0
-    json_parsed: int = 0
-    ignored_junk: int = 0
-    links_copied: int = 0
-    links_skipped: int = 0
-    unreadable_json: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,32 +146,28 @@ def member_path(name: str, *, limits: ArchiveLimits | None = None) -> str | None
     return rel if parts else None
 
 
+def index_path_problem(rel: str) -> str | None:
+    """Why a path read from the asset index cannot be written (``None``: it can).
+
+    The same checks as a tar member's name (:func:`member_path`), plus: already normalised,
+    and not a name the download keeps for itself. The index builder only writes such paths;
+    this guards against an index that someone else wrote."""
+    try:
+        normal = member_path(rel)
+    except UnsafeArchiveError as exc:
+        return str(exc).replace("member name", "path", 1)
+    if normal != rel:
+        return f"path {rel!r} is not a normalised relative path"
+    if is_reserved_name(rel.rpartition("/")[2]):
+        return f"path {rel!r} has the name of a file the download keeps for itself"
+    return None
+
+
 def _is_junk(rel: str) -> bool:
     base = rel.rpartition("/")[2]
     if base.startswith("._") or base in _JUNK_NAMES:
         return True
     return "__MACOSX" in rel and "__MACOSX" in rel.split("/")
-
-
-def _link_target(target: str, symbolic: bool, rel: str) -> str:
-    """The archive-relative path a link points to; raises if it leaves the archive."""
-    if not target or "\x00" in target:
-        raise UnsafeArchiveError(f"link {rel!r} has an empty or invalid target", member=rel)
-    if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
-        raise UnsafeArchiveError(
-            f"link {rel!r} points to the absolute path {target!r}, outside the output folder",
-            member=rel,
-        )
-    if symbolic:
-        joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    else:  # hard links name a member of the archive
-        joined = posixpath.normpath(target)
-    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
-        kind = "symbolic" if symbolic else "hard"
-        raise UnsafeArchiveError(
-            f"{kind} link {rel!r} -> {target!r} points outside the output folder", member=rel
-        )
-    return joined
 
 
 def classify(data: object) -> EntryKind:
@@ -203,174 +184,6 @@ def classify(data: object) -> EntryKind:
     if kind == "Catalog" and data.get("id"):
         return "catalog"
     return "json"
-
-
-class _Writer:
-    """Creates directories and files strictly below ``root`` (no link following at the leaf).
-
-    Small files and directories are written by a helper thread (the catalogue is parsed and
-    indexed meanwhile: on slow file systems creating 100k files dominates); writes keep their
-    order. Work is handed over in batches of :attr:`BATCH` (one thread wake-up per batch, not
-    per file: wake-ups are costly under the GIL). :meth:`sync` waits for pending writes and
-    raises the first write error.
-    """
-
-    BATCH = 64
-
-    def __init__(self, root: Path, *, background: bool = True) -> None:
-        self.root = root
-        self._prefix = os.path.join(os.fspath(root), "")
-        self._dirs: set[str] = set()
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[list[tuple[str, bytes | None]] | None] | None = None
-        self._batch: list[tuple[str, bytes | None]] = []
-        self._thread: threading.Thread | None = None
-        if background:
-            self._queue = queue.Queue(maxsize=16)
-            self._thread = threading.Thread(
-                target=self._loop, name="mlhub-catalog-writer", daemon=True
-            )
-            self._thread.start()
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel  # rel is a checked relative POSIX path (see member_path)
-
-    def _native(self, rel: str) -> str:
-        """The path of ``rel`` as a plain string (no ``Path`` objects in the hot loop)."""
-        return self._prefix + (rel if os.sep == "/" else rel.replace("/", os.sep))
-
-    # -- background ---------------------------------------------------------------------------
-    def _loop(self) -> None:
-        assert self._queue is not None
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                for rel, data in batch:
-                    if self._error is not None:
-                        break
-                    if data is None:
-                        self._mkdir_now(rel)
-                    else:
-                        self._write_now(rel, data)
-            except BaseException as exc:  # raised in the reading thread by sync()/close()
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def _put(self, job: tuple[str, bytes | None]) -> None:
-        assert self._queue is not None
-        self._check()
-        self._batch.append(job)
-        if len(self._batch) >= self.BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._batch and self._queue is not None:
-            batch, self._batch = self._batch, []
-            self._queue.put(batch)
-
-    def _check(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def sync(self) -> None:
-        """Wait until every queued write is done; raise the first write error."""
-        if self._queue is not None:
-            self._flush()
-            self._queue.join()
-        self._check()
-
-    def close(self) -> None:
-        """Finish pending writes and stop the helper thread."""
-        if self._queue is not None and self._thread is not None:
-            self._flush()
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-        self._check()
-
-    # -- operations ---------------------------------------------------------------------------
-    def mkdir(self, rel: str) -> None:
-        if rel in self._dirs:
-            return
-        if len(self._dirs) >= 20_000:  # bounded memory; mkdir(exist_ok) again is harmless
-            self._dirs.clear()
-        self._dirs.add(rel)
-        if self._queue is None:
-            self._mkdir_now(rel)
-        else:
-            self._put((rel, None))
-
-    def write(self, rel: str, data: bytes) -> None:
-        parent = posixpath.dirname(rel)
-        if parent:
-            self.mkdir(parent)
-        if self._queue is None:
-            self._write_now(rel, data)
-        else:
-            self._put((rel, data))
-
-    def open(self, rel: str) -> IO[bytes]:
-        """Open a file for writing synchronously (after the queued writes)."""
-        parent = posixpath.dirname(rel)
-        if parent:
-            self.mkdir(parent)
-        self.sync()
-        return self._open_now(rel)
-
-    def _mkdir_now(self, rel: str) -> None:
-        # The archive can never create links (see iter_catalog), so a directory link met here
-        # was made by the user (e.g. a dataset folder moved to another disk) and is followed.
-        _makedirs(self._native(rel))
-
-    def _open_fd(self, rel: str) -> int:
-        path = self._native(rel)
-        try:
-            return os.open(path, _CREATE_FLAGS, 0o644)
-        except FileNotFoundError:
-            _makedirs(os.path.dirname(path))
-            return os.open(path, _CREATE_FLAGS, 0o644)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            os.unlink(path)  # a stale symlink at the file's place: replace it, never follow it
-            return os.open(path, _CREATE_FLAGS, 0o644)
-
-    def _write_now(self, rel: str, data: bytes) -> None:
-        fd = self._open_fd(rel)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-
-    def _open_now(self, rel: str) -> IO[bytes]:
-        return os.fdopen(self._open_fd(rel), "wb")
-
-
-_CREATE_FLAGS = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_TRUNC
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-
-
-def _makedirs(path: str) -> None:
-    """``mkdir -p`` with one system call in the common case (the parent exists)."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
 
 
 class _RecentNames:
@@ -393,18 +206,144 @@ class _RecentNames:
         return name in self._names
 
 
+# =============================================================================================
+# checks of one member
+
+
+def _refused_type(rel: str, member: tarfile.TarInfo) -> UnsafeArchiveError:
+    if member.ischr():
+        what = "a character device"
+    elif member.isblk():
+        what = "a block device"
+    elif member.isfifo():
+        what = "a FIFO"
+    elif member.issparse():
+        what = "a sparse file"
+    else:
+        what = f"an unsupported member type {member.type!r}"
+    return UnsafeArchiveError(
+        f"member {rel!r} is {what}; catalogue archives may only hold files and folders",
+        member=rel,
+    )
+
+
+def _link_target(member: tarfile.TarInfo, rel: str) -> str:
+    """The archive-relative path a link points to; raises if it leaves the archive."""
+    target = member.linkname
+    symbolic = member.issym()
+    if not target or "\x00" in target:
+        raise UnsafeArchiveError(f"link {rel!r} has an empty or invalid target", member=rel)
+    if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
+        raise UnsafeArchiveError(
+            f"link {rel!r} points to the absolute path {target!r}, outside the output folder",
+            member=rel,
+        )
+    if symbolic:
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    else:  # hard links name a member of the archive
+        joined = posixpath.normpath(target)
+    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
+        kind = "symbolic" if symbolic else "hard"
+        raise UnsafeArchiveError(
+            f"{kind} link {rel!r} -> {target!r} points outside the output folder", member=rel
+        )
+    return joined
+
+
+class _MemberCheck:
+    """Where a member may go: its normalised name, inside ``root/``, not a reserved name;
+    links and special members must pass :func:`tarfile.data_filter` below the real
+    destination folder."""
+
+    def __init__(self, dest: str | None, root: str | None, limits: ArchiveLimits) -> None:
+        self.root = root
+        self.limits = limits
+        base = os.path.realpath(dest) if dest is not None else os.path.abspath(os.sep)
+        # the filter resolves links below the dataset's own folder: a dataset folder that is
+        # a link made by the user (moved to another disk) stays usable
+        self.filter_dest = os.path.join(base, root) if root else base
+        self._prefix = root + "/" if root else ""
+
+    def name(self, member: tarfile.TarInfo) -> str | None:
+        """The checked relative path of ``member`` (``None``: the archive root itself)."""
+        rel = member_path(member.name, limits=self.limits)
+        if rel is None:
+            return None
+        root = self.root
+        if root is not None and rel != root and not rel.startswith(self._prefix):
+            raise UnsafeArchiveError(
+                f"member {rel!r} lies outside the catalogue's folder {root + '/'!r}: a "
+                "dataset's catalogue may only write into its own folder",
+                member=rel,
+            )
+        if is_reserved_name(rel.rpartition("/")[2]):
+            raise UnsafeArchiveError(
+                f"member {rel!r} has the name of a file the download keeps for itself "
+                "(the asset index, the error report, the folder lock or an unfinished "
+                "transfer)",
+                member=rel,
+            )
+        return rel
+
+    def inside_root(self, target: str, rel: str) -> None:
+        """A link's target must lie in ``root/`` too."""
+        root = self.root
+        if root is not None and target != root and not target.startswith(self._prefix):
+            raise UnsafeArchiveError(
+                f"link {rel!r} points outside the catalogue's folder {root + '/'!r}",
+                member=rel,
+            )
+
+    def filtered(self, member: tarfile.TarInfo, rel: str, link: str | None) -> None:
+        """Run :func:`tarfile.data_filter` (special files, link targets, the real path of
+        the destination); raise :class:`UnsafeArchiveError` with a plain message."""
+        inner = rel[len(self._prefix) :] if rel != self.root else "."
+        changes: dict[str, Any] = {"name": inner}
+        if link is not None and not member.issym():
+            changes["linkname"] = link[len(self._prefix) :] if self._prefix else link
+        try:
+            tarfile.data_filter(member.replace(**changes, deep=False), self.filter_dest)
+        except tarfile.SpecialFileError:
+            raise _refused_type(rel, member) from None
+        except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+            raise UnsafeArchiveError(
+                f"link {rel!r} -> {member.linkname!r} points outside the output folder",
+                member=rel,
+            ) from None
+        except tarfile.FilterError as exc:
+            raise UnsafeArchiveError(
+                f"member {rel!r} would be written outside the output folder ({exc})",
+                member=rel,
+            ) from None
+
+
+# =============================================================================================
+# the archive
+
+
 def iter_catalog(
     source: str | os.PathLike[str] | Readable,
     dest: str | os.PathLike[str] | None,
     *,
     limits: ArchiveLimits | None = None,
     stats: ArchiveStats | None = None,
+    root: str | None = None,
+    compressed_size: int | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> Generator[CatalogEntry, None, None]:
     """Stream a (gzip/bz2/xz or plain) tar archive, extracting it safely below ``dest``.
 
     Yields a :class:`CatalogEntry` for every regular file (after it was written), with the
     parsed JSON of STAC catalogues, collections and items. With ``dest=None`` nothing is
     written (a dry read that still validates every member).
+
+    Args:
+        root: the only top-level folder members may use (a dataset's id); ``None``: any.
+        compressed_size: the archive's size in bytes, to size the limits
+            (:meth:`ArchiveLimits.sized`); read from the file when ``source`` is a path.
+        keep: called with a regular member's relative path; ``True`` means a file the
+            download must keep lives there (a finished asset): the member is not written
+            (its JSON is still parsed) and is counted in :attr:`ArchiveStats.kept`.
 
     The archive must be complete: a missing tar end-of-archive marker or a compressed stream
     without its trailer (a download cut short, even exactly between two members) raises
@@ -420,80 +359,19 @@ def iter_catalog(
     if isinstance(source, str | os.PathLike):
         own = True
         fileobj: IO[bytes] = open(os.fspath(source), "rb")  # noqa: SIM115
+        if compressed_size is None:
+            compressed_size = os.fstat(fileobj.fileno()).st_size
     else:
         own = False
         fileobj = cast(IO[bytes], source)
-    writer: _Writer | None = None
-    extracted = _RecentNames()
+    limits = limits.sized(compressed_size)
+    writer: MemberWriter | None = None
     try:
         if dest is not None:
             Path(dest).mkdir(parents=True, exist_ok=True)
-            writer = _Writer(Path(dest), background=_BACKGROUND)
-        stream = _Decompressor(fileobj)
-        reader = _TarReader(stream)
-        while (header := reader.next()) is not None:
-            kind, name, linkname, size = header
-            stats.members += 1
-            if stats.members > limits.max_members:
-                raise UnsafeArchiveError(
-                    f"the archive has more than {limits.max_members:,} members "
-                    "(limit reached; refusing a possible tar bomb)"
-                )
-            rel = member_path(name, limits=limits)
-            if rel is None:
-                if kind == b"5":
-                    continue
-                raise UnsafeArchiveError(f"member {name!r} has no usable name", member=name)
-            if kind == _SPARSE:  # its data is not the file: never written
-                raise _refused_type(rel, kind)
-            if _is_junk(rel):
-                stats.ignored_junk += 1
-                continue
-            if kind == b"5":
-                if writer is not None:
-                    writer.mkdir(rel)
-                continue
-            if kind == b"1" or kind == b"2":
-                symbolic = kind == b"2"
-                target = _link_target(linkname, symbolic, rel)
-                if not symbolic and writer is not None and target in extracted:
-                    writer.sync()  # the target may still be queued
-                    with open(writer.path(target), "rb") as src, writer.open(rel) as dst:
-                        shutil.copyfileobj(src, dst, _CHUNK)
-                    extracted.add(rel)
-                    stats.links_copied += 1
-                else:
-                    stats.links_skipped += 1
-                    log.debug("skipping link member %s -> %s", rel, linkname)
-                continue
-            if kind not in _REGULAR:
-                raise _refused_type(rel, kind)
-            if size > limits.max_member_size:
-                raise UnsafeArchiveError(
-                    f"member {rel!r} is {size:,} bytes, above the limit of "
-                    f"{limits.max_member_size:,}",
-                    member=rel,
-                )
-            stats.bytes += size
-            if stats.bytes > limits.max_total_size:
-                raise UnsafeArchiveError(
-                    f"the archive expands to more than {limits.max_total_size:,} bytes "
-                    "(refusing a possible tar bomb)",
-                    member=rel,
-                )
-            yield _read_member(reader, rel, size, writer, limits, stats)
-            extracted.add(rel)
-            stats.files += 1
-        if not reader.end_marker:
-            raise CorruptArchiveError(
-                f"the archive is cut short: it ends after {stats.members:,} members "
-                "without the tar end-of-archive marker"
-            )
-        stream.drain(_MAX_TRAILING - reader.buffered)
-        if not stream.complete:
-            raise CorruptArchiveError(
-                f"the {stream.kind} stream is cut short: it ends without its end-of-stream trailer"
-            )
+            writer = MemberWriter(Path(dest), background=_BACKGROUND)
+        check = _MemberCheck(os.fspath(dest) if dest is not None else None, root, limits)
+        yield from _members(fileobj, writer, check, limits, stats, keep)
     except BaseException as exc:
         if writer is not None:
             with contextlib.suppress(BaseException):
@@ -511,31 +389,152 @@ def iter_catalog(
             fileobj.close()
 
 
-def _refused_type(rel: str, kind: bytes) -> UnsafeArchiveError:
-    what = _SPECIAL.get(kind, f"an unsupported member type {kind!r}")
-    return UnsafeArchiveError(
-        f"member {rel!r} is {what}; catalogue archives may only hold files and folders",
-        member=rel,
-    )
+def _members(
+    fileobj: IO[bytes],
+    writer: MemberWriter | None,
+    check: _MemberCheck,
+    limits: ArchiveLimits,
+    stats: ArchiveStats,
+    keep: Callable[[str], bool] | None,
+) -> Iterator[CatalogEntry]:
+    tar, meter, end = open_tar(fileobj, limits, stats)
+    extracted = _RecentNames()
+    current = ""
+    try:
+        while True:
+            try:
+                member = tar.next()
+            except (MLHubException, OSError):
+                raise
+            except tarfile.ReadError as exc:  # skipping the data of the previous member
+                if current:
+                    raise CorruptArchiveError(
+                        f"the archive is cut short inside member {current!r} ({exc})"
+                    ) from None
+                raise CorruptArchiveError(f"the archive is damaged ({exc})") from None
+            except Exception as exc:  # what tarfile lets through (ValueError, ...)
+                raise CorruptArchiveError(f"the archive is damaged ({reason(exc)})") from None
+            cast(Any, tar).members.clear()  # tarfile keeps them all otherwise: memory stays flat
+            if member is None:
+                break
+            current = ""
+            stats.members += 1
+            if stats.members > limits.max_members:
+                raise UnsafeArchiveError(
+                    f"the archive has more than {limits.max_members:,} members "
+                    "(limit reached; refusing a possible tar bomb or inode flood)"
+                )
+            rel = check.name(member)
+            if rel is None:
+                if member.isdir():
+                    continue
+                raise UnsafeArchiveError(f"member {member.name!r} has no usable name")
+            if member.issparse():  # its data is not the file: never written
+                raise _refused_type(rel, member)
+            if _is_junk(rel):
+                stats.ignored_junk += 1
+                continue
+            if member.islnk() or member.issym():
+                target = _link_target(member, rel)
+                check.inside_root(target, rel)
+                check.filtered(member, rel, target)
+                _copy_link(member, rel, target, writer, extracted, stats)
+                continue
+            if not (member.isreg() or member.isdir()):
+                check.filtered(member, rel, None)  # refuses it: a device, a FIFO, unknown
+            if member.isdir():
+                if writer is not None:
+                    writer.mkdir(rel)
+                continue
+            _check_size(member, rel, limits, stats)
+            current = rel
+            kept = writer is not None and keep is not None and keep(rel)
+            try:
+                if kept:
+                    assert writer is not None
+                    stats.kept += 1
+                    if len(stats.kept_examples) < 5:
+                        stats.kept_examples.append(rel)
+                    listed = writer.path(rel)
+                    entry = _read_member(tar, member, rel, None, limits, stats, listed=listed)
+                else:
+                    entry = _read_member(tar, member, rel, writer, limits, stats)
+            except CorruptArchiveError as exc:  # the compressed stream, inside the member
+                raise CorruptArchiveError(f"{exc}, inside member {rel!r}") from None
+            except tarfile.ReadError:
+                raise CorruptArchiveError(
+                    f"the archive is cut short inside member {rel!r}"
+                ) from None
+            yield entry
+            if not kept:
+                extracted.add(rel)
+            stats.files += 1
+        check_end(tar, meter, end, stats)
+    finally:
+        tar.close()
+        meter.close()
+
+
+def _check_size(
+    member: tarfile.TarInfo, rel: str, limits: ArchiveLimits, stats: ArchiveStats
+) -> None:
+    """Refuse a member that does not fit the limits, before any of it is written."""
+    size = member.size
+    if size > limits.max_member_size:
+        raise UnsafeArchiveError(
+            f"member {rel!r} is {size:,} bytes, above the limit of {limits.max_member_size:,}",
+            member=rel,
+        )
+    stats.bytes += size
+    if stats.bytes > limits.max_total_size:
+        raise UnsafeArchiveError(
+            f"the archive expands to more than {limits.max_total_size:,} bytes "
+            f"(member {rel!r} of {size:,} bytes does not fit; the limit comes from the "
+            "archive's compressed size; refusing a possible tar bomb)",
+            member=rel,
+        )
+
+
+def _copy_link(
+    member: tarfile.TarInfo,
+    rel: str,
+    target: str,
+    writer: MemberWriter | None,
+    extracted: _RecentNames,
+    stats: ArchiveStats,
+) -> None:
+    """A hard link inside the archive is written as a copy of its target; others skipped."""
+    if member.islnk() and writer is not None and target in extracted:
+        writer.sync()  # the target may still be queued
+        with open(writer.path(target), "rb") as src, writer.open(rel) as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+        extracted.add(rel)
+        stats.links_copied += 1
+    else:
+        stats.links_skipped += 1
+        log.debug("skipping link member %s -> %s", rel, member.linkname)
 
 
 def _read_member(
-    reader: _TarReader,
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
     rel: str,
-    size: int,
-    writer: _Writer | None,
+    writer: MemberWriter | None,
     limits: ArchiveLimits,
     stats: ArchiveStats,
+    *,
+    listed: Path | None = None,
 ) -> CatalogEntry:
-    """Read (and write) the data of the regular member ``rel`` whose header was just read."""
-    path = writer.path(rel) if writer is not None else None
+    """Read (and write) the data of the regular member ``rel``, just returned by tarfile."""
+    size = member.size
+    path = writer.path(rel) if writer is not None else listed
+    data_file = tar.extractfile(member)
+    assert data_file is not None  # a regular member
     is_json = size <= limits.max_json_size and rel.lower().endswith(".json")
     if is_json and size > limits.stream_json_size:
-        return _read_big_json(reader, rel, path, size, writer, stats)
+        return _read_big_json(data_file, rel, path, size, writer, stats)
     if is_json:
-        raw = reader.take(size)
-        if len(raw) != size:
-            raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
+        raw = data_file.read(size)
         if writer is not None:
             writer.write(rel, raw)
         try:
@@ -544,34 +543,25 @@ def _read_member(
             data = _UNREADABLE
         return _json_entry(rel, path, size, data, stats)
     if writer is not None:
-        written = 0
         with writer.open(rel) as out:
-            for chunk in reader.chunks(size):
-                written += len(chunk)
+            while chunk := data_file.read(_CHUNK):
                 out.write(chunk)
-    else:
-        written = reader.skip(size)
-    if written != size:
-        raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
     return CatalogEntry("file", rel, path, None, size)
 
 
 def _read_big_json(
-    reader: _TarReader,
+    data_file: IO[bytes],
     rel: str,
     path: Path | None,
     size: int,
-    writer: _Writer | None,
+    writer: MemberWriter | None,
     stats: ArchiveStats,
 ) -> CatalogEntry:
     """A large JSON member, written and parsed chunk by chunk (see
     :attr:`ArchiveLimits.stream_json_size`)."""
-    written = 0
 
-    def feed(out: IO[bytes] | None) -> Iterator[bytes | memoryview]:
-        nonlocal written
-        for chunk in reader.chunks(size):
-            written += len(chunk)
+    def feed(out: IO[bytes] | None) -> Iterator[bytes]:
+        while chunk := data_file.read(_CHUNK):
             if out is not None:
                 out.write(chunk)
             yield chunk
@@ -584,8 +574,6 @@ def _read_big_json(
             for _ in chunks:  # the rest of the member still goes to disk
                 pass
             data = _UNREADABLE
-    if written != size:
-        raise CorruptArchiveError(f"the archive is cut short inside member {rel!r}")
     return _json_entry(rel, path, size, data, stats)
 
 

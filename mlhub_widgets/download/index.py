@@ -7,9 +7,10 @@ transfers can start on the first rows while the rest is still being read.
 
 For a tarball the work is CPU-bound Python (tar headers, JSON, filters, inserts). In the same
 interpreter it would compete with the transfer event loop for the GIL, so a download runs it
-in a child interpreter, :class:`IndexProcess`, started as soon as the catalogue info gives
-the tarball's size (its imports overlap the tarball download). The two processes share
-nothing but the manifest file: the parent reads the rows as they are committed. Tarballs
+in a child interpreter, :class:`~.index_process.IndexProcess`, started as soon as the
+catalogue info gives the tarball's size (its imports overlap the tarball download). The two
+processes share nothing but the manifest file: the parent reads the rows as they are
+committed. Tarballs
 under ``download.INDEX_PROCESS_FROM_BYTES`` (a few dozen items: built faster than a child
 starts), STAC sources (their items come over the network, through the job's session) and
 systems that cannot start a child build in a thread; plans build inline.
@@ -21,16 +22,14 @@ engine or the network session.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import logging
 import os
-import pickle
 import re
-import struct
-import subprocess
-import sys
+import shutil
 import threading
 import time
 from collections import Counter
@@ -40,9 +39,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..exceptions import CatalogError, DownloadError
+from ..exceptions import CatalogError, DiskFullError
 from ..filters import AssetFilter, FilterStats
-from ..net.redact import redact_url
 from .catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
@@ -52,8 +50,9 @@ from .catalog_archive import (
 )
 from .manifest import Manifest, NewAsset
 from .paths import COMMON_ASSET_KEYS, COMMON_DIR, asset_extension, safe_component
+from .report import shown_url
 
-__all__ = ["Cancelled", "IndexBuilder", "IndexConfig", "IndexProcess", "filter_fingerprint"]
+__all__ = ["Cancelled", "IndexBuilder", "IndexConfig", "filter_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +119,36 @@ def spatial_fields(item: Mapping[str, Any]) -> str:
     )
 
 
+def _finished_assets(cfg: IndexConfig, db: Manifest) -> Callable[[str], bool] | None:
+    """For :func:`iter_catalog`'s ``keep``: is a catalogue member (a path relative to the
+    output folder) where a downloaded asset of this dataset lives? ``None`` when that cannot
+    be (the assets live in another folder, or none is downloaded yet)."""
+    asset_root = cfg.manifest_path.parent  # {asset_dir}/{dataset_id}
+    try:
+        inner = asset_root.relative_to(cfg.output_dir).as_posix()
+    except ValueError:
+        return None
+    if not db.has_done():
+        return None
+    prefix = "" if inner == "." else inner + "/"
+
+    def keep(rel: str) -> bool:
+        return rel.startswith(prefix) and db.is_done(rel[len(prefix) :])
+
+    return keep
+
+
 def _asset_url(href: str) -> str | None:
-    """A fetchable URL for an asset href (``s3://b/k`` → public HTTPS), or None."""
+    """A fetchable URL for an asset href (``s3://b/k`` → public HTTPS), or None.
+
+    An http(s) or s3 href that does not parse (a port out of range, a broken IPv6 host) is
+    kept as it is: the download fails that asset alone, with the reason."""
     if href.startswith(("https://", "http://")) and len(href) > 8:
         return href
-    parts = urlsplit(href)
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return href if href.lower().startswith(("http://", "https://", "s3://")) else None
     if parts.scheme in ("http", "https") and parts.netloc:
         return href
     if parts.scheme == "s3" and parts.netloc:
@@ -200,10 +224,34 @@ class IndexBuilder:
             with Manifest(self.cfg.manifest_path) as db:
                 self._build(db)
         except BaseException as exc:  # handed to the job, which re-raises it
-            self.error = exc
+            self.error = self._unpacking_disk_full(exc) or exc
         finally:
             self.seconds = time.monotonic() - started
             self.done.set()
+
+    def _unpacking_disk_full(self, exc: BaseException) -> DiskFullError | None:
+        """A clear error for a disk that filled up while the catalogue was unpacked."""
+        cfg = self.cfg
+        if cfg.source is not None or not (
+            isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        ):
+            return None
+        stats = self.archive_stats
+        try:
+            compressed = cfg.catalog_path.stat().st_size
+            free = f"{shutil.disk_usage(cfg.output_dir).free:,} bytes free"
+        except OSError:
+            return None
+        limit = cfg.limits.sized(compressed).max_total_size
+        error = DiskFullError(
+            f"Disk full: no space left to unpack the catalogue of {cfg.dataset_id} in "
+            f"{cfg.output_dir} ({free}) after {stats.expanded_bytes:,} bytes; its "
+            f"{compressed:,}-byte tarball may unpack to at most {limit:,} bytes. Nothing "
+            "half-written keeps its name. Free some space (or choose another output folder) "
+            "and run the same download again."
+        )
+        error.__cause__ = exc
+        return error
 
     def _build(self, db: Manifest) -> None:
         cfg = self.cfg
@@ -217,7 +265,7 @@ class IndexBuilder:
         tx = db.transaction()
         tx.__enter__()
         try:
-            with self._entries() as entries:
+            with self._entries(db) as entries:
                 for entry in entries:
                     if self.cancelled.is_set():
                         raise Cancelled()
@@ -262,7 +310,7 @@ class IndexBuilder:
         )
 
     @contextlib.contextmanager
-    def _entries(self) -> Iterator[Iterator[Any]]:
+    def _entries(self, db: Manifest) -> Iterator[Iterator[Any]]:
         """The catalogue's entries: unpacked from the tarball, or streamed from the source
         (and written as a local static catalogue in the same layout as they go by)."""
         cfg = self.cfg
@@ -274,11 +322,23 @@ class IndexBuilder:
                         cfg.output_dir,
                         limits=cfg.limits,
                         stats=self.archive_stats,
+                        root=cfg.dataset_id,  # the catalogue stays in the dataset's folder
+                        compressed_size=os.fstat(raw.fileno()).st_size,
+                        keep=_finished_assets(cfg, db),
                     )
                     try:
                         yield entries
                     finally:
                         entries.close()  # a walk ended early: stop its writer thread now
+                stats = self.archive_stats
+                if stats.kept:
+                    log.warning(
+                        "%d members of the catalogue of %s were not unpacked: downloaded "
+                        "assets live at their paths (e.g. %s)",
+                        stats.kept,
+                        cfg.dataset_id,
+                        ", ".join(stats.kept_examples[:3]),
+                    )
             except CorruptArchiveError as exc:
                 # never taken as complete, and not reused: the next run fetches it anew
                 with contextlib.suppress(OSError):
@@ -323,8 +383,8 @@ class IndexBuilder:
             for asset, existing in db.add_assets(batch, gen, self.next_seq):
                 log.warning(
                     "%s and %s share the saved path %s; only the first is downloaded",
-                    redact_url(existing),
-                    redact_url(asset.url),
+                    shown_url(existing),
+                    shown_url(asset.url),
                     asset.path,
                 )
             batch.clear()
@@ -485,281 +545,3 @@ class _HashingReader:
 
     def tell(self) -> int:
         return self._raw.tell()
-
-
-# =============================================================================================
-# the index in a child interpreter
-
-_LEN = struct.Struct("!I")
-
-
-def _send(out: IO[bytes], lock: threading.Lock, msg: object) -> None:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    with lock:
-        out.write(_LEN.pack(len(data)) + data)
-        out.flush()
-
-
-def _read_exact(read: Callable[[int], bytes], n: int) -> bytes:
-    chunks: list[bytes] = []
-    while n > 0:
-        chunk = read(n)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def _receive(read: Callable[[int], bytes]) -> Any:
-    """The next message read with ``read`` (a file's or a descriptor's), or None at the end
-    of the stream."""
-    head = _read_exact(read, _LEN.size)
-    if len(head) < _LEN.size:
-        return None
-    (n,) = _LEN.unpack(head)
-    data = _read_exact(read, n)
-    if len(data) < n:
-        return None
-    return pickle.loads(data)  # our own child process, over its own pipe
-
-
-def _portable_error(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else a :class:`DownloadError` with its text."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return DownloadError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-class _ForwardWarnings(logging.Handler):
-    """In the child: hand warnings (and worse) to the parent, which logs them as its own."""
-
-    def __init__(self, out: IO[bytes], lock: threading.Lock) -> None:
-        super().__init__(logging.WARNING)
-        self._out = out
-        self._lock = lock
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            _send(self._out, self._lock, ("log", record.name, record.levelno, record.getMessage()))
-
-
-def _child_main() -> int:
-    """Entry point of the child interpreter: one build, requested over stdin."""
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # a stray print must not corrupt the message stream
-    lock = threading.Lock()
-    stdin_fd = sys.stdin.fileno()  # read unbuffered: no read-ahead, no lock at shutdown
-
-    def read(n: int) -> bytes:
-        return os.read(stdin_fd, n)
-
-    request = _receive(read)
-    if request is None:  # the parent did not need us
-        return 0
-    cfg, collection_types, start_seq = request
-    cancelled = threading.Event()
-
-    def watch_parent() -> None:
-        with contextlib.suppress(OSError):
-            read(1)  # a byte: cancel; end of file: the parent is gone
-        cancelled.set()
-
-    threading.Thread(target=watch_parent, name="mlhub-index-parent", daemon=True).start()
-    package = logging.getLogger(__name__.rpartition(".")[0])
-    package.addHandler(_ForwardWarnings(out, lock))
-    package.setLevel(logging.WARNING)
-
-    def on_progress(items: int, assets: int, selected: int) -> None:
-        _send(out, lock, ("progress", items, assets, selected))
-
-    keys_sent = -1
-
-    def on_commit() -> None:
-        nonlocal keys_sent
-        n_keys = sum(len(keys) for keys in builder.seen_keys.values())
-        keys = builder.seen_keys if n_keys != keys_sent else None
-        keys_sent = n_keys
-        _send(out, lock, ("commit", builder.items, builder.assets, builder.selected, keys))
-
-    builder = IndexBuilder(cfg, collection_types, start_seq, on_progress, cancelled, on_commit)
-    builder.run()
-    error = builder.error
-    _send(
-        out,
-        lock,
-        (
-            "done",
-            {
-                "items": builder.items,
-                "assets": builder.assets,
-                "selected": builder.selected,
-                "skipped_hrefs": builder.skipped_hrefs,
-                "seen_keys": builder.seen_keys,
-                "md5": builder.catalog_md5(),
-                "error": None if error is None else _portable_error(error),
-            },
-        ),
-    )
-    return 0
-
-
-_CHILD_CODE = (
-    "import sys\n"
-    "if sys.argv[1] not in sys.path: sys.path.insert(0, sys.argv[1])\n"
-    "from mlhub_widgets.download.index import _child_main\n"
-    "sys.exit(_child_main())\n"
-)
-
-
-class IndexProcess:
-    """An :class:`IndexBuilder` in a child interpreter, with the builder's surface.
-
-    :meth:`spawn` starts the interpreter (it imports while the parent fetches the
-    catalogue); :meth:`begin` hands it the build; :meth:`discard` ends an unused one.
-    Progress, the collections/keys seen so far and warnings come back over a pipe; the rows
-    go straight into the manifest. Cancelling (setting ``cancelled``) stops the child at the
-    next catalogue member; if the parent dies, the child sees its stdin close and stops too.
-    """
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self._proc = proc
-        self.items = 0
-        self.assets = 0
-        self.selected = 0
-        self.skipped_hrefs = 0
-        self.seen_keys: dict[str, set[str]] = {}
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.cancelled = threading.Event()
-        self.seconds = 0.0
-        self._md5 = ""
-        self._on_progress: Callable[[int, int, int], None] = lambda _i, _a, _s: None
-        self._threads: list[threading.Thread] = []
-        self._started = 0.0
-
-    @classmethod
-    def spawn(cls) -> IndexProcess:
-        """Start an idle child interpreter. Raises OSError if it cannot be started."""
-        package_parent = str(Path(__file__).resolve().parents[2])  # holds mlhub_widgets/
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_CODE, package_parent],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            creationflags=flags,
-        )
-        return cls(proc)
-
-    def begin(
-        self,
-        cfg: IndexConfig,
-        collection_types: Mapping[str, list[str]],
-        start_seq: int,
-        on_progress: Callable[[int, int, int], None],
-        cancelled: threading.Event,
-    ) -> None:
-        """Hand the child its build (``cfg.source`` must be None) and start following it."""
-        if cfg.source is not None:
-            raise ValueError("an index built from a STAC source runs in a thread, not a process")
-        self.cancelled = cancelled
-        self._on_progress = on_progress
-        self._started = time.monotonic()
-        stdin = self._proc.stdin
-        assert stdin is not None
-        try:
-            _send(stdin, threading.Lock(), (cfg, dict(collection_types), start_seq))
-        except OSError as exc:  # the child died at start-up (its stderr says why)
-            self.error = DownloadError(f"the catalogue indexer process did not start: {exc}")
-            self._finish()
-            return
-        for target, name in (
-            (self._follow, "mlhub-index-follow"),
-            (self._watch, "mlhub-index-cancel"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def join(self) -> None:
-        """Wait until the child ended and its last message was read."""
-        self.done.wait()
-        for thread in self._threads:
-            thread.join()
-
-    def catalog_md5(self) -> str:
-        """MD5 of the catalogue tarball's bytes, as read by the child."""
-        return self._md5
-
-    def discard(self) -> None:
-        """End a child that was spawned but never given a build."""
-        with contextlib.suppress(OSError):
-            self._proc.kill()
-        self._close_pipes()
-        self._proc.wait()
-
-    def _close_pipes(self) -> None:
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-
-    def _watch(self) -> None:
-        while not self.done.wait(0.05):
-            if self.cancelled.is_set():
-                stdin = self._proc.stdin
-                with contextlib.suppress(OSError, ValueError):
-                    if stdin is not None:
-                        stdin.write(b"c")
-                        stdin.flush()
-                return
-
-    def _follow(self) -> None:
-        stdout = self._proc.stdout
-        assert stdout is not None
-        finished = False
-        try:
-            while (msg := _receive(stdout.read)) is not None:
-                kind = msg[0]
-                if kind == "commit":
-                    _, self.items, self.assets, self.selected, keys = msg
-                    if keys is not None:
-                        self.seen_keys = keys
-                elif kind == "progress":
-                    _, self.items, self.assets, self.selected = msg
-                    self._on_progress(self.items, self.assets, self.selected)
-                elif kind == "log":
-                    _, name, level, text = msg
-                    logging.getLogger(name).log(level, "%s", text)
-                elif kind == "done":
-                    state = msg[1]
-                    self.items, self.assets = state["items"], state["assets"]
-                    self.selected, self.skipped_hrefs = state["selected"], state["skipped_hrefs"]
-                    self.seen_keys, self._md5 = state["seen_keys"], state["md5"]
-                    self.error = state["error"]
-                    finished = True
-        except Exception as exc:
-            self.error = DownloadError(f"lost track of the catalogue indexer process: {exc}")
-            finished = True
-        code = self._proc.wait()
-        if not finished:
-            self.error = (
-                Cancelled()
-                if self.cancelled.is_set()
-                else DownloadError(
-                    f"the catalogue indexer process ended unexpectedly (exit status {code}); "
-                    "run the download again to continue"
-                )
-            )
-        self._finish()
-
-    def _finish(self) -> None:
-        self._close_pipes()
-        self.seconds = time.monotonic() - self._started if self._started else 0.0
-        self.done.set()
-
-
-if __name__ == "__main__":  # pragma: no cover - started by IndexProcess.spawn
-    sys.exit(_child_main())

@@ -45,7 +45,7 @@ from .index import Cancelled
 from .job_run import JobRun
 from .manifest import Manifest
 from .outcome_writer import TRANSFER_CACHE_KIB
-from .pipeline import Pipeline, make_config
+from .pipeline import Pipeline, make_config, output_folder_error
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
@@ -250,7 +250,12 @@ class DownloadJob(JobRun):
         except Cancelled:
             self._finish_cancelled()
         except BaseException as exc:
-            self._fail(self._disk_full_error(exc, pipeline) if _is_disk_full(exc) else exc)
+            if isinstance(exc, DiskFullError):  # already says what filled the disk
+                self._fail(exc)
+            elif _is_disk_full(exc):
+                self._fail(self._disk_full_error(exc, pipeline))
+            else:
+                self._fail(output_folder_error(exc, self._cfg) or exc)
         else:
             if self._cancel.is_set() and summary.cancelled:
                 self._summary = summary
@@ -339,6 +344,10 @@ class DownloadJob(JobRun):
         self._emit(JobFailed(exc))
 
     def _execute(self, pipeline: Pipeline) -> DownloadSummary:
+        with pipeline.locked():  # one download of the dataset per folder at a time
+            return self._execute_locked(pipeline)
+
+    def _execute_locked(self, pipeline: Pipeline) -> DownloadSummary:
         cfg = self._cfg
         started = time.monotonic()
         self._phase = "catalog"

@@ -13,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import logging
 import os
+import re
 import threading
 import time
 import types
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from ..config.session import Session
 from ..net.redact import redact_text, redact_url
 from . import transfer
+from .catalog_archive import index_path_problem
 from .events import (
     AssetFailed,
     AssetFinished,
@@ -258,6 +262,11 @@ class JobRun:
             started_ids.discard(row.id)
             self._record_outcome(row, out, writer)
 
+        def fail_now(row: AssetRow, reason: str) -> None:
+            if writer.error is not None:
+                raise writer.error
+            self._record_failure(row, reason, None, 0, base / row.path, writer)
+
         if cfg.source is not None:
             credentials, network = cfg.source.credentials(), cfg.source.network
             sign = cfg.source.signer()
@@ -273,7 +282,7 @@ class JobRun:
         loop = asyncio.get_running_loop()
         run = loop.create_task(
             engine.run(
-                self._produce(db, pipeline, base, session, rows_by_tag),
+                self._produce(db, pipeline, base, session, rows_by_tag, fail_now),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
                 on_start=on_start,
@@ -323,6 +332,7 @@ class JobRun:
         base: Path,
         session: Session,
         rows_by_tag: dict[int, AssetRow],
+        fail_now: Callable[[AssetRow, str], None],
     ) -> AsyncIterator[transfer.TransferSpec]:
         cfg = self._cfg
         builder = pipeline.builder
@@ -336,6 +346,7 @@ class JobRun:
                     raise builder.error
                 pipeline._validate_collection_filter(db)
         stale: list[int] = []
+        url_problem = _OriginCache(_origin_problem)
         loop = asyncio.get_running_loop()
         base_prefix = os.path.join(os.fspath(base), "")
         while True:
@@ -344,10 +355,16 @@ class JobRun:
             finished_building = builder is None or builder.done.is_set()
             rows = db.rows_after(last_seq, _FETCH_ROWS, pending_only=builder is None)
             present: set[int] = set()
+            wrong: set[int] = set()
             if rows and cfg.if_exists != "overwrite":
                 # which destinations exist, in one hand-over to a thread: a stat in the event
                 # loop can wait for a directory lock held by a slow file create elsewhere
                 present = await loop.run_in_executor(None, _present, base_prefix, rows)
+                # a file this index never recorded as downloaded (put there by someone else:
+                # a catalogue, another tool) counts only if it matches its checksum
+                unproven = [r for r in rows if r.id in present and r.state != DONE and r.checksum]
+                if unproven:
+                    wrong = await loop.run_in_executor(None, _wrong_files, base_prefix, unproven)
             if not rows:
                 if finished_building:
                     if builder is not None:
@@ -389,14 +406,25 @@ class JobRun:
                     self._sizes_known = False
                 elif self._index_complete is False:
                     self._bytes_total_known += row.size
+                problem = index_path_problem(row.path) or url_problem(row.url)
+                if problem is not None:  # this asset fails alone; the others go on
+                    fail_now(row, problem)
+                    continue
                 rows_by_tag[row.id] = row
+                if row.id in wrong:
+                    log.warning(
+                        "%s is on disk but does not match its file:checksum; downloading it",
+                        base_prefix + row.path,
+                    )
                 yield transfer.TransferSpec(
                     url=row.url,
                     dest=base_prefix + row.path,  # a str: no pathlib in the hot loop
                     size=row.size,
                     checksum=row.checksum,
                     tag=row.id,
-                    absent=cfg.if_exists != "overwrite" and row.id not in present,
+                    # absent: no file to take as complete (none, or a wrong one to replace)
+                    absent=cfg.if_exists != "overwrite"
+                    and (row.id not in present or row.id in wrong),
                 )
             if stale:
                 db.mark_pending(stale)
@@ -475,29 +503,25 @@ class JobRun:
                 )
         else:
             reason = redact_text(str(out.error or "unknown error"))
-            self._failed += 1
-            self._per_failed[cid] += 1
-            writer.add(
-                Outcome(
-                    row.id,
-                    FAILED,
-                    0,
-                    attempts=int(out.attempts or 0),
-                    status=out.status,
-                    error=reason,
-                )
+            self._record_failure(
+                row, reason, out.status, int(out.attempts or 0), Path(out.spec.dest), writer
             )
-            self._emit(
-                AssetFailed(
-                    cid,
-                    row.item_id,
-                    row.asset_key,
-                    row.url,
-                    Path(out.spec.dest),
-                    reason,
-                    out.status,
-                )
-            )
+
+    def _record_failure(
+        self,
+        row: AssetRow,
+        reason: str,
+        status: int | None,
+        attempts: int,
+        dest: Path,
+        writer: OutcomeWriter,
+    ) -> None:
+        """Count, record and publish one failed asset."""
+        cid = row.collection_id
+        self._failed += 1
+        self._per_failed[cid] += 1
+        writer.add(Outcome(row.id, FAILED, 0, attempts=attempts, status=status, error=reason))
+        self._emit(AssetFailed(cid, row.item_id, row.asset_key, row.url, dest, reason, status))
 
     # -- summary ---------------------------------------------------------------------------------
     def _summarize(
@@ -546,6 +570,67 @@ class JobRun:
             local_catalog=self._local_catalog,
             per_collection=types.MappingProxyType(per),
         )
+
+
+T = TypeVar("T")
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+class _OriginCache(Generic[T]):
+    """A check of a URL answered once per origin (parsing every URL of a million-asset
+    index would cost seconds): ``check(scheme://host[:port]/)``."""
+
+    def __init__(self, check: Callable[[str], T]) -> None:
+        self._check = check
+        self._seen: dict[str, T] = {}
+
+    def __call__(self, url: str) -> T:
+        match = _ORIGIN.match(url)
+        if match is None:
+            return self._check(url)
+        origin = match.group()
+        if origin in self._seen:
+            return self._seen[origin]
+        if len(self._seen) > 256:
+            self._seen.clear()
+        answer = self._seen[origin] = self._check(origin + "/")
+        return answer
+
+
+def _origin_problem(origin: str) -> str | None:
+    """Why an asset URL's origin (``scheme://host[:port]/``) cannot be fetched, if it
+    cannot: one bad href (a port out of range, a broken IPv6 address) fails its own asset,
+    never the job."""
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"invalid URL ({exc})"
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        return f"invalid URL: no host ({origin[:60]!r})"
+    return None  # other schemes: the transfer engine says whether it can fetch them
+
+
+def _wrong_files(prefix: str, rows: list[AssetRow]) -> set[int]:
+    """Ids of the rows whose file on disk does not match its ``file:checksum`` (runs in a
+    thread; an unreadable checksum proves nothing and is left to the transfer)."""
+    out: set[int] = set()
+    for row in rows:
+        assert row.checksum is not None
+        path = prefix + (row.path if os.sep == "/" else row.path.replace("/", os.sep))
+        try:
+            name, digest = transfer.parse_checksum(row.checksum)
+            if row.size is not None and os.stat(path).st_size != row.size:
+                continue  # the engine sees the size differ and downloads it again
+            hasher = hashlib.new(name)
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    hasher.update(chunk)
+        except (ValueError, OSError):
+            continue
+        if hasher.digest() != digest:
+            out.add(row.id)
+    return out
 
 
 def _present(prefix: str, rows: list[AssetRow]) -> set[int]:

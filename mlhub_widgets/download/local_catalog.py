@@ -147,8 +147,11 @@ def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -
         if url is None:
             continue  # relative or local already, or not downloadable: left as it is
         media = asset.get("type") if isinstance(asset.get("type"), str) else None
-        local = posixpath.normpath(prefix + _relpath(cid, item_id, str(key), url, media))
-        scheme = urlsplit(href).scheme or "https"
+        try:
+            local = posixpath.normpath(prefix + _relpath(cid, item_id, str(key), url, media))
+            scheme = urlsplit(href).scheme or "https"
+        except ValueError:
+            continue  # an href that does not parse failed its asset; it is left as it is
         alternate = asset.get("alternate")
         alternate = dict(alternate) if isinstance(alternate, Mapping) else {}
         alternate.setdefault(scheme, {"href": href})

@@ -570,6 +570,18 @@ class Manifest:
         """Number of items in the index."""
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
 
+    def has_done(self) -> bool:
+        """Is any asset recorded as downloaded?"""
+        return (
+            self._db.execute("SELECT 1 FROM assets WHERE state=? LIMIT 1", (DONE,)).fetchone()
+            is not None
+        )
+
+    def is_done(self, path: str) -> bool:
+        """Is the asset saved at ``path`` recorded as downloaded?"""
+        row = self._db.execute("SELECT state FROM assets WHERE path=?", (path,)).fetchone()
+        return row is not None and row[0] == DONE
+
     # -- transfer bookkeeping ----------------------------------------------------------------
     def mark_pending(self, ids: Iterable[int]) -> None:
         """Reset rows to pending (e.g. a file recorded as done is missing)."""

@@ -21,15 +21,42 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from .folder_lock import LOCK_NAME
+from .manifest import MANIFEST_NAME
+from .report import ERR_REPORT_NAME
+
 __all__ = [
     "COMMON_ASSET_KEYS",
     "COMMON_DIR",
     "MAX_COMPONENT_BYTES",
+    "RESERVED_NAMES",
     "asset_extension",
     "asset_relpath",
+    "is_reserved_name",
     "resolve_inside",
     "safe_component",
 ]
+
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {
+        MANIFEST_NAME,
+        *(MANIFEST_NAME + suffix for suffix in ("-wal", "-shm", "-journal")),
+        ERR_REPORT_NAME,
+        ERR_REPORT_NAME + ".tmp",
+        LOCK_NAME,
+    }
+)
+"""The files a download keeps in ``{asset_dir}/{dataset_id}/`` (the asset index, the error
+report, the folder lock): no catalogue member or asset may ever have these names."""
+_RESERVED_SUFFIXES = (".part", ".part.meta")  # a transfer's unfinished file and its sidecar
+
+
+def is_reserved_name(name: str) -> bool:
+    """A file name the download keeps for itself: the asset index and its SQLite files, the
+    error report, the folder lock, or a transfer's ``.part``/``.part.meta`` (whose bytes a
+    resume would trust)."""
+    return name in RESERVED_NAMES or name.endswith(_RESERVED_SUFFIXES)
+
 
 COMMON_ASSET_KEYS: frozenset[str] = frozenset(
     {"documentation", "readme", "test_split", "train_split", "validation_split"}

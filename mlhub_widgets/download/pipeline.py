@@ -7,13 +7,17 @@ re-plans the index (:mod:`.index`) and turns it into a :class:`~.events.Download
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
+import re
+import sqlite3
+import ssl
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,22 +25,26 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..config.session import Session, get_session
 from ..exceptions import (
     MLHubException,
+    MLHubResponseError,
+    NetworkError,
     NoAssetsSelected,
+    OutputFolderError,
 )
 from ..filters import AssetFilter, FilterStats
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
-from .catalog_archive import ArchiveLimits
+from .catalog_archive import ArchiveLimits, index_path_problem
 from .defaults import DEFAULT_WORKERS
 from .events import CatalogFetched, DownloadPlan, IndexProgress
+from .folder_lock import lock_folder
 from .index import (
     IndexBuilder,
     IndexConfig,
-    IndexProcess,
     filter_fingerprint,
     stats_dict,
 )
+from .index_process import IndexProcess
 from .local_catalog import localize_catalog
 from .manifest import (
     MANIFEST_NAME,
@@ -144,8 +152,7 @@ def make_config(
     out = Path(output_dir).expanduser().absolute()
     assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
     for name, path in (("output_dir", out), ("asset_output_dir", assets)):
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{name} {path} exists and is not a folder")
+        check_output_folder(name, path)
     src: Any = None
     if source is not None:
         from ..sources import open_source
@@ -168,6 +175,63 @@ def make_config(
         limits=limits or ArchiveLimits(),
         source=src,
     )
+
+
+def check_output_folder(name: str, path: Path) -> None:
+    """Can ``path`` be created (if missing) and written to? Checked before any request.
+
+    Raises:
+        OutputFolderError: it is a file, a folder on its way is a file, or the nearest
+            existing folder is read-only (a read-only file system, or no permission).
+    """
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == path:
+            raise OutputFolderError(f"{name} {path} exists and is not a folder")
+        raise OutputFolderError(f"{name} {path} cannot be created: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"{name} {path} cannot be written to: {_why_not_writable(existing)}"
+        )
+
+
+def _why_not_writable(folder: Path) -> str:
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs on Windows
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    return f"permission denied for {folder}"
+
+
+def output_folder_error(exc: BaseException, cfg: DownloadConfig) -> OutputFolderError | None:
+    """An :class:`OutputFolderError` for an error that says the output folder cannot be
+    written (read-only, no permission, a file in the way), else ``None``.
+
+    Network errors are never folder errors (an untrusted certificate's ``SSLError`` carries
+    errno 1, ``EPERM``)."""
+    if isinstance(exc, NetworkError):
+        return None
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, ssl.SSLError | ConnectionError):
+            return None
+        if isinstance(error, OSError) and error.errno in _FOLDER_ERRNOS:
+            where = error.filename or cfg.dataset_asset_dir
+            text = error.strerror or str(error)
+            return OutputFolderError(
+                f"cannot write the download of {cfg.dataset_id} to {where}: {text}. Choose "
+                "another output folder, or make this one writable; nothing is lost."
+            )
+        if isinstance(error, sqlite3.Error) and _SQLITE_READONLY.search(str(error)):
+            return OutputFolderError(
+                f"cannot write the asset index {cfg.manifest_path}: {error}. Choose another "
+                "output folder, or make this one writable; nothing is lost."
+            )
+    return None
+
+
+_FOLDER_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
+_SQLITE_READONLY = re.compile(r"readonly database|read-only|unable to open database file")
 
 
 EXCLUSION_LABELS = {
@@ -201,6 +265,17 @@ class Pipeline:
         self.replanned = False
         self.start_seq = 0
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the download lock of the dataset's folders (:mod:`.folder_lock`): a second
+        download or plan of the dataset into the same folder fails at once."""
+        cfg = self.cfg
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(lock_folder(cfg.dataset_asset_dir, cfg.dataset_id))
+            if cfg.catalog_dir != cfg.dataset_asset_dir:
+                stack.enter_context(lock_folder(cfg.catalog_dir, cfg.dataset_id))
+            yield
+
     def get_session(self) -> Session:
         if self.session is None:
             self.session = get_session(**self.cfg.session_kwargs)
@@ -221,9 +296,18 @@ class Pipeline:
         cfg = self.cfg
         session = self.get_session()
         ds = cfg.dataset_id
-        self.info = dict(session.get_json(f"catalog/{ds}/info") or {})
+        info = session.get_json(f"catalog/{ds}/info")
+        if info is not None and not isinstance(info, Mapping):
+            shown = json.dumps(info)[:60] if isinstance(info, str | int | float | list) else ""
+            raise MLHubResponseError(
+                f"the catalogue info of {ds} is not a JSON object: the server sent a "
+                f"{type(info).__name__} ({shown})",
+                url=session.url_for(f"catalog/{ds}/info"),
+            )
+        self.info = dict(info or {})
         expected = self.info.get("stac_catalog_size")
-        expected = expected if isinstance(expected, int) and expected > 0 else None
+        if not isinstance(expected, int) or isinstance(expected, bool) or expected <= 0:
+            expected = None
         if not cfg.catalog_only and (expected is None or expected >= INDEX_PROCESS_FROM_BYTES):
             self.spawn_index_process()  # its start-up overlaps the catalogue download
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +440,7 @@ class Pipeline:
         if stored.get("source") != ident.get("source"):
             return False
         if ident.get("source"):  # same source and server-side filters: the index stands
-            root = db.get_meta("catalog_root")
-            return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+            return self._catalog_root_present(db)
         if stored.get("size") != ident["size"]:
             return False
         if stored.get("etag") and ident.get("etag"):
@@ -366,8 +449,15 @@ class Pipeline:
             same = stored.get("md5") == _file_md5(self.cfg.catalog_path)
         if not same:
             return False
+        return self._catalog_root_present(db)
+
+    def _catalog_root_present(self, db: Manifest) -> bool:
+        """The unpacked catalogue's root document, as the index names it, is on disk (a
+        path from the index is checked like a tar member's before it is used)."""
         root = db.get_meta("catalog_root")
-        return bool(root) and (self.cfg.output_dir / str(root)).is_file()
+        if not root or index_path_problem(root) is not None:
+            return False
+        return (self.cfg.output_dir / root).is_file()
 
     def spawn_index_process(self) -> None:
         """Start the child interpreter that will build the index of a tarball, so that its

@@ -26,6 +26,15 @@ ERR_REPORT_COLUMNS = (
 )
 
 
+def shown_url(url: str) -> str:
+    """``redact_url`` for any URL, also one that does not parse (a port out of range, a
+    broken IPv6 address): its ``key`` is masked all the same."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return redact_text(url)
+
+
 def write_err_report(db: Manifest, path: Path) -> int:
     """Write failed selected assets to ``path`` (CSV with a header); returns the row count."""
     tmp = path.with_name(path.name + ".tmp")
@@ -50,7 +59,7 @@ def _write_err_rows(db: Manifest, tmp: Path) -> int:
                     row.collection_id,
                     row.item_id or "",
                     row.asset_key,
-                    redact_url(row.url),
+                    shown_url(row.url),
                     row.path,
                     row.status if row.status is not None else "",
                     redact_text(row.error or ""),

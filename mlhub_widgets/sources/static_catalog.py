@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from ..exceptions import MLHubException
+from ..exceptions import MLHubException, MLHubWarning
 from ..net.http import Credentials
 from ..net.settings import NetworkSettings
 from .base import JSON, DatasetEntry, Source, dataset_record
@@ -91,6 +92,13 @@ def _dataset_id(doc: Mapping[str, Any], href: str) -> str:
     return doc_id or (parts[-2] if len(parts) >= 2 else "catalog")
 
 
+def _visit_key(href: str) -> str:
+    """What identifies a document in a walk: its URL without the fragment, or its path."""
+    if is_url(href):
+        return href.partition("#")[0]
+    return os.path.normcase(os.path.normpath(href))
+
+
 def _absolute(doc: Mapping[str, Any], href: str) -> JSON:
     """A copy of ``doc`` whose link and asset hrefs are absolute (the ``self`` link set).
 
@@ -107,7 +115,10 @@ def _absolute(doc: Mapping[str, Any], href: str) -> JSON:
         plain = h and h[0] not in "./?#" and ":" not in h and "/." not in h
         if plain_base is not None and plain:
             return plain_base + h
-        return resolve_href(h, href)
+        try:
+            return resolve_href(h, href)
+        except ValueError:  # an href that does not parse: the download fails that asset
+            return h
 
     out = dict(doc)
     links = []
@@ -249,29 +260,49 @@ class StaticCatalogSource(Source):
             self._structure = built
         return built
 
-    def _children(self, doc: JSON, href: str) -> list[tuple[JSON, str]]:
-        hrefs = [resolve_href(h, href) for h in _links(doc, "child")]
+    def _children(self, doc: JSON, href: str, visited: set[str]) -> list[tuple[JSON, str]]:
+        """The child documents of ``doc`` not visited yet in this walk (fetched concurrently).
+
+        A child link to a document already visited (a link cycle, or the same child linked
+        twice) is not followed: that branch ends with an :class:`MLHubWarning`."""
+        hrefs = []
+        for link in _links(doc, "child"):
+            child = resolve_href(link, href)
+            key = _visit_key(child)
+            if key in visited:
+                warnings.warn(
+                    f"STAC catalogue {href} links to {child}, which this walk has already "
+                    "visited (a link cycle or a repeated link); not following it again",
+                    MLHubWarning,
+                    stacklevel=2,
+                )
+                continue
+            visited.add(key)
+            hrefs.append(child)
         return [(_absolute(d, h), h) for h, d in self.fetch_many(hrefs)]
 
-    def _collections_below(self, doc: JSON, href: str, depth: int = 0) -> list[tuple[JSON, str]]:
+    def _collections_below(
+        self, doc: JSON, href: str, visited: set[str], depth: int = 0
+    ) -> list[tuple[JSON, str]]:
         out: list[tuple[JSON, str]] = []
         if depth > MAX_DEPTH:
             return out
-        for child, child_href in self._children(doc, href):
+        for child, child_href in self._children(doc, href, visited):
             if _is_collection(child):
                 out.append((child, child_href))
             else:
-                out.extend(self._collections_below(child, child_href, depth + 1))
+                out.extend(self._collections_below(child, child_href, visited, depth + 1))
         return out
 
     def _build(self) -> _Structure:
         root = _absolute(self.reader.read(self.url), self.url)
         datasets: dict[str, _Dataset] = {}
+        visited = {_visit_key(self.url)}
         if _is_collection(root):
             cid = str(root.get("id"))
             datasets[cid] = _Dataset(cid, root, self.url, [(root, self.url)])
         else:
-            children = self._children(root, self.url)
+            children = self._children(root, self.url, visited)
             cols = [(c, h) for c, h in children if _is_collection(c)]
             cats = [(c, h) for c, h in children if not _is_collection(c)]
             if cols or not cats:
@@ -281,7 +312,8 @@ class StaticCatalogSource(Source):
                 did = _dataset_id(cat, cat_href)
                 if did in datasets:
                     did = f"{did}_{len(datasets)}"
-                datasets[did] = _Dataset(did, cat, cat_href, self._collections_below(cat, cat_href))
+                below = self._collections_below(cat, cat_href, visited)
+                datasets[did] = _Dataset(did, cat, cat_href, below)
         collections: dict[str, tuple[JSON, str, str]] = {}
         for ds in datasets.values():
             for col, href in ds.collections:
@@ -364,10 +396,21 @@ class StaticCatalogSource(Source):
                         return
 
     def walk(
-        self, node: JSON, href: str, *, collection_id: str | None = None, depth: int = 0
+        self,
+        node: JSON,
+        href: str,
+        *,
+        collection_id: str | None = None,
+        depth: int = 0,
+        visited: set[str] | None = None,
     ) -> Iterator[JSON]:
         """Every item below a collection or catalogue document (its item links first, then its
-        child catalogues, depth first), with absolute hrefs and ``collection`` set."""
+        child catalogues, depth first), with absolute hrefs and ``collection`` set.
+
+        Each child document is walked once: a child link back to a document the walk has
+        visited (a cycle) ends that branch with an :class:`MLHubWarning`."""
+        if visited is None:
+            visited = {_visit_key(href)}
         cid = str(node.get("id")) if _is_collection(node) else collection_id
         item_hrefs = (resolve_href(h, href) for h in _links(node, "item"))
         for item_href, doc in self.fetch_many(item_hrefs):
@@ -379,8 +422,10 @@ class StaticCatalogSource(Source):
             yield item
         if depth >= MAX_DEPTH or not _links(node, "child"):
             return
-        for child, child_href in self._children(node, href):
-            yield from self.walk(child, child_href, collection_id=cid, depth=depth + 1)
+        for child, child_href in self._children(node, href, visited):
+            yield from self.walk(
+                child, child_href, collection_id=cid, depth=depth + 1, visited=visited
+            )
 
     def iter_dataset(
         self, dataset_id: str, flt: AssetFilter | None = None
