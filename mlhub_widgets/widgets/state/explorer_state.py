@@ -644,8 +644,9 @@ class ExplorerState(MapItems, OnDiskFiles):
         def work() -> Any:
             from ...download import download_dataset
 
-            # the job checks the output folder and creates it in its own thread: a bad folder
-            # ends the job ("failed", with the reason) instead of stopping here
+            # in this worker thread: the engine checks the output folder before any job (a
+            # file, a folder under a file, a read-only one: one line, no job) and the job
+            # creates it in its own thread (a folder that cannot be made ends it, "failed")
             return download_dataset(
                 request.dataset_id,
                 request.output_dir,
