@@ -52,7 +52,9 @@ from .details import dataset_detail, dataset_footprint, temporal_extent
 from .errors import friendly_error, metadata_only_reason
 from .export import export_format, selection_items, write_selection
 from .filters import Filters
-from .job_follow import JobFollower, state_name
+from .job_follow import state_name
+from .map_items import MapItems
+from .on_disk import OnDiskFiles
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,10 @@ AREAS = (
     "estimate",
     "download",
     "export",
+    "items",
+    "preview",
+    "disk",
+    "tiles",
 )
 
 
@@ -89,7 +95,7 @@ def _jsonable_tags(frame: Any) -> list[tuple[str, int]]:
     return out
 
 
-class ExplorerState(JobFollower):
+class ExplorerState(MapItems, OnDiskFiles):
     """Everything the explorer shows, from the session to the download job.
 
     Set traits directly (``state.filters = Filters(...)``, ``state.dataset_id = "x"``, ...) or call
@@ -147,6 +153,7 @@ class ExplorerState(JobFollower):
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._last_download: _DownloadRequest | None = None
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
@@ -426,6 +433,8 @@ class ExplorerState(JobFollower):
             self.estimate = None
             old = self.filters
             self.filters = Filters(bbox=old.bbox, intersects=old.intersects)
+            self.disk = None
+        self._clear_items()
         if new is None:
             for area in ("dataset", "assets"):
                 with self._lock:
@@ -485,6 +494,7 @@ class ExplorerState(JobFollower):
                 self.collections = collections
                 self.footprint = dataset_footprint(self.results, dataset_id, collections)
                 self.temporal_extent = temporal_extent(collections)
+            self.load_items()
 
         self.run_in_background("dataset", f"Loading {dataset_id}…", work, done)
 
@@ -596,28 +606,55 @@ class ExplorerState(JobFollower):
     def start_download(self) -> threading.Thread:
         """Start a background download of the selection (resumable; see :attr:`job`)."""
         where, dataset_id, kwargs = self._download_args()
-        if self.job is not None and self.job_state in ("running", "paused", "pending"):
-            raise ValueError("A download is already running: pause or cancel it first.")
-        output_dir = self.output_dir
         options: dict[str, Any] = {
             "if_exists": self.if_exists,
             "catalog_only": self.catalog_only,
             "workers": self.workers,
         }
+        return self._start_job(
+            _DownloadRequest(where, dataset_id, self.output_dir, options, kwargs)
+        )
+
+    def retry_download(self) -> threading.Thread:
+        """Download again what is missing of the last download of the selected dataset into
+        :attr:`output_dir`: the same selection, with ``if_exists="resume"``, so the engine
+        fetches only the assets that failed or are not complete on disk. Without such a
+        download in this session, the current selection is downloaded the same way.
+
+        Raises:
+            ValueError: a download is running, or nothing can be downloaded.
+        """
+        last = self._last_download
+        if last is None or (last.dataset_id, last.output_dir) != (
+            self.dataset_id,
+            self.output_dir,
+        ):
+            where, dataset_id, kwargs = self._download_args()
+            last = _DownloadRequest(
+                where, dataset_id, self.output_dir, {"workers": self.workers}, kwargs
+            )
+        options = {**last.options, "if_exists": "resume", "catalog_only": False}
+        return self._start_job(dataclasses.replace(last, options=options))
+
+    def _start_job(self, request: _DownloadRequest) -> threading.Thread:
+        if self.job is not None and self.job_state in ("running", "paused", "pending"):
+            raise ValueError("A download is already running: pause or cancel it first.")
+        self._last_download = request
 
         def work() -> Any:
             from ...download import download_dataset
 
-            # the job checks the output folder and creates it in its own thread: a bad folder
-            # ends the job ("failed", with the reason) instead of stopping here
+            # in this worker thread: the engine checks the output folder before any job (a
+            # file, a folder under a file, a read-only one: one line, no job) and the job
+            # creates it in its own thread (a folder that cannot be made ends it, "failed")
             return download_dataset(
-                dataset_id,
-                output_dir,
-                **where,
+                request.dataset_id,
+                request.output_dir,
+                **request.where,
                 progress=False,
                 background=True,
-                **options,
-                **kwargs,
+                **request.options,
+                **request.kwargs,
             )
 
         def done(job: Any) -> None:
@@ -690,6 +727,17 @@ class ExplorerState(JobFollower):
         if problems:
             raise ValueError(" ".join(problems))
         return self._where(), self.selection_collections(), self.filters
+
+
+@dataclasses.dataclass(frozen=True)
+class _DownloadRequest:
+    """The arguments of one download the explorer started (Retry runs it again)."""
+
+    where: dict[str, Any]
+    dataset_id: str
+    output_dir: str
+    options: dict[str, Any]
+    kwargs: dict[str, Any]
 
 
 def default_output_dir() -> str:
