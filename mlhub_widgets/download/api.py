@@ -43,6 +43,7 @@ from ..exceptions import (
     EntityDoesNotExist,
     MLHubException,
 )
+from ..net.objects import StorageOptions
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
@@ -77,6 +78,8 @@ def download_dataset(
     progress: bool | Callback = True,
     background: bool = False,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
 ) -> DownloadSummary | DownloadJob:
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
 
@@ -91,6 +94,16 @@ def download_dataset(
     catalogue is walked in parallel; a STAC API filters bbox/intersects/datetime on the
     server) and the catalogue is written to ``{output_dir}/{dataset_id}/`` in the same layout
     (no ``.tar.gz``). Filters, resume, retries, ``err_report.csv`` and progress are the same.
+
+    Object storage: asset hrefs at ``s3://``, ``gs://`` and ``az://`` are fetched through
+    obstore with ``storage_options`` (added to the source's own; credentials, ``endpoint``,
+    ``skip_signature`` for public buckets...; each cloud's environment variables apply too).
+    ``output_dir`` may be an object-store prefix (``s3://bucket/prefix``): the same layout is
+    written there (small files in one ``PUT``, large ones as multipart uploads, nothing
+    half-written ever visible), with ``output_storage_options``; the asset index and the
+    ``.part`` files of large objects stay in a local state folder keyed by the destination
+    (see :mod:`mlhub_widgets.download.destination`), so a rerun resumes and uploads nothing
+    that is already there.
 
     Raises:
         ValueError / TypeError: bad arguments or filters (before any request);
@@ -121,6 +134,8 @@ def download_dataset(
         root_url=root_url,
         workers=workers,
         source=source,
+        storage_options=storage_options,
+        output_storage_options=output_storage_options,
     )
     if progress is True:
         job.subscribe(TqdmProgress(dataset_id))
@@ -152,6 +167,8 @@ def plan_download(
     profile: str | None = None,
     root_url: str | None = None,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
 ) -> DownloadPlan:
     """What :func:`download_dataset` with these filters would fetch, without asset requests.
 
@@ -178,6 +195,8 @@ def plan_download(
         workers=None,
         limits=None,
         source=source,
+        storage_options=storage_options,
+        output_storage_options=output_storage_options,
     )
     pipeline = Pipeline(cfg, ignore_event, threading.Event())
     try:

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import CatalogError, DownloadError
 from ..filters import AssetFilter, FilterStats
+from ..net.objects.urls import OBJECT_SCHEMES
 from ..net.redact import redact_url
 from .catalog_archive import (
     ArchiveLimits,
@@ -121,14 +122,15 @@ def spatial_fields(item: Mapping[str, Any]) -> str:
 
 
 def _asset_url(href: str) -> str | None:
-    """A fetchable URL for an asset href (``s3://b/k`` → public HTTPS), or None."""
+    """A fetchable URL for an asset href (HTTP(S), or an object store's ``s3://``, ``gs://``,
+    ``az://``: fetched through obstore with the source's storage options), or None."""
     if href.startswith(("https://", "http://")) and len(href) > 8:
         return href
     parts = urlsplit(href)
     if parts.scheme in ("http", "https") and parts.netloc:
         return href
-    if parts.scheme == "s3" and parts.netloc:
-        return f"https://{parts.netloc}.s3.amazonaws.com{parts.path or '/'}"
+    if parts.scheme.lower() in OBJECT_SCHEMES and parts.netloc:
+        return href
     return None
 
 

@@ -162,8 +162,13 @@ class JobRun:
         if self._cfg.if_exists == "resume":
             base = os.fspath(self._cfg.dataset_asset_dir) + os.sep
             stale: list[int] = []
+            there = self._cfg.destination.sizes if self._cfg.destination is not None else None
             for rows in db.iter_done():
                 for asset_id, rel, size in rows:
+                    if there is not None:  # an object store, listed before the transfers
+                        if there.get(rel) != size:
+                            stale.append(asset_id)
+                        continue
                     try:
                         if os.stat(base + rel).st_size != size:
                             stale.append(asset_id)
@@ -248,12 +253,16 @@ class JobRun:
             sign = cfg.source.signer()
         else:
             credentials, network, sign = [session.credentials], session.network, None
+        if cfg.destination is not None:
+            cfg.destination.network = network
         engine = transfer.TransferEngine(
             workers=cfg.workers,
             if_exists=cfg.if_exists,
             credentials=credentials,
             network=network,
             sign=sign,
+            storage_options=cfg.storage_options,
+            destination=cfg.destination,
         )
         loop = asyncio.get_running_loop()
         run = loop.create_task(
@@ -332,7 +341,7 @@ class JobRun:
             if rows and cfg.if_exists != "overwrite":
                 # which destinations exist, in one hand-over to a thread: a stat in the event
                 # loop can wait for a directory lock held by a slow file create elsewhere
-                present = await loop.run_in_executor(None, _present, base_prefix, rows)
+                present = await loop.run_in_executor(None, self._present, base_prefix, rows)
             if not rows:
                 if finished_building:
                     if builder is not None:
@@ -360,7 +369,7 @@ class JobRun:
                     self._total = max(self._total, builder.selected if builder else 0)
                 if row.state == DONE and cfg.if_exists != "overwrite":
                     if cfg.if_exists == "skip" or (
-                        row.id in present and _complete_on_disk(base_prefix + row.path, row)
+                        row.id in present and self._complete(base_prefix, row)
                     ):
                         self._skipped += 1
                         self._per_skipped[cid] += 1
@@ -385,6 +394,22 @@ class JobRun:
                 stale.clear()
         if stale:
             db.mark_pending(stale)
+
+    def _present(self, prefix: str, rows: list[AssetRow]) -> set[int]:
+        """Ids of the rows whose file (or ``.part``) exists: on disk, or at the object-store
+        destination as listed before the transfers."""
+        dest = self._cfg.destination
+        if dest is None:
+            return _present(prefix, rows)
+        staged = _present(prefix, rows)  # a .part being fetched, to resume
+        return staged | {row.id for row in rows if row.path in dest.sizes}
+
+    def _complete(self, prefix: str, row: AssetRow) -> bool:
+        dest = self._cfg.destination
+        if dest is None:
+            return _complete_on_disk(prefix + row.path, row)
+        expected = row.size if row.size is not None else row.bytes
+        return dest.sizes.get(row.path) == expected
 
     def _index_done_streaming(self, db: Manifest, pipeline: Pipeline) -> None:
         """The streaming build ended: fix totals from the index."""

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,10 +24,12 @@ from ..exceptions import (
     NoAssetsSelected,
 )
 from ..filters import AssetFilter, FilterStats
+from ..net.objects import StorageOptions, check_local_path, is_object_url
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .catalog_archive import ArchiveLimits
+from .destination import ObjectDestination
 from .events import CatalogFetched, DownloadPlan, IndexProgress
 from .index import (
     IndexBuilder,
@@ -79,6 +81,10 @@ class DownloadConfig:
     session_kwargs: dict[str, Any]
     limits: ArchiveLimits
     source: Any = None  # a STAC Source (static catalogue, STAC API); None: the MLHub tarball
+    #: options of the object stores asset hrefs (``s3://``...) are fetched from
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    #: an object-store output (``-o s3://...``): files go there, the state stays local
+    destination: ObjectDestination | None = None
 
     @property
     def catalog_path(self) -> Path:
@@ -130,6 +136,8 @@ def make_config(
     workers: int | None,
     limits: ArchiveLimits | None,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
 ) -> DownloadConfig:
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise ValueError("dataset_id must be a non-empty string")
@@ -139,17 +147,23 @@ def make_config(
     flt = AssetFilter.build(
         bbox=bbox, intersects=intersects, datetime=datetime, collection_filter=collection_filter
     )
+    destination, out = output_location(output_dir, output_storage_options, "output_dir")
+    if asset_output_dir is not None:
+        if destination is not None:
+            raise ValueError("asset_output_dir cannot be used with an object-store output_dir")
+        check_local_path(os.fspath(asset_output_dir), "asset_output_dir")
     # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
-    out = Path(output_dir).expanduser().absolute()
     assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
     for name, path in (("output_dir", out), ("asset_output_dir", assets)):
         if path.exists() and not path.is_dir():
             raise ValueError(f"{name} {path} exists and is not a folder")
     src: Any = None
+    options = dict(storage_options or {})
     if source is not None:
         from ..sources import open_source
 
-        src = open_source(source)
+        src = open_source(source, storage_options=storage_options)
+        options = {**src.storage_options, **options}
         if src.kind == "mlhub":  # the MLHub API: its catalogue tarball, as without a source
             session = session or getattr(src, "session", None)
             src = None
@@ -166,7 +180,27 @@ def make_config(
         session_kwargs={"api_key": api_key, "profile": profile, "root_url": root_url},
         limits=limits or ArchiveLimits(),
         source=src,
+        storage_options=options,
+        destination=destination,
     )
+
+
+def output_location(
+    output: str | os.PathLike[str], options: StorageOptions | None, what: str
+) -> tuple[ObjectDestination | None, Path]:
+    """``(destination, local folder)`` for an output: an object-store URL gives its
+    :class:`ObjectDestination` and the local state folder; a path gives ``(None, path)``.
+
+    Raises:
+        UnsupportedURLError: any other ``scheme://`` (or ``scheme:/``), never a local folder.
+    """
+    text = os.fspath(output)
+    if is_object_url(text):
+        destination = ObjectDestination(text, options)
+        return destination, destination.state_dir
+    check_local_path(text, what)
+    # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
+    return None, Path(text).expanduser().absolute()
 
 
 EXCLUSION_LABELS = {
