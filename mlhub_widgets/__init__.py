@@ -28,7 +28,15 @@ from .exceptions import (
 if TYPE_CHECKING:
     from .config.session import ANONYMOUS_PROFILE, Session, get_session
     from .discovery import collections, datasets, items, models, tags
-    from .download import DownloadJob, download_archive, download_dataset, plan_download
+    from .download import (
+        DownloadJob,
+        SyncJob,
+        download_archive,
+        download_dataset,
+        plan_download,
+        plan_sync,
+        sync,
+    )
     from .mlhub.collection import Collection
     from .mlhub.dataset import Dataset
     from .mlhub.ml_model import MLModel
@@ -57,6 +65,7 @@ __all__ = [
     "NoAssetsSelected",
     "ProfileError",
     "Session",
+    "SyncJob",
     "__version__",
     "collections",
     "datasets",
@@ -68,6 +77,8 @@ __all__ = [
     "models",
     "open_source",
     "plan_download",
+    "plan_sync",
+    "sync",
     "tags",
 ]
 
@@ -82,7 +93,16 @@ _LAZY_EXPORTS = {
     "MLModel": ".mlhub.ml_model",
     **dict.fromkeys(("ANONYMOUS_PROFILE", "Session", "get_session"), ".config.session"),
     **dict.fromkeys(
-        ("DownloadJob", "download_archive", "download_dataset", "plan_download"), ".download"
+        (
+            "DownloadJob",
+            "SyncJob",
+            "download_archive",
+            "download_dataset",
+            "plan_download",
+            "plan_sync",
+            "sync",
+        ),
+        ".download",
     ),
     "open_source": ".sources",
     "explorer": ".widgets",

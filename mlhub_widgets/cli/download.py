@@ -13,6 +13,7 @@ from .options import (
     print_error,
     session_kwargs,
     source_kwargs,
+    storage_options,
 )
 
 
@@ -26,7 +27,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "asset is on disk, 1 when some failed (their list is printed), 2 for bad arguments.",
     )
     p.add_argument("dataset_id", metavar="DATASET_ID")
-    p.add_argument("-o", "--output-dir", default=".", help="folder for the catalogue (default .)")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        default=".",
+        help="folder for the catalogue (default .), or an object-store prefix (s3://b/p)",
+    )
     p.add_argument("--asset-output-dir", help="folder for the assets (default: --output-dir)")
     area = p.add_mutually_exclusive_group()
     area.add_argument(
@@ -48,6 +54,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_session_options(p)
     add_source_option(p)
+    p.add_argument(
+        "--output-storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the object store written to (-o s3://...)",
+    )
     p.set_defaults(handler=_cmd_download)
 
     p = sub.add_parser(
@@ -56,10 +69,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Download the archive of COLLECTION_ID (resumable, verified).",
     )
     p.add_argument("collection_id", metavar="COLLECTION_ID")
-    p.add_argument("-o", "--output-dir", default=".", help="folder (default .)")
+    p.add_argument(
+        "-o", "--output-dir", default=".", help="folder (default .) or object-store prefix"
+    )
     p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_session_options(p)
+    p.add_argument(
+        "--output-storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the object store written to (-o s3://...)",
+    )
     p.set_defaults(handler=_cmd_archive)
 
 
@@ -105,6 +127,13 @@ def _session_args(args: argparse.Namespace) -> dict[str, Any]:
     return {**session_kwargs(args), **source_kwargs(args)}
 
 
+def _storage_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "storage_options": storage_options(args),
+        "output_storage_options": storage_options(args, "output_storage_option"),
+    }
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from ..download import download_dataset, plan_download
     from ..exceptions import DownloadError
@@ -119,6 +148,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
             asset_output_dir=args.asset_output_dir,
             **filters,
             **_session_args(args),
+            **_storage_args(args),
         )
         print(plan)
         return 0
@@ -133,6 +163,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             **filters,
             **_session_args(args),
+            **_storage_args(args),
         )
     except DownloadError as exc:
         print_error(str(exc))
@@ -151,6 +182,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
         args.output_dir,
         if_exists=args.if_exists,
         progress=not args.quiet,
+        output_storage_options=storage_options(args, "output_storage_option"),
         **_session_args(args),
     )
     print(path)

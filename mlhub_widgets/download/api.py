@@ -27,6 +27,7 @@ The API key is only ever sent to the API's origin. Asset and catalogue storage n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -47,10 +48,11 @@ from ..net.objects import StorageOptions
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
+from .destination import ObjectDestination
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
-from .pipeline import Pipeline, ignore_event, make_config, validate_common
+from .pipeline import Pipeline, ignore_event, make_config, output_location, validate_common
 from .progress import TqdmProgress
 
 if TYPE_CHECKING:
@@ -218,27 +220,39 @@ def download_archive(
     profile: str | None = None,
     root_url: str | None = None,
     progress: bool = True,
-) -> Path:
+    output_storage_options: StorageOptions | None = None,
+) -> Path | str:
     """Download a collection archive (``/archive/{id}`` → storage) resumably and verified.
 
     The file is saved as ``{output_dir or cwd}/{last URL segment}``. Large files are fetched
-    with parallel ranges; ``Content-MD5`` is checked when the storage sends it.
+    with parallel ranges; ``Content-MD5`` is checked when the storage sends it. An
+    object-store ``output_dir`` (``s3://bucket/prefix``) gets the archive as a multipart
+    upload, after it was fetched and verified in the destination's local state folder (the
+    local copy is removed once the upload is checked); the object URL is returned. An object
+    already there with the archive's size is not uploaded again.
 
     Raises:
         EntityDoesNotExist: no such archive (it may not exist, or may still be generating).
-        ValueError: ``output_dir`` is a file or ``if_exists`` is unknown.
+        ValueError: ``output_dir`` is a file, an unsupported URL, or ``if_exists`` is unknown.
     """
     validate_common(if_exists, None)
-    out = Path(output_dir).expanduser() if output_dir is not None else Path.cwd()
+    destination, out = output_location(output_dir or Path.cwd(), output_storage_options, "-o")
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
-    return _download_archive(collection_id, out, if_exists, sess, progress)
+    if destination is not None:
+        destination.network = sess.network
+    return _download_archive(collection_id, out, if_exists, sess, progress, destination)
 
 
 def _download_archive(
-    collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
-) -> Path:
+    collection_id: str,
+    out: Path,
+    if_exists: str,
+    sess: Session,
+    progress: bool,
+    destination: ObjectDestination | None = None,
+) -> Path | str:
     try:
         url = sess.locate(f"archive/{collection_id}")
     except EntityDoesNotExist as exc:
@@ -256,13 +270,17 @@ def _download_archive(
         name = f"{collection_id}.tar.gz"  # the URL names a folder, or no safe file name
     out.mkdir(parents=True, exist_ok=True)
     dest = out / name
-    if if_exists == "skip" and dest.exists():
+    if if_exists == "skip" and dest.exists() and destination is None:
         return dest
     size: int | None = None
     with contextlib.suppress(MLHubException):
         info = sess.get_json(f"archive/{collection_id}/info")
         if isinstance(info, Mapping) and isinstance(info.get("size"), int):
             size = int(info["size"])
+    if destination is not None and if_exists != "overwrite":
+        there = destination.scan(out).get(name)
+        if there is not None and (if_exists == "skip" or size in (None, there)):
+            return destination.object_url(dest)
     bar: Any = None
     on_bytes: Callable[[int], None] | None = None
     if progress:
@@ -292,4 +310,9 @@ def _download_archive(
             f"{redact_text(str(outcome.error), sess.api_key)}",
             failed=1,
         )
+    if destination is not None:
+        local_size = dest.stat().st_size
+        asyncio.run(destination.upload_file(os.fspath(dest), os.fspath(dest), local_size))
+        dest.unlink()
+        return destination.object_url(dest)
     return dest

@@ -19,12 +19,13 @@ import threading
 import time
 import types
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from ..config.session import Session
+from ..net.http import Credentials
 from ..net.redact import redact_text, redact_url
+from ..net.settings import NetworkSettings
 from . import transfer
 from .events import (
     AssetFailed,
@@ -210,7 +211,6 @@ class JobRun:
     async def _transfer(self, db: Manifest, pipeline: Pipeline, started: float) -> bool:
         cfg = self._cfg
         base = cfg.dataset_asset_dir
-        session = pipeline.get_session()
         writer = OutcomeWriter(cfg.manifest_path)
         rows_by_tag: dict[int, AssetRow] = {}
         started_ids: set[int] = set()
@@ -248,11 +248,7 @@ class JobRun:
             started_ids.discard(row.id)
             self._record_outcome(row, out, writer)
 
-        if cfg.source is not None:
-            credentials, network = cfg.source.credentials(), cfg.source.network
-            sign = cfg.source.signer()
-        else:
-            credentials, network, sign = [session.credentials], session.network, None
+        credentials, network, sign = self._engine_inputs(pipeline)
         if cfg.destination is not None:
             cfg.destination.network = network
         engine = transfer.TransferEngine(
@@ -267,7 +263,7 @@ class JobRun:
         loop = asyncio.get_running_loop()
         run = loop.create_task(
             engine.run(
-                self._produce(db, pipeline, base, session, rows_by_tag),
+                self._produce(db, pipeline, base, rows_by_tag),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
                 on_start=on_start,
@@ -301,6 +297,17 @@ class JobRun:
             raise builder.error
         return self._cancel.is_set()
 
+    def _engine_inputs(
+        self, pipeline: Pipeline
+    ) -> tuple[list[Credentials], NetworkSettings, Callable[[str], str] | None]:
+        """What may be sent where, the network settings and the href signer of the transfers:
+        the source's, or the MLHub session's."""
+        source = self._cfg.source
+        if source is not None:
+            return source.credentials(), source.network, source.signer()
+        session = pipeline.get_session()
+        return [session.credentials], session.network, None
+
     async def _ticker(self, writer: OutcomeWriter, run: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
@@ -315,7 +322,6 @@ class JobRun:
         db: Manifest,
         pipeline: Pipeline,
         base: Path,
-        session: Session,
         rows_by_tag: dict[int, AssetRow],
     ) -> AsyncIterator[transfer.TransferSpec]:
         cfg = self._cfg

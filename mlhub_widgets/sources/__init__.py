@@ -197,9 +197,8 @@ def open_source(
         raise ValueError(f"a {resolved} source needs a URL or path")
     elif resolved == "static":
         text = os.fspath(url_or_path)
-        target = text if is_remote(text) else Path(url_or_path)
         source = StaticCatalogSource(
-            target, headers=headers, network=network, storage_options=storage_options, **options
+            text, headers=headers, network=network, storage_options=storage_options, **options
         )
         if is_object_url(source.url):
             _check_catalogue_object(source.url, storage_options, network)
