@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ..exceptions import EntityDoesNotExist, MLHubException, TLSVerificationError
@@ -31,7 +30,7 @@ from .base import (
     collection_types,
     dataset_record,
 )
-from .fetch import JsonReader, is_remote, is_url
+from .fetch import JsonReader, is_url
 from .mlhub_api import MLHubApiSource
 from .stac_api import StacApiSource
 from .static_catalog import StaticCatalogSource
