@@ -30,8 +30,8 @@ from tests.parts import Azurite, GcsEmulator, MotoS3
 
 
 @pytest.fixture(autouse=True)
-def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path / "state"))
+def _state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     clear_stores()
 
 
@@ -101,7 +101,7 @@ def test_cli_errors_are_one_line(hub: Hub, tmp_path: Path, capsys: Any) -> None:
                 endpoint,
             ],
             1,
-        ),  # noqa: E501
+        ),
         (["--source", "ftp://host/catalog.json"], 2),
         (["--source", "s3:/radiantearth/x/"], 2),
         (["-o", "s3:/bucket/prefix"], 2),
@@ -116,7 +116,7 @@ def test_cli_errors_are_one_line(hub: Hub, tmp_path: Path, capsys: Any) -> None:
                 *(["-o", str(tmp_path)] if "-o" not in extra else []),
                 *extra,
             ]
-        )  # noqa: E501
+        )
         err = capsys.readouterr().err.strip()
         assert rc == code, (extra, err)
         assert err.startswith("mlhub: error:") and "\n" not in err and "Traceback" not in err
