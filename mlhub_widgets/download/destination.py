@@ -46,6 +46,7 @@ from ..net.objects import (
     normalise_options,
     parse_object_url,
     put_object_async,
+    resolve,
 )
 from ..net.settings import NetworkSettings
 from .transfer.files import body_mismatch, unlink_quietly
@@ -104,7 +105,8 @@ class ObjectDestination:
             else:
                 opts["checksum_algorithm"] = algorithm
         self.storage_options: dict[str, Any] = opts
-        self.network = network or NetworkSettings()
+        self._network = network or NetworkSettings()
+        self._store: Any = None
         endpoint = str(opts.get("endpoint") or opts.get("base_url") or "")
         ident = f"{self.url}|{endpoint}".encode()
         name = _SLUG.sub("-", f"{self.loc.bucket}-{self.loc.key}").strip("-")[:60]
@@ -113,6 +115,16 @@ class ObjectDestination:
         #: objects found below the scanned prefix: path relative to it -> size
         self.sizes: dict[str, int] = {}
         self._scanned: Path | None = None
+
+    @property
+    def network(self) -> NetworkSettings:
+        """Proxy, TLS, timeouts and retries of the destination's requests."""
+        return self._network
+
+    @network.setter
+    def network(self, value: NetworkSettings) -> None:
+        self._network = value
+        self._store = None
 
     def __repr__(self) -> str:
         return f"<ObjectDestination {self.url} state={self.state_dir}>"
@@ -207,6 +219,8 @@ class ObjectDestination:
     async def _put(self, url: str, data: bytes | Path) -> None:
         # shielded: a cancelled job lets an upload finish (or fail and be aborted) instead of
         # dropping it half-way, which would leave an incomplete multipart upload behind
+        if self._store is None:  # looked up once: a lookup costs ~30 µs, small files many
+            self._store = resolve(self.url, self.storage_options, self.network)[0]
         task = asyncio.ensure_future(
             put_object_async(
                 url,
@@ -215,6 +229,7 @@ class ObjectDestination:
                 network=self.network,
                 part_size=PART_SIZE,
                 concurrency=PART_CONCURRENCY,
+                store=self._store,
             )
         )
         try:

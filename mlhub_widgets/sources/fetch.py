@@ -16,7 +16,13 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from ..exceptions import EntityDoesNotExist, MLHubException
 from ..net.http import Credentials
-from ..net.objects import check_local_path, is_object_url, join_object_url, read_object
+from ..net.objects import (
+    check_local_path,
+    is_object_url,
+    join_object_url,
+    read_object,
+    resolve,
+)
 from ..net.settings import NetworkSettings
 from ..net.sync import fetch_document
 
@@ -89,6 +95,7 @@ class JsonReader:
         self.network = network or NetworkSettings()
         self.credentials = credentials
         self.storage_options = dict(storage_options or {})
+        self._stores: dict[tuple[str, ...], Any] = {}  # one lookup per bucket
         self.headers = {"Accept": "application/json, application/geo+json;q=0.9, */*;q=0.1"}
         #: documents requested over HTTP so far
         self.requests = 0
@@ -105,7 +112,15 @@ class JsonReader:
         """
         if is_object_url(href):
             self.requests += 1
-            data = read_object(href, storage_options=self.storage_options, network=self.network)
+            bucket = href.split("/", 3)[:3]
+            store = self._stores.get(tuple(bucket))
+            if store is None:
+                store = self._stores[tuple(bucket)] = resolve(
+                    href, self.storage_options, self.network
+                )[0]
+            data = read_object(
+                href, storage_options=self.storage_options, network=self.network, store=store
+            )
             return self._decode(data, href)
         if not is_url(href):
             check_local_path(href, "STAC document")

@@ -112,8 +112,10 @@ def read_object(
     storage_options: StorageOptions | None = None,
     network: NetworkSettings | None = None,
     max_bytes: int | None = None,
+    store: Any = None,
 ) -> bytes:
-    """The bytes of one object (blocking).
+    """The bytes of one object (blocking); ``store``: the bucket's store, if the caller
+    holds it (else it is looked up).
 
     Raises:
         EntityDoesNotExist: no such object or bucket.
@@ -125,7 +127,10 @@ def read_object(
 
     network = network or NetworkSettings()
     cap = network.max_document_bytes if max_bytes is None else max_bytes
-    store, loc = resolve(url, storage_options, network)
+    if store is None:
+        store, loc = resolve(url, storage_options, network)
+    else:
+        loc = parse_object_url(url)
     try:
         result = obstore.get(store, loc.key)
         size = int(result.meta["size"])
@@ -221,15 +226,20 @@ async def put_object_async(
     network: NetworkSettings | None = None,
     part_size: int = 8 << 20,
     concurrency: int = 8,
+    store: Any = None,
 ) -> str | None:
     """Write one object: in one request, or as a multipart upload (parts of ``part_size``)
     when ``data`` is a file larger than that; returns the new ETag.
 
     A failed multipart upload is aborted (obstore does it), so no part stays behind.
+    ``store``: the bucket's store when the caller holds it already (else it is looked up).
     """
     import obstore
 
-    store, loc = resolve(url, storage_options, network)
+    if store is None:
+        store, loc = resolve(url, storage_options, network)
+    else:
+        loc = parse_object_url(url)
     try:
         result = await obstore.put_async(
             store, loc.key, data, chunk_size=part_size, max_concurrency=concurrency
