@@ -26,10 +26,13 @@ from ..exceptions import (
     DiskFullError,
     DownloadError,
 )
+from ..net.objects import StorageOptions
 from ..net.redact import redact_text
+from ..net.settings import NetworkSettings
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from ..units import human_bytes
 from .catalog_archive import ArchiveLimits
+from .destination import layout_files, publish_files
 from .events import (
     Callback,
     DownloadSummary,
@@ -81,6 +84,8 @@ class DownloadJob(JobRun):
         workers: int | None = None,
         limits: ArchiveLimits | None = None,
         source: SourceLike | None = None,
+        storage_options: StorageOptions | None = None,
+        output_storage_options: StorageOptions | None = None,
     ) -> None:
         cfg = make_config(
             dataset_id,
@@ -99,6 +104,8 @@ class DownloadJob(JobRun):
             workers=workers,
             limits=limits,
             source=source,
+            storage_options=storage_options,
+            output_storage_options=output_storage_options,
         )
         super().__init__(cfg)
         self._finished = threading.Event()
@@ -358,13 +365,18 @@ class DownloadJob(JobRun):
         self._phase = "index"
         self._tick(force=True)
         with Manifest(cfg.manifest_path, cache_kib=TRANSFER_CACHE_KIB) as db:
+            if cfg.destination is not None:  # what is already in the bucket: one listing
+                cfg.destination.network = self._network(pipeline)
+                cfg.destination.scan(cfg.dataset_asset_dir)
             pipeline.prepare_index(db, inline=cfg.catalog_only)
             if pipeline.builder is None:
                 self._index_done(db, pipeline, started)
             if cfg.catalog_only:
                 self._local_catalog = pipeline.write_local_catalog(db)
                 self._phase = "done"
-                return self._summarize(db, started, catalog_only=True)
+                summary = self._summarize(db, started, catalog_only=True)
+                self._publish_layout()
+                return summary
             complete = False
             if cfg.if_exists == "overwrite" and pipeline.builder is None:
                 with db.transaction() as con:
@@ -383,7 +395,22 @@ class DownloadJob(JobRun):
             summary = self._summarize(db, started, cancelled=cancelled)
             if not cancelled and summary.assets_selected == 0:
                 raise pipeline.no_assets_error(db)
+            if not cancelled:
+                self._publish_layout()
             return summary
+
+    def _network(self, pipeline: Pipeline) -> NetworkSettings:
+        cfg = self._cfg
+        return cfg.source.network if cfg.source is not None else pipeline.get_session().network
+
+    def _publish_layout(self) -> None:
+        """An object-store output: the catalogue, the tarball and ``err_report.csv`` go to the
+        bucket too (what changed since the last run only), for the same layout as on disk."""
+        cfg = self._cfg
+        if cfg.destination is None:
+            return
+        files = layout_files(cfg.catalog_dir, cfg.catalog_path, cfg.err_report_path)
+        asyncio.run(publish_files(cfg.destination, files))
 
 
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"

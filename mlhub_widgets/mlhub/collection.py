@@ -215,7 +215,7 @@ class Collection(ApiStacObject, pystac.Collection):
         profile: str | None = None,
         root_url: str | None = None,
         session: Session | None = None,
-    ) -> Path:
+    ) -> Path | str:
         """Download the collection's archive (``{output_dir}/{id}.tar.gz``).
 
         Uses this collection's session unless overridden.
@@ -231,7 +231,7 @@ class Collection(ApiStacObject, pystac.Collection):
         from ..download import download_archive
 
         s = self._session_for(api_key, profile, root_url, session)
-        path: Path = download_archive(
+        path: Path | str = download_archive(
             self.id, output_dir, if_exists=if_exists, session=s, progress=progress
         )
         return path

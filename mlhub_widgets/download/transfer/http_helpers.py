@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from http import HTTPStatus
-from typing import Any
-
-from ...net.http import Response
+from typing import Any, Protocol
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
@@ -36,7 +34,12 @@ def _validator(etag: Any, last_modified: Any) -> str | None:
     return None
 
 
-def _reason(resp: Response) -> str:
+class _Answer(Protocol):
+    status: int
+    reason: str
+
+
+def _reason(resp: _Answer) -> str:
     phrase = resp.reason
     if not phrase:
         with contextlib.suppress(ValueError):

@@ -42,6 +42,7 @@ import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, default, observe, validate
 
 from ...exceptions import EntityDoesNotExist, MLHubException
+from ...net.objects.urls import is_object_url
 from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
@@ -136,7 +137,16 @@ class ExplorerState(MapItems, OnDiskFiles):
         Filters(), help="what to download: a Filters (a dict of its fields is converted)"
     )
     filter_problems = List(Unicode(), help="why the current filters cannot be downloaded")
-    output_dir = Unicode(".", help="where datasets are downloaded")
+    output_dir = Unicode(
+        ".", help="where datasets are downloaded: a folder, or an object-store prefix (s3://b/p)"
+    )
+    storage_options = Dict(
+        help="options of the object stores the source is read from (endpoint, region, "
+        "skip_signature for public buckets...; see mlhub_widgets.net.objects)"
+    )
+    output_storage_options = Dict(
+        help="options of the object store an s3:// (gs://, az://) output_dir is written to"
+    )
     if_exists = Enum(("resume", "skip", "overwrite"), "resume", help="what to do with files")
     catalog_only = Bool(False, help="download only the STAC catalogue, no assets")
     workers = Int(min=1, max=256, help="parallel asset downloads (default: the engine's)")
@@ -249,15 +259,26 @@ class ExplorerState(MapItems, OnDiskFiles):
         return self.run_in_background("login", what, work, done)
 
     def connect_source(
-        self, url_or_path: Any, *, kind: str | None = None, then_search: bool = True
+        self,
+        url_or_path: Any,
+        *,
+        kind: str | None = None,
+        then_search: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> threading.Thread:
-        """Open a STAC catalogue (folder, file or URL) or a STAC API (or use a
-        :class:`~mlhub_widgets.sources.Source`) and use it everywhere.
+        """Open a STAC catalogue (folder, file, URL, or ``s3://``/``gs://``/``az://`` object
+        URL) or a STAC API (or use a :class:`~mlhub_widgets.sources.Source`) and use it
+        everywhere.
 
         ``kind`` is ``"static"``, ``"stac-api"`` or ``"mlhub"`` (detected when omitted; see
-        :func:`mlhub_widgets.open_source`). On success :attr:`source` is set, :attr:`session`
-        cleared and ``connection`` says what answered; on failure ``errors["login"]`` says why.
+        :func:`mlhub_widgets.open_source`). ``storage_options`` (default: the
+        :attr:`storage_options` trait) configure object stores: ``{"endpoint": ...,
+        "skip_signature": True}`` for a public bucket. On success :attr:`source` is set,
+        :attr:`session` cleared and ``connection`` says what answered; on failure
+        ``errors["login"]`` says why, in one line (a missing bucket, denied access, an
+        unsupported URL scheme).
         """
+        options = dict(self.storage_options if storage_options is None else storage_options)
 
         def work() -> tuple[Any, int]:
             from ...sources import MLHubApiSource, Source, open_source
@@ -266,7 +287,7 @@ class ExplorerState(MapItems, OnDiskFiles):
             if not text:
                 raise ValueError("Enter the URL or path of a STAC catalogue or STAC API.")
             try:
-                src = open_source(text, kind=kind)
+                src = open_source(text, kind=kind, storage_options=options)
             except FileNotFoundError as exc:
                 raise ValueError(str(exc)) from None
             if isinstance(src, MLHubApiSource):
@@ -281,6 +302,7 @@ class ExplorerState(MapItems, OnDiskFiles):
             with self.hold_trait_notifications():
                 self.session = None
                 self.availability = {}
+                self.storage_options = options
                 self.source = src
                 self.has_tags = bool(src.has_tags)
                 self.dataset_count = count
@@ -572,6 +594,9 @@ class ExplorerState(MapItems, OnDiskFiles):
         elif self.metadata_only:
             out.append(self.metadata_only)
         out.extend(self.filter_problems)
+        problem = _output_problem(self.output_dir)
+        if problem:
+            out.append(problem)
         return out
 
     def _download_args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -580,7 +605,11 @@ class ExplorerState(MapItems, OnDiskFiles):
             raise ValueError(" ".join(problems))
         where = self._where()
         assert self.dataset_id is not None
-        return where, self.dataset_id, self.filters.download_kwargs()
+        kwargs = {
+            **self.filters.download_kwargs(),
+            "output_storage_options": dict(self.output_storage_options),
+        }
+        return where, self.dataset_id, kwargs
 
     def estimate_download(self) -> threading.Thread:
         """Count the assets and bytes the current filters select (catalogue only, no assets)."""
@@ -738,6 +767,20 @@ class _DownloadRequest:
     output_dir: str
     options: dict[str, Any]
     kwargs: dict[str, Any]
+
+
+def _output_problem(output_dir: str) -> str | None:
+    """Why ``output_dir`` cannot be written to (an unsupported URL), or None."""
+    from ...net.objects import UnsupportedURLError, check_local_path, parse_object_url
+
+    try:
+        if is_object_url(output_dir):
+            parse_object_url(output_dir)
+        else:
+            check_local_path(output_dir, "output folder")
+    except UnsupportedURLError as exc:
+        return str(exc)
+    return None
 
 
 def default_output_dir() -> str:
