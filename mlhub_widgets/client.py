@@ -69,7 +69,7 @@ def download_collection_archive(
     profile: str | None = None,
     root_url: str | None = None,
     session: Session | None = None,
-) -> Path:
+) -> Path | str:
     """Download a collection's ``.tar.gz`` archive (``GET /archive/{id}``).
 
     Args:

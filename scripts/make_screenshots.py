@@ -19,6 +19,7 @@ the state to capture, and append it to :data:`SHOTS` (they run in order, on one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -72,6 +73,7 @@ def search(page: Any) -> None:
 
 def dataset(page: Any) -> None:
     """The demo dataset picked from the results: its details and sizes."""
+    tab(page, "Dataset")
     tags = page.locator(".mlhub-tags select")
     option = tags.locator("option", has_text="demo (").first
     tags.select_option(label=option.inner_text())
@@ -81,8 +83,46 @@ def dataset(page: Any) -> None:
     page.locator(".mlhub-detail", has_text="Estimated dataset size").wait_for()
 
 
+#: A dataset whose items are big enough to see at once: 4 tiles of about 20 km, 52 dates.
+MAP_DATASET = "ref_african_crops_kenya_02"
+
+
+def area(page: Any) -> None:
+    """A crop-type dataset on the map beside its items: a rectangle over the west of it
+    selects the items there (highlighted), the others are dimmed."""
+    page.locator(f"button.mlhub-title-button[title='Select {MAP_DATASET}']").click()
+    tab(page, "Area")
+    page.locator(".mlhub-item-count", has_text="of 56 items selected").wait_for()
+    page.locator(".mlhub-map .leaflet-draw-draw-rectangle").click()
+    container = page.locator(".mlhub-map .leaflet-container")
+    box = container.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.06
+    x1, y1 = box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.94
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.locator(".mlhub-aoi-readout", has_text="bbox W").wait_for()
+    page.locator(".mlhub-item-count", has_text="items selected").wait_for()
+
+
+def preview(page: Any) -> None:
+    """An item picked in the list: its quicklook, assets and properties beside the map."""
+    items = page.locator(".mlhub-item-list select")
+    option = items.locator("option").filter(has_not_text="label").first
+    items.select_option(value=option.get_attribute("value"))
+    page.locator(".mlhub-preview-note", has_text="stretched").wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.mlhub-quicklook'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
 def download(page: Any) -> None:
     """A download of the whole demo dataset, caught while it runs."""
+    tab(page, "Area")
+    page.click("button.mlhub-clear-area")
+    page.locator(".mlhub-aoi-readout", has_text="none").wait_for()
     tab(page, "Download")
     page.fill(".mlhub-workers input", str(DEFAULT_WORKERS))  # what the API and CLI use
     page.press(".mlhub-workers input", "Tab")
@@ -97,13 +137,38 @@ def download(page: Any) -> None:
     )
 
 
+def on_disk(page: Any) -> None:
+    """After the download: the files on disk, on the map, with the paths and the code."""
+    page.locator(".mlhub-progress-text", has_text="finished").wait_for()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    tab(page, "On disk")
+    # opening the tab reads the folder again: the picture waits for that read to end (a quick
+    # read may be over before the spinner is seen, hence the short first wait)
+    reading = page.locator(".mlhub-disk-status", has_text="Reading the files")
+    with contextlib.suppress(PlaywrightTimeout):
+        reading.wait_for(timeout=5_000)
+    reading.wait_for(state="hidden")
+    expect(page.locator("button.mlhub-disk-refresh")).to_be_enabled()
+    page.locator(".mlhub-disk-summary", has_text="files on disk").wait_for()
+    page.locator(".mlhub-disk-files", has_text="Files on disk").wait_for()
+
+
 @dataclass(frozen=True)
 class Shot:
     name: str
     prepare: Callable[[Any], None]
 
 
-SHOTS = [Shot("search", search), Shot("dataset", dataset), Shot("download", download)]
+SHOTS = [
+    Shot("search", search),
+    Shot("map", area),
+    Shot("preview", preview),
+    Shot("dataset", dataset),
+    Shot("download", download),
+    Shot("on-disk", on_disk),
+]
 
 
 def free_port() -> int:
@@ -189,7 +254,7 @@ def main() -> None:
         try:
             for theme in themes:
                 with (
-                    tempfile.TemporaryDirectory(prefix="mlhub-screenshots-") as workdir,
+                    tempfile.TemporaryDirectory(prefix="mlhub-demo-") as workdir,
                     explorer_in_voila(hub.url, theme, Path(workdir)) as url,
                 ):
                     take(browser, url, theme, shots)

@@ -12,8 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mlhub_widgets.widgets.item_pane import LABEL_COLOR, LEFT_OUT_COLOR, SELECTED_COLOR
+from mlhub_widgets.widgets.on_disk import FAILED_COLOR, ON_DISK_COLOR
+
 BLANK = re.compile(r"^\s*$")
 DATASET = "mlhub_widgets_demo_crops"
+ITEMS = 216  # items of the demo dataset (both collections)
 TITLE = "mlhub_widgets Demo Crop Type Dataset"
 METADATA_ONLY = "ref_agrifieldnet_competition_v1"
 METADATA_ONLY_TITLE = "AgriFieldNet Competition Dataset"
@@ -116,7 +120,11 @@ class Story:
         mouse = self.page.mouse
         mouse.move(x0, y0)
         mouse.down()
-        mouse.move(x1, y1, steps=8)
+        mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=6)
+        # the count follows the rectangle while the button is still down
+        self.el(".mlhub-item-count", has_text="While drawing:").wait_for()
+        self.shot("area-drawing")
+        mouse.move(x1, y1, steps=4)
         mouse.up()
         readout = self.el(".mlhub-aoi-readout")
         readout.filter(has_text="bbox W").wait_for()
@@ -125,8 +133,79 @@ class Story:
         assert m, text
         bbox = tuple(float(v) for v in m.groups())
         assert bbox[0] < bbox[2] and bbox[1] < bbox[3]
+        self.el(".mlhub-item-count", has_text="items selected").wait_for()
         self.shot("area-drawn")
         return bbox
+
+    def footprints(self) -> tuple[int, int]:
+        """``(selected, left out)`` as the map draws them; they add up to every item and the
+        selected ones are what the count beside the map says."""
+        count = self.el(".mlhub-item-count", has_text="items selected")
+        count.wait_for()
+        m = re.search(r"(\d+) of (\d+) items selected", count.inner_text())
+        assert m, count.inner_text()
+        selected, total = int(m.group(1)), int(m.group(2))
+        assert total == ITEMS
+        self.page.wait_for_function(
+            "([a, na, b, nb]) => { const q = (c) => document.querySelectorAll("
+            "`.mlhub-explorer .mlhub-map path[stroke='${c}']`).length; "
+            "return q(a) === na && q(b) === nb; }",
+            arg=[SELECTED_COLOR, selected, LEFT_OUT_COLOR, total - selected],
+        )
+        from playwright.sync_api import expect
+
+        expect(self.el(".mlhub-item-list option")).to_have_count(selected)
+        return selected, total - selected
+
+    def pick_item(self) -> str:
+        """Pick an image item in the list: its quicklook and properties appear beside the map
+        (which zooms to it); returns its id."""
+        listed = self.el(".mlhub-item-list select")
+        option = listed.locator("option", has_text="_source_").first
+        option.wait_for(state="attached")
+        listed.select_option(value=option.get_attribute("value"))
+        detail = self.el(".mlhub-item-detail")
+        detail.locator(".mlhub-item-title", has_text="_source_").wait_for()
+        item_id = detail.locator(".mlhub-item-title b").inner_text().strip()
+        self._quicklook_shown()
+        self.el(".mlhub-item-facts", has_text="eo:cloud_cover").wait_for()
+        self.el(".mlhub-preview-note", has_text="red, green, blue").wait_for()
+        self.shot("item-preview")
+        return item_id
+
+    def preview_item(self) -> str:
+        """:meth:`pick_item`, close it, then click the middle of the map: the item on top there
+        (the tile's label item) is previewed, its labels drawn on the map."""
+        item_id = self.pick_item()
+        detail = self.el(".mlhub-item-detail")
+        self.el("button.mlhub-close-preview").click()
+        detail.wait_for(state="hidden")
+        container = self.el(".mlhub-map .leaflet-container")
+        container.scroll_into_view_if_needed()
+        box = container.bounding_box()
+        assert box is not None
+        self.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        m = re.search(r"_([a-z]{2}_\d{2})_", item_id)
+        assert m, item_id
+        title = detail.locator(".mlhub-item-title", has_text=f"_{m.group(1)}_")
+        title.wait_for()
+        if "_labels_" in title.inner_text():
+            self.el(".mlhub-preview-note", has_text="drawn on the map").wait_for()
+            self.page.wait_for_function(
+                f'() => document.querySelectorAll(".mlhub-explorer .mlhub-map '
+                f"path[stroke='{LABEL_COLOR}']\").length > 0"
+            )
+        else:
+            self._quicklook_shown()
+        self.shot("item-clicked")
+        return item_id
+
+    def _quicklook_shown(self) -> None:
+        self.page.wait_for_function(
+            "() => { const i = document.querySelector("
+            "'.mlhub-explorer .mlhub-item-detail img.mlhub-quicklook'); "
+            "return i && i.complete && i.naturalWidth > 0 && i.offsetWidth > 0; }"
+        )
 
     # -- 4. dates ------------------------------------------------------------------------------
     def set_dates(self) -> None:
@@ -218,6 +297,48 @@ class Story:
         assert f"{n_estimated} / {n_estimated}" in progress.inner_text()
         self.el(".mlhub-download-status", has_text="Done:").wait_for()
         return self.shot("finished")
+
+    def finish_with_failures(self, n_failed: int) -> None:
+        """The download ends with ``n_failed`` assets the hub did not have."""
+        progress = self.el(".mlhub-progress-text")
+        progress.filter(has_text="failed").wait_for(timeout=180_000)
+        self.el(".mlhub-failed-assets", has_text=f"{n_failed} failed asset").wait_for()
+
+    # -- 7. on disk ------------------------------------------------------------------------------
+    def on_disk(self, files: int, failed: int = 0) -> None:
+        """The On-disk tab lists the files (and the failures), the paths and the code."""
+        from playwright.sync_api import expect
+
+        self.tab("On disk")
+        summary = self.el(".mlhub-disk-summary")
+        summary.filter(has_text=re.compile(rf"\b{files} files? on disk")).filter(
+            has_text=f"· {failed} failed"
+        ).wait_for()
+        assert f"{DATASET}" in self.el(".mlhub-disk-paths").inner_text()
+        assert "mw.open_local(" in self.el(".mlhub-snippet").inner_text()
+        # the items with files are drawn on the tab's map (once the browser has the layer's data)
+        self.el(f".mlhub-disk-map path[stroke='{ON_DISK_COLOR}']").first.wait_for(state="attached")
+        if failed:
+            self.el(".mlhub-disk-failed", has_text=f"{failed} failed asset").wait_for()
+            self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").first.wait_for(
+                state="attached"
+            )
+            expect(self.el("button.mlhub-retry")).to_be_enabled()
+        self.shot("on-disk" + ("-failed" if failed else ""))
+
+    def retry(self, files: int) -> None:
+        """Retry downloads what failed: the tab ends with every file and no failure."""
+        from playwright.sync_api import expect
+
+        self.el("button.mlhub-retry").click()
+        self.el(".mlhub-disk-status", has_text="Done:").wait_for(timeout=180_000)
+        summary = self.el(".mlhub-disk-summary")
+        summary.filter(has_text=re.compile(rf"\b{files} files on disk")).filter(
+            has_text="· 0 failed"
+        ).wait_for()
+        expect(self.el("button.mlhub-retry")).to_be_disabled()
+        self.el(f".mlhub-disk-map path[stroke='{FAILED_COLOR}']").first.wait_for(state="detached")
+        self.shot("on-disk-retried")
 
 
 def asset_files(dataset_dir: Path) -> list[Path]:

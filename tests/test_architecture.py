@@ -34,7 +34,7 @@ LONG_MODULES: dict[str, str] = {}
 # of a higher one. Names are module prefixes ("mlhub_widgets.download" covers the package and
 # everything in it); the longest prefix wins. docs/architecture.md explains each layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("base", ["_version", "types", "net.redact", "exceptions"]),
+    ("base", ["_version", "types", "units", "net.redact", "exceptions"]),
     ("net", ["net"]),
     ("config", ["config"]),
     ("filters", ["filters"]),

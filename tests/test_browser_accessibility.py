@@ -43,7 +43,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = APP_NOTEBOOK  # the explorer app, as `mlhub demo` and Binder serve it
 ARTIFACTS = ROOT / "test-artifacts" / "browser-accessibility"
-TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
+TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download", "On disk")
 DEMO = "mlhub_widgets_demo_crops"
 DEMO_TITLE = "mlhub_widgets Demo Crop Type Dataset"
 TAB_BAR = ".mlhub-tabs .lm-TabBar-tab"
@@ -168,6 +168,12 @@ def test_every_tab_is_readable(pages: Pages, theme: str) -> None:
         _click_tab(page, "Area")
         page.click("button.mlhub-entry-toggle")
         page.locator(".mlhub-area-entry .mlhub-bbox-west input").wait_for()
+        # an item's detail beside the map: its quicklook, properties and assets
+        items = page.locator(".mlhub-item-list select")
+        option = items.locator("option", has_text="_source_").first
+        option.wait_for(state="attached")
+        items.select_option(value=option.get_attribute("value"))
+        page.locator(".mlhub-preview-note", has_text="red, green, blue").wait_for()
         _click_tab(page, "Dates")
         page.fill(".mlhub-start-date input", "2021-01-01")
         page.fill(".mlhub-end-date input", "2020-06-30")
@@ -292,6 +298,7 @@ def test_keyboard_only_user_story(pages: Pages) -> None:
                 ".mlhub-dates",
                 ".mlhub-content",
                 ".mlhub-download",
+                ".mlhub-on-disk",
             ),
             strict=True,
         ):

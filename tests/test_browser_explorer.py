@@ -5,11 +5,17 @@ served as ``mlhub demo`` serves it, against a hub that requires a key (and throt
 download can be paused). The steps are in ``browser_story.Story``, shared with the JupyterLab and
 Notebook 7 tests: no key and a wrong key show their errors, the right key connects; the results
 say which datasets can be downloaded and a metadata-only one disables Estimate and Start with the
-reason; a tag search and a title click select the demo dataset; a rectangle is drawn; dates are
-set (an end before the start is refused first); an asset key is unticked; Start with a file as
-output folder shows one line and Start works again with every choice kept; Estimate counts the
-selection; the download starts, pauses, resumes and reaches 100 %; the files on disk are exactly
-what the filters select. Uncaught page errors fail the test.
+reason; a tag search and a title click select the demo dataset; a rectangle is drawn (the count
+of selected items follows it while the mouse button is down), the map highlights the selected
+items' footprints and dims the others, exactly as the download's own filter decides; an item
+picked in the list shows its quicklook and properties, and a click on the map previews the item
+there (a label item: its GeoJSON is drawn); dates are set (an end before the start is refused
+first); an asset key is unticked; Start with a file as output folder shows one line and Start
+works again with every choice kept; Estimate counts the selection; the download starts, pauses
+and resumes, and ends with one failed asset (the hub does not have it); the On-disk tab lists
+the files, the failure, the paths and the loading code; the hub gets the asset back and Retry
+completes the download; the files on disk are exactly what the filters select. Uncaught page
+errors fail the test.
 
 Screenshots of every step go to ``test-artifacts/browser-explorer/`` (git-ignored); the
 pictures in ``docs/`` come from ``scripts/make_screenshots.py``, not from a test.
@@ -48,13 +54,40 @@ KEY = "browser-test-key-0123"
 ASSET_BPS = 40_000
 
 
+THROTTLED = FaultConfig(bandwidth_bps=ASSET_BPS, scope="assets")
+SOURCE = f"{DATASET}_source"
+LABELS = f"{DATASET}_labels"
+DATES = ("2021-01-01", "2021-12-31")
+
+
 @pytest.fixture(scope="module")
 def key_hub() -> Iterator[Hub]:
     """A hub that requires KEY and throttles asset downloads."""
-    with serve(
-        require_key=KEY, faults=FaultConfig(bandwidth_bps=ASSET_BPS, scope="assets")
-    ) as running:
+    with serve(require_key=KEY, faults=THROTTLED) as running:
         yield running
+
+
+def _selected_items(hub: Hub, bbox: tuple[float, ...]) -> int:
+    """How many demo items the download engine's own filter selects in ``bbox``."""
+    from mlhub_widgets.discovery import item_collection
+
+    session = get_session(api_key=KEY, root_url=hub.url)
+    flt = AssetFilter.build(bbox=bbox)
+    n = 0
+    for cid in (SOURCE, LABELS):
+        for item in item_collection(cid, session=session, limit=None, progress=False):
+            n += bool(flt.select_assets(item.to_dict(transform_hrefs=False), cid))
+    return n
+
+
+def _an_asset_of_the_selection(hub: Hub, bbox: tuple[float, ...]) -> str:
+    """The href of the image of one item the story's filters select."""
+    from mlhub_widgets.discovery import items
+
+    session = get_session(api_key=KEY, root_url=hub.url)
+    found = items(SOURCE, bbox=list(bbox), datetime=DATES, session=session, progress=False)
+    assert len(found), bbox
+    return str(found.iloc[0]["assets"]["image"]["href"])
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +136,27 @@ def test_explorer_user_story_in_chromium(key_hub: Hub, browser: Any, tmp_path: P
             story.metadata_only_is_refused()
             story.search_and_select()
             bbox = story.draw_rectangle()
+            selected, left_out = story.footprints()
+            assert selected == _selected_items(key_hub, bbox) and left_out > 0
+            story.preview_item()
             story.set_dates()
             story.untick_thumbnails()
             story.start_error_recovers(a_file, out)
             n_estimated = story.estimate()
             assert n_estimated > 4
+            # the hub loses one asset of the selection: the download ends with it failed
+            broken = _an_asset_of_the_selection(key_hub, bbox)
+            key_hub.faults = FaultConfig(
+                bandwidth_bps=ASSET_BPS, scope="assets", missing=frozenset({broken})
+            )
             story.start()
             story.pause_and_resume()
-            story.finish(n_estimated)
+            story.finish_with_failures(1)
+            story.on_disk(files=n_estimated - 1, failed=1)
+            key_hub.faults = THROTTLED  # the asset is back: Retry gets it
+            key_hub.reset_counters()
+            story.retry(files=n_estimated)
+            assert key_hub.count("asset", "GET") == 1
             assert not page_errors, page_errors
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
@@ -123,7 +169,7 @@ def test_explorer_user_story_in_chromium(key_hub: Hub, browser: Any, tmp_path: P
     files = asset_files(dataset_dir)
     assert len(files) == n_estimated
     assert not [p for p in files if p.stem == "thumbnail"]
-    flt = AssetFilter.build(bbox=bbox, datetime=("2021-01-01", "2021-12-31"))
+    flt = AssetFilter.build(bbox=bbox, datetime=DATES)
     session = get_session(api_key=KEY, root_url=key_hub.url)
     from mlhub_widgets.download import plan_download
 
@@ -131,7 +177,7 @@ def test_explorer_user_story_in_chromium(key_hub: Hub, browser: Any, tmp_path: P
         DATASET,
         tmp_path / "independent-plan",
         bbox=list(bbox),
-        datetime=("2021-01-01", "2021-12-31"),
+        datetime=DATES,
         collection_filter={f"{DATASET}_labels": [], f"{DATASET}_source": ["image"]},
         session=session,
     )

@@ -6,7 +6,9 @@ autosaves the cells a test adds, so the notebook is copied to the test's folder 
 page runs the cell with Shift+Enter, like a user, and then:
 
 * ``test_user_story``: the whole story of ``browser_story.Story`` (the same as under Voila), at
-  900 px wide, in JupyterLab with its file browser open (the explorer is then ~470 px wide).
+  900 px wide, in JupyterLab with its file browser open (the explorer is then ~470 px wide):
+  item footprints highlighted and dimmed after a rectangle, an item's preview, and after the
+  download the On-disk tab listing the files.
   During the download another cell runs and prints (the kernel is not blocked), the page is
   reloaded and the explorer comes back in sync with the running job. Every tab is checked for
   layout problems (``LAYOUT_JS``: tab titles cut, controls sticking out, clipped labels, table
@@ -53,12 +55,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser-jupyter"
 KEY = "jupyter-test-key-0123"
 ASSET_BPS = 40_000
-TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download")
+TABS = ("Connect", "Dataset", "Area", "Dates", "Content", "Download", "On disk")
 FRONTS = {
     # front end: (command, page path of the notebook, dark theme name)
     "lab": ("lab", "lab/tree/{}", "JupyterLab Dark"),
     "notebook": ("notebook", "notebooks/{}", "JupyterLab Dark"),
 }
+NOTEBOOK = "explorer.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOTEBOOK_CELL = "import mlhub_widgets\n\nex = mlhub_widgets.explorer()\nex\n"
 NON_TEXT_MIN = 3.0  # WCAG 2.1 SC 1.4.11
 
@@ -104,7 +108,7 @@ def jupyter(front: str, tmp: Path, hub_url: str, theme: str) -> Iterator[str]:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    (work / "explorer.ipynb").write_text(json.dumps(notebook))
+    (work / NOTEBOOK).write_text(json.dumps(notebook))
     env = jupyter_env(tmp / "jupyter")
     _settings(Path(env["JUPYTER_CONFIG_DIR"]), theme)
     env.update(
@@ -129,7 +133,7 @@ def jupyter(front: str, tmp: Path, hub_url: str, theme: str) -> Iterator[str]:
         "--allow-root",  # CI runs as root here
     ]
     with server_process(cmd, work, env, tmp / f"{front}.log", port):
-        yield f"http://127.0.0.1:{port}/" + path.format("explorer.ipynb")
+        yield f"http://127.0.0.1:{port}/" + path.format(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +215,21 @@ def _run_cell(page: Any, index: int, code: str | None = None) -> None:
                 raise
 
 
+def _save(page: Any, saved: Path) -> None:
+    """Save the notebook with Ctrl+S, as a user does, and wait until the server has written it
+    with the explorer's output (a reload shows what the file holds: without that output, no
+    explorer). The save's own answer is awaited: Notebook 7 has no document tab whose dirty
+    mark could be watched, and reloading before the save arrived reopened the file as it was
+    first written (one cell, no output)."""
+    with page.expect_response(
+        lambda r: r.request.method == "PUT" and r.url.split("?")[0].endswith(f"/{NOTEBOOK}")
+    ) as answer:
+        page.keyboard.press("Control+s")
+    assert answer.value.ok, answer.value.status
+    outputs = json.loads(saved.read_text())["cells"][0]["outputs"]
+    assert any(WIDGET_VIEW in o.get("data", {}) for o in outputs), outputs
+
+
 def _check_layout(story: Story, where: str) -> list[str]:
     """``LAYOUT_JS`` on every tab (the area's typed-entry fields open)."""
     problems = []
@@ -266,6 +285,9 @@ def test_user_story(front: str, browser: Any, key_hub: Hub, tmp_path: Path) -> N
             contrast = _map_buttons_contrast(story)
             assert contrast and min(contrast.values()) >= NON_TEXT_MIN, contrast
             story.draw_rectangle()
+            selected, left_out = story.footprints()
+            assert selected > 0 and left_out > 0
+            story.preview_item()
             story.set_dates()
             story.untick_thumbnails()
             story.start_error_recovers(a_file, out)
@@ -278,14 +300,14 @@ def test_user_story(front: str, browser: Any, key_hub: Hub, tmp_path: Path) -> N
 
             # a reload mid-download (the notebook saved first, as Lab asks): the explorer
             # comes back from the kernel, in sync with the running job
-            page.keyboard.press("Control+s")
-            page.locator(".jp-mod-dirty").first.wait_for(state="detached")
+            _save(page, tmp_path / "work" / NOTEBOOK)
             page.reload(wait_until="domcontentloaded")
             story.el(".mlhub-tabs").wait_for()
             story.tab("Download")
             progress = story.el(".mlhub-progress-text")
             progress.filter(has_text="running").or_(progress.filter(has_text="finished")).wait_for()
             story.finish(n_estimated)
+            story.on_disk(files=n_estimated)
             assert not _unexpected(errors, story.artifacts), errors
         except BaseException:
             page.screenshot(path=str(story.artifacts / "failure.png"), full_page=True)
@@ -309,6 +331,8 @@ def test_dark_theme(front: str, browser: Any, hub: Hub, tmp_path: Path) -> None:
             story.tab("Dataset")
             story.el("button.mlhub-title-button", has_text=TITLE).click()
             story.el(".mlhub-detail", has_text="Estimated dataset size").wait_for()
+            story.tab("Area")
+            story.pick_item()  # the item's detail beside the map is checked too
             bad: list[str] = []
             checked = 0
             for tab in TABS:

@@ -19,10 +19,10 @@ from shapely.geometry import box, shape
 import mlhub_widgets as mw
 from mlhub_widgets import Dataset, client, discovery
 from mlhub_widgets.cli import main
-from mlhub_widgets.cli.discovery_commands import human_size
 from mlhub_widgets.config.session import Session, get_session
 from mlhub_widgets.exceptions import EntityDoesNotExist
 from mlhub_widgets.hub import Hub, bundled_data_dir
+from mlhub_widgets.units import human_bytes
 from tests.http_log import _record_requests, record_urls  # noqa: F401
 
 REGISTRY = bundled_data_dir() / "registry"
@@ -483,7 +483,7 @@ def test_cli_info(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
     assert "Source imagery collections (1):\n    ref_african_crops_kenya_02_source" in out
     assert "Labels collections (1):\n    ref_african_crops_kenya_02_labels" in out
     size = (bundled_data_dir() / "archives/ref_african_crops_kenya_02_labels.tar.gz").stat().st_size
-    assert f"ref_african_crops_kenya_02_labels  ({human_size(size)})" in out
+    assert f"ref_african_crops_kenya_02_labels  ({human_bytes(size)})" in out
     assert "ref_african_crops_kenya_02_source  (no archive)" in out
     assert "CC-BY-SA-4.0" in out and rec["citation"] in out
 
@@ -495,6 +495,7 @@ def test_cli_info(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
         (["items", "no_collection"], 1, "Collection 'no_collection' does not exist."),
         (["items", KENYA, "--bbox", "1,2,x,4"], 2, "--bbox"),
         (["items", KENYA, "--bbox", "1,2,3"], 2, "bbox"),
+        (["items", KENYA, "--bbox", "34,,0.45,34.25,0.75"], 2, "--bbox must be W,S,E,N numbers"),
         (["datasets", "--format", "xml"], 2, "invalid choice"),
     ],
 )
@@ -508,11 +509,11 @@ def test_cli_errors(
         assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_human_size() -> None:
-    assert human_size(None) == "unknown"
-    assert human_size(999) == "999 B"
-    assert human_size(263582) == "263.6 kB"
-    assert human_size(169265765) == "169.3 MB"
+def test_human_bytes() -> None:
+    assert human_bytes(None) == "unknown"
+    assert human_bytes(999) == "999 B"
+    assert human_bytes(263582) == "263.6 kB"
+    assert human_bytes(169265765) == "169.3 MB"
 
 
 def test_frames_plot_and_explore_with_the_plot_extra(hub: Hub, tmp_path: Path) -> None:

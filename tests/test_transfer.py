@@ -649,7 +649,7 @@ def test_disk_full_is_permanent_and_leaves_nothing(
     outcomes = {o.spec.tag: o for o in run(fast_engine(), [big, small])}
     o = outcomes[2]
     assert not o.ok and o.permanent
-    assert o.error == f"disk full writing {big.dest} (needs 3.0 MiB)"
+    assert o.error == f"disk full writing {big.dest} (needs 3.1 MB)"
     assert not big.dest.exists() and not Path(str(big.dest) + ".part").exists()
     assert leftovers(tiny_disk) == []
     filler.unlink()

@@ -27,7 +27,8 @@ from ..discovery.export import (
 from ..exceptions import EntityDoesNotExist
 from ..mlhub import client
 from ..mlhub.dataset import Dataset
-from .options import UsageError, source_kwargs
+from ..units import human_bytes
+from .options import UsageError, parse_bbox_arg, source_kwargs
 
 _TABLE_COLUMNS = {
     "datasets": ["id", "title", "tags", "doi", "license"],
@@ -35,18 +36,6 @@ _TABLE_COLUMNS = {
     "items": ["id", "datetime", "start_datetime", "end_datetime", "assets"],
     "models": ["id", "title", "architecture", "prediction_type", "license"],
 }
-
-
-def human_size(n: float | None) -> str:
-    """``263582`` → ``"263.6 kB"`` (decimal units); ``None`` → ``"unknown"``."""
-    if n is None:
-        return "unknown"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"  # pragma: no cover - loop always returns
 
 
 def _cell_text(value: Any, sep: str) -> Any:
@@ -160,17 +149,9 @@ def cli_collections(args: Any) -> int:
     return 0
 
 
-def _parse_bbox_arg(text: str) -> list[float]:
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"--bbox must be W,S,E,N numbers, got {text!r}") from None
-
-
 def cli_items(args: Any) -> int:
     """``mlhub items COLLECTION``: list a collection's items."""
-    bbox = _parse_bbox_arg(args.bbox) if args.bbox else None
+    bbox = parse_bbox_arg(args.bbox) if args.bbox else None
     limit = None if args.all else args.limit
     found = item_collection(
         args.collection,
@@ -209,8 +190,8 @@ def _archive_note(session: Session, collection_id: str, size: int | None) -> tup
     try:
         session.get(f"archive/{collection_id}", allow_redirects=False)
     except EntityDoesNotExist:
-        return f"listed as {human_size(size)}, but the server has no file for it", 0
-    return human_size(size), size
+        return f"listed as {human_bytes(size)}, but the server has no file for it", 0
+    return human_bytes(size), size
 
 
 def cli_info(args: Any) -> int:
@@ -238,9 +219,9 @@ def cli_info(args: Any) -> int:
         f"   modified: {ds.date_modified.date() if ds.date_modified else '-'}",
         f"  Citation:   {ds.citation or '-'}",
         "  Sizes:",
-        f"    STAC catalogue:      {human_size(catalog)}",
-        f"    estimated assets:    {human_size(estimate)}",
-        f"    collection archives: {human_size(archives) if archives else 'none'}",
+        f"    STAC catalogue:      {human_bytes(catalog)}",
+        f"    estimated assets:    {human_bytes(estimate)}",
+        f"    collection archives: {human_bytes(archives) if archives else 'none'}",
     ]
     by_type = ds.collections
     for title, group in (("Source imagery", by_type.source_imagery), ("Labels", by_type.labels)):

@@ -11,9 +11,11 @@ from .options import (
     UsageError,
     add_session_options,
     add_source_option,
+    parse_bbox_arg,
     print_error,
     session_kwargs,
     source_kwargs,
+    storage_options,
 )
 
 
@@ -27,7 +29,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "asset is on disk, 1 when some failed (their list is printed), 2 for bad arguments.",
     )
     p.add_argument("dataset_id", metavar="DATASET_ID")
-    p.add_argument("-o", "--output-dir", default=".", help="folder for the catalogue (default .)")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        default=".",
+        help="folder for the catalogue (default .), or an object-store prefix (s3://b/p)",
+    )
     p.add_argument("--asset-output-dir", help="folder for the assets (default: --output-dir)")
     area = p.add_mutually_exclusive_group()
     area.add_argument(
@@ -68,6 +75,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     add_session_options(p)
     add_source_option(p)
+    p.add_argument(
+        "--output-storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the object store written to (-o s3://...)",
+    )
     p.set_defaults(handler=_cmd_download)
 
     p = sub.add_parser(
@@ -76,12 +90,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Download the archive of COLLECTION_ID (resumable, verified).",
     )
     p.add_argument("collection_id", metavar="COLLECTION_ID")
-    p.add_argument("-o", "--output-dir", default=".", help="folder (default .)")
+    p.add_argument(
+        "-o", "--output-dir", default=".", help="folder (default .) or object-store prefix"
+    )
     p.add_argument("--if-exists", choices=("resume", "skip", "overwrite"), default="resume")
     p.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar (none unless on a terminal)"
     )
     add_session_options(p)
+    p.add_argument(
+        "--output-storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the object store written to (-o s3://...)",
+    )
     p.set_defaults(handler=_cmd_archive)
 
 
@@ -102,12 +125,7 @@ def _json_arg(value: str, what: str) -> Any:
 
 
 def _download_filters(args: argparse.Namespace) -> dict[str, Any]:
-    bbox: list[float] | None = None
-    if args.bbox:
-        try:
-            bbox = [float(v) for v in args.bbox.replace(" ", "").split(",")]
-        except ValueError:
-            raise UsageError(f"--bbox must be W,S,E,N numbers, got {args.bbox!r}") from None
+    bbox = parse_bbox_arg(args.bbox) if args.bbox else None
     datetime: object = None
     if args.datetime:
         datetime = tuple(args.datetime.split("/", 1)) if "/" in args.datetime else args.datetime
@@ -127,6 +145,13 @@ def _session_args(args: argparse.Namespace) -> dict[str, Any]:
     return {**session_kwargs(args), **source_kwargs(args)}
 
 
+def _storage_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "storage_options": storage_options(args),
+        "output_storage_options": storage_options(args, "output_storage_option"),
+    }
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from ..download import download_dataset, plan_download
     from ..exceptions import DownloadError
@@ -140,7 +165,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
         # plan_download keeps the catalogue and the index for the download that usually
         # follows; an estimate from the shell writes nothing where the user pointed
         with tempfile.TemporaryDirectory(prefix="mlhub-estimate-") as scratch:
-            plan = plan_download(args.dataset_id, scratch, **filters, **_session_args(args))
+            plan = plan_download(
+                args.dataset_id,
+                scratch,
+                **filters,
+                **_session_args(args),
+                storage_options=storage_options(args),
+            )
         print(plan)
         return 0
     try:
@@ -155,6 +186,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
             cluster=args.dask,
             **filters,
             **_session_args(args),
+            **_storage_args(args),
         )
     except DownloadError as exc:
         print_error(str(exc))
@@ -173,6 +205,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
         args.output_dir,
         if_exists=args.if_exists,
         progress=not args.quiet and sys.stderr.isatty(),
+        output_storage_options=storage_options(args, "output_storage_option"),
         **_session_args(args),
     )
     print(path)

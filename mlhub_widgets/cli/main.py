@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..exceptions import MLHubException, ProfileError
-from . import demo, discovery, download, profiles
+from . import demo, discovery, download, profiles, sync
 from .options import Handler, UsageError, describe_os_error, print_error
 
 #: Exit status when standard output was closed by its reader (128 + SIGPIPE).
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_hub_command(sub)
     discovery.add_commands(sub)
     download.add_commands(sub)
+    sync.add_commands(sub)
     demo.add_demo_command(sub)
     return parser
 

@@ -14,6 +14,18 @@ class UsageError(Exception):
     """Bad arguments detected after parsing (exit status 2)."""
 
 
+def parse_bbox_arg(text: str) -> list[float]:
+    """``--bbox W,S,E,N`` as numbers (spaces allowed); the filters check the values.
+
+    Raises:
+        UsageError: an empty or non-numeric element (``1,,2,3`` is not quietly read as 3).
+    """
+    try:
+        return [float(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"--bbox must be W,S,E,N numbers, got {text!r}") from None
+
+
 def print_error(message: str) -> None:
     """Print ``mlhub: error: message`` on stderr, always as one line."""
     text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
@@ -54,6 +66,44 @@ def add_source_option(parser: argparse.ArgumentParser) -> None:
         choices=("static", "stac-api", "mlhub"),
         help="what --source is (default: detected)",
     )
+    add_storage_options(parser)
+
+
+def add_storage_options(parser: argparse.ArgumentParser, *, output: bool = False) -> None:
+    """``--storage-option``, ``--no-sign-request`` (and ``--output-storage-option``): object
+    stores (``s3://``, ``gs://``, ``az://``) read from (and written to)."""
+    group = parser.add_argument_group("object storage (s3://, gs://, az://)")
+    group.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the object store read from (endpoint=https://data.source.coop, "
+        "region=..., ...); repeat it for several",
+    )
+    group.add_argument(
+        "--no-sign-request",
+        action="store_true",
+        help="read public buckets without credentials (AWS_NO_SIGN_REQUEST=YES)",
+    )
+    if output:
+        group.add_argument(
+            "--output-storage-option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="an option of the object store written to (-o s3://...)",
+        )
+
+
+def storage_options(args: argparse.Namespace, name: str = "storage_option") -> dict[str, Any]:
+    """The ``--storage-option KEY=VALUE`` pairs (and ``--no-sign-request``) as a dict."""
+    from ..net.objects import parse_storage_option
+
+    out: dict[str, Any] = dict(parse_storage_option(t) for t in getattr(args, name, None) or ())
+    if name == "storage_option" and getattr(args, "no_sign_request", False):
+        out["skip_signature"] = True
+    return out
 
 
 def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -63,7 +113,13 @@ def source_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     from ..sources import open_source
 
-    return {"source": open_source(where, kind=getattr(args, "source_kind", None))}
+    return {
+        "source": open_source(
+            where,
+            kind=getattr(args, "source_kind", None),
+            storage_options=storage_options(args),
+        )
+    }
 
 
 def session_kwargs(args: argparse.Namespace) -> dict[str, str | None]:

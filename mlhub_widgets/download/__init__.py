@@ -1,7 +1,8 @@
 """Dataset downloads: catalogue → asset index → filters → transfers, as a controllable job.
 
 The public names (:func:`download_dataset`, :func:`plan_download`, :func:`download_archive`,
-:class:`DownloadJob` and the events it publishes) are imported from here; they load on first use,
+:func:`sync` and :func:`plan_sync` (a prefix without a catalogue), :class:`DownloadJob` and the
+events it publishes) are imported from here; they load on first use,
 because the asset index's child interpreter imports :mod:`.index` (and so this package) and
 needs none of the rest. ``docs/architecture.md`` follows one download through the modules.
 """
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         ProgressUpdated,
     )
     from .job import DownloadJob, iter_events_until_done
+    from .prefix_sync import SyncJob, SyncPlan, plan_sync, sync
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -65,10 +67,14 @@ __all__ = [
     "NoAssetsSelected",
     "ProgressSnapshot",
     "ProgressUpdated",
+    "SyncJob",
+    "SyncPlan",
     "download_archive",
     "download_dataset",
     "iter_events_until_done",
     "plan_download",
+    "plan_sync",
+    "sync",
 ]
 
 # name -> the module (relative) that defines it
@@ -101,6 +107,7 @@ _LAZY_EXPORTS = {
     **dict.fromkeys(("DownloadJob", "iter_events_until_done"), ".job"),
     "DEFAULT_WORKERS": ".defaults",
     **dict.fromkeys(("download_archive", "download_dataset", "plan_download"), ".api"),
+    **dict.fromkeys(("SyncJob", "SyncPlan", "plan_sync", "sync"), ".prefix_sync"),
     # the errors a download raises, also importable from here (they live in exceptions)
     **dict.fromkeys(("CatalogError", "DiskFullError", "NoAssetsSelected"), "..exceptions"),
 }

@@ -27,6 +27,7 @@ The API key is only ever sent to the API's origin. Asset and catalogue storage n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -44,9 +45,11 @@ from ..exceptions import (
     EntityDoesNotExist,
     MLHubException,
 )
+from ..net.objects import StorageOptions
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
+from .destination import ObjectDestination
 from .events import Callback, DownloadPlan, DownloadSummary
 from .job import DownloadJob
 from .manifest import Manifest
@@ -55,6 +58,7 @@ from .pipeline import (
     ignore_event,
     make_config,
     output_folder_error,
+    output_location,
     validate_common,
 )
 from .progress import console_progress
@@ -85,6 +89,8 @@ def download_dataset(
     progress: bool | Callback = True,
     background: bool = False,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
     cluster: ClusterLike | None = None,
 ) -> DownloadSummary | DownloadJob:
     """Download a dataset's STAC catalogue and (filtered) assets; see the module docstring.
@@ -103,6 +109,16 @@ def download_dataset(
     catalogue is walked in parallel; a STAC API filters bbox/intersects/datetime on the
     server) and the catalogue is written to ``{output_dir}/{dataset_id}/`` in the same layout
     (no ``.tar.gz``). Filters, resume, retries, ``err_report.csv`` and progress are the same.
+
+    Object storage: asset hrefs at ``s3://``, ``gs://`` and ``az://`` are fetched through
+    obstore with ``storage_options`` (added to the source's own; credentials, ``endpoint``,
+    ``skip_signature`` for public buckets...; each cloud's environment variables apply too).
+    ``output_dir`` may be an object-store prefix (``s3://bucket/prefix``): the same layout is
+    written there (small files in one ``PUT``, large ones as multipart uploads, nothing
+    half-written ever visible), with ``output_storage_options``; the asset index and the
+    ``.part`` files of large objects stay in a local state folder keyed by the destination
+    (see :mod:`mlhub_widgets.download.destination`), so a rerun resumes and uploads nothing
+    that is already there.
 
     ``cluster`` runs the transfers on a Dask cluster (the ``[distributed]`` extra): a
     scheduler address (``"tcp://host:8786"``), ``"local:N"`` (a ``LocalCluster`` of N worker
@@ -147,6 +163,8 @@ def download_dataset(
         root_url=root_url,
         workers=workers,
         source=source,
+        storage_options=storage_options,
+        output_storage_options=output_storage_options,
         cluster=cluster,
     )
     if progress is True:
@@ -179,6 +197,8 @@ def plan_download(
     profile: str | None = None,
     root_url: str | None = None,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
 ) -> DownloadPlan:
     """What :func:`download_dataset` with these filters would fetch, without asset requests.
 
@@ -205,6 +225,8 @@ def plan_download(
         workers=None,
         limits=None,
         source=source,
+        storage_options=storage_options,
+        output_storage_options=output_storage_options,
     )
     pipeline = Pipeline(cfg, ignore_event, threading.Event())
     try:
@@ -232,22 +254,29 @@ def download_archive(
     profile: str | None = None,
     root_url: str | None = None,
     progress: bool = True,
-) -> Path:
+    output_storage_options: StorageOptions | None = None,
+) -> Path | str:
     """Download a collection archive (``/archive/{id}`` → storage) resumably and verified.
 
     The file is saved as ``{output_dir or cwd}/{last URL segment}``. Large files are fetched
-    with parallel ranges; ``Content-MD5`` is checked when the storage sends it.
+    with parallel ranges; ``Content-MD5`` is checked when the storage sends it. An
+    object-store ``output_dir`` (``s3://bucket/prefix``) gets the archive as a multipart
+    upload, after it was fetched and verified in the destination's local state folder (the
+    local copy is removed once the upload is checked); the object URL is returned. An object
+    already there with the archive's size is not uploaded again.
 
     Raises:
-        EntityDoesNotExist: the server has no archive file for this collection.
-        ValueError: ``output_dir`` is a file or ``if_exists`` is unknown.
+        EntityDoesNotExist: no such archive (it may not exist, or may still be generating).
+        ValueError: ``output_dir`` is a file, an unsupported URL, or ``if_exists`` is unknown.
     """
     validate_common(if_exists, None)
-    out = Path(output_dir).expanduser() if output_dir is not None else Path.cwd()
+    destination, out = output_location(output_dir or Path.cwd(), output_storage_options, "-o")
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     sess = session or get_session(api_key=api_key, profile=profile, root_url=root_url)
-    return _download_archive(collection_id, out, if_exists, sess, progress)
+    if destination is not None:
+        destination.network = sess.network
+    return _download_archive(collection_id, out, if_exists, sess, progress, destination)
 
 
 def _missing_archive_message(collection_id: str, sess: Session) -> str:
@@ -265,8 +294,13 @@ def _missing_archive_message(collection_id: str, sess: Session) -> str:
 
 
 def _download_archive(
-    collection_id: str, out: Path, if_exists: str, sess: Session, progress: bool
-) -> Path:
+    collection_id: str,
+    out: Path,
+    if_exists: str,
+    sess: Session,
+    progress: bool,
+    destination: ObjectDestination | None = None,
+) -> Path | str:
     try:
         url = sess.locate(f"archive/{collection_id}")
     except EntityDoesNotExist as exc:
@@ -283,13 +317,17 @@ def _download_archive(
         name = f"{collection_id}.tar.gz"  # the URL names a folder, or no safe file name
     out.mkdir(parents=True, exist_ok=True)
     dest = out / name
-    if if_exists == "skip" and dest.exists():
+    if if_exists == "skip" and dest.exists() and destination is None:
         return dest
     size: int | None = None
     with contextlib.suppress(MLHubException):
         info = sess.get_json(f"archive/{collection_id}/info")
         if isinstance(info, Mapping) and isinstance(info.get("size"), int):
             size = int(info["size"])
+    if destination is not None and if_exists != "overwrite":
+        there = destination.scan(out).get(name)
+        if there is not None and (if_exists == "skip" or size in (None, there)):
+            return destination.object_url(dest)
     bar: Any = None
     on_bytes: Callable[[int], None] | None = None
     if progress:
@@ -319,4 +357,9 @@ def _download_archive(
             f"{redact_text(str(outcome.error), sess.api_key)}",
             failed=1,
         )
+    if destination is not None:
+        local_size = dest.stat().st_size
+        asyncio.run(destination.upload_file(os.fspath(dest), os.fspath(dest), local_size))
+        dest.unlink()
+        return destination.object_url(dest)
     return dest

@@ -43,6 +43,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from ..exceptions import ClusterError, MissingDependencyError
@@ -57,6 +58,7 @@ from .partitions import (
     AssetResult,
     EngineSettings,
     Heartbeat,
+    ObjectOutput,
     Partition,
     PartitionBuilder,
     PartitionResult,
@@ -314,7 +316,6 @@ class ClusterTransfer:
         writer = OutcomeWriter(cfg.manifest_path)
         rows_by_tag: dict[int, AssetRow] = {}
         specs: asyncio.Queue[transfer.TransferSpec | None] = asyncio.Queue(maxsize=8192)
-        session = pipeline.get_session()
         base = cfg.dataset_asset_dir
 
         def fail_now(row: AssetRow, reason: str) -> None:
@@ -323,7 +324,7 @@ class ClusterTransfer:
                 raise writer.error
             job._record_failure(row, reason, None, 0, base / row.path, writer)
 
-        produce = job._produce(db, pipeline, base, session, rows_by_tag, fail_now)
+        produce = job._produce(db, pipeline, base, rows_by_tag, fail_now)
         pump = loop.create_task(_pump(produce, specs))
         self._settings = _engine_settings(job, pipeline)
         error: BaseException | None = None
@@ -357,7 +358,9 @@ class ClusterTransfer:
         job = self.job
         loop = asyncio.get_running_loop()
         base = os.path.join(os.fspath(job._cfg.dataset_asset_dir), "")
-        checker = transfer.TransferEngine(workers=1, if_exists=job._cfg.if_exists)
+        checker = transfer.TransferEngine(
+            workers=1, if_exists=job._cfg.if_exists, destination=job._cfg.destination
+        )
         produced_all = False
         peeked: list[transfer.TransferSpec | None] = []
         while True:
@@ -711,16 +714,19 @@ async def _pump(
 
 
 def _engine_settings(job: JobRun, pipeline: Pipeline) -> EngineSettings:
-    """What every task's engine is built with: as the local transfer phase builds its own."""
+    """What every task's engine is built with: as the local transfer phase builds its own
+    (``JobRun._engine_inputs``), and the object-store output each task opens on its worker."""
     cfg = job._cfg
-    if cfg.source is not None:
-        credentials = tuple(cfg.source.credentials())
-        network = cfg.source.network
-        sign = cfg.source.signer()
-    else:
-        session = pipeline.get_session()
-        credentials, network, sign = (session.credentials,), session.network, None
-    return EngineSettings(cfg.workers, cfg.if_exists, credentials, network, sign)
+    credentials, network, sign = job._engine_inputs(pipeline)
+    output = None
+    dest = cfg.destination
+    if dest is not None:
+        folder = Path(cfg.dataset_asset_dir).relative_to(dest.state_dir).as_posix()
+        output = ObjectOutput(dest.url, dict(dest.storage_options), "" if folder == "." else folder)
+    return EngineSettings(
+        cfg.workers, cfg.if_exists, tuple(credentials), network, sign,
+        dict(cfg.storage_options), output,
+    )  # fmt: skip
 
 
 def _nbytes(size: int | None) -> int:

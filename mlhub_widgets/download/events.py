@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
+from ..units import human_bytes
+
 Phase = Literal["catalog", "index", "transfer", "done"]
 JobState = Literal["pending", "running", "paused", "cancelling", "cancelled", "finished", "failed"]
 
@@ -312,11 +314,3 @@ class DownloadPlan:
         if self.bytes_exact:
             return human_bytes(n)
         return f"{human_bytes(n)} (estimated)" if n else "size unknown"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover

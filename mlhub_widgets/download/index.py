@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from ..exceptions import CatalogError, DiskFullError
 from ..filters import AssetFilter, FilterStats
+from ..net.objects.urls import OBJECT_SCHEMES
 from .catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
@@ -139,20 +140,22 @@ def _finished_assets(cfg: IndexConfig, db: Manifest) -> Callable[[str], bool] | 
 
 
 def _asset_url(href: str) -> str | None:
-    """A fetchable URL for an asset href (``s3://b/k`` → public HTTPS), or None.
+    """A fetchable URL for an asset href (HTTP(S), or an object store's ``s3://``, ``gs://``,
+    ``az://``: fetched through obstore with the source's storage options), or None.
 
-    An http(s) or s3 href that does not parse (a port out of range, a broken IPv6 host) is
-    kept as it is: the download fails that asset alone, with the reason."""
+    An href with one of these schemes that does not parse (a port out of range, a broken IPv6
+    host) is kept as it is: the download fails that asset alone, with the reason."""
     if href.startswith(("https://", "http://")) and len(href) > 8:
         return href
     try:
         parts = urlsplit(href)
     except ValueError:
-        return href if href.lower().startswith(("http://", "https://", "s3://")) else None
+        scheme = href.partition("://")[0].lower()
+        return href if scheme in ("http", "https") or scheme in OBJECT_SCHEMES else None
     if parts.scheme in ("http", "https") and parts.netloc:
         return href
-    if parts.scheme == "s3" and parts.netloc:
-        return f"https://{parts.netloc}.s3.amazonaws.com{parts.path or '/'}"
+    if parts.scheme.lower() in OBJECT_SCHEMES and parts.netloc:
+        return href
     return None
 
 

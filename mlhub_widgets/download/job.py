@@ -26,9 +26,13 @@ from ..exceptions import (
     DiskFullError,
     DownloadError,
 )
+from ..net.objects import StorageOptions
 from ..net.redact import redact_text
+from ..net.settings import NetworkSettings
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
+from ..units import human_bytes
 from .catalog_archive import ArchiveLimits
+from .destination import layout_files, publish_files
 from .events import (
     Callback,
     DownloadSummary,
@@ -39,7 +43,6 @@ from .events import (
     JobResumed,
     JobState,
     ProgressSnapshot,
-    human_bytes,
 )
 from .index import Cancelled
 from .job_run import JobRun
@@ -82,6 +85,8 @@ class DownloadJob(JobRun):
         workers: int | None = None,
         limits: ArchiveLimits | None = None,
         source: SourceLike | None = None,
+        storage_options: StorageOptions | None = None,
+        output_storage_options: StorageOptions | None = None,
         cluster: ClusterLike | None = None,
     ) -> None:
         target = None
@@ -106,6 +111,8 @@ class DownloadJob(JobRun):
             workers=workers,
             limits=limits,
             source=source,
+            storage_options=storage_options,
+            output_storage_options=output_storage_options,
         )
         super().__init__(cfg)
         self._cluster: ClusterTarget | None = target
@@ -313,22 +320,22 @@ class DownloadJob(JobRun):
         elif not isinstance(exc, sqlite3.Error) and self._phase in ("catalog", "index"):
             folder = cfg.output_dir
         try:
-            free: str = _space(shutil.disk_usage(folder).free)
+            free: str = human_bytes(shutil.disk_usage(folder).free)
         except OSError:
             free = "unknown"
         missing = max(0, self._total - self._done - self._skipped)
         need: str
         if self._index_complete and self._sizes_known:
             left = max(0, self._bytes_total_known - self._bytes_done)
-            need = f"About {_space(left)} more is needed for the {missing:,} selected assets "
+            need = f"About {human_bytes(left)} more is needed for the {missing:,} selected assets "
             need += "not yet on disk."
         else:
             estimate = pipeline.info.get("estimated_dataset_size")
             if isinstance(estimate, int | float) and estimate > self._bytes_done:
-                need = f"The dataset is estimated at {_space(estimate)}; about "
-                need += f"{_space(estimate - self._bytes_done)} more is needed."
+                need = f"The dataset is estimated at {human_bytes(estimate)}; about "
+                need += f"{human_bytes(estimate - self._bytes_done)} more is needed."
             elif self._bytes_total_known > self._bytes_done:
-                need = f"At least {_space(self._bytes_total_known - self._bytes_done)} more "
+                need = f"At least {human_bytes(self._bytes_total_known - self._bytes_done)} more "
                 need += "is needed (the catalogue was not fully read)."
             else:
                 need = "The space needed is not known yet (the catalogue was not fully read)."
@@ -382,21 +389,29 @@ class DownloadJob(JobRun):
         self._phase = "index"
         self._tick(force=True)
         with Manifest(cfg.manifest_path, cache_kib=TRANSFER_CACHE_KIB) as db:
+            if cfg.destination is not None:  # what is already in the bucket: one listing
+                cfg.destination.network = self._network(pipeline)
+                cfg.destination.scan(cfg.dataset_asset_dir)
             pipeline.prepare_index(db, inline=cfg.catalog_only)
             if pipeline.builder is None:
                 self._index_done(db, pipeline, started)
             if cfg.catalog_only:
                 self._local_catalog = pipeline.write_local_catalog(db)
                 self._phase = "done"
-                return self._summarize(db, started, catalog_only=True)
+                summary = self._summarize(db, started, catalog_only=True)
+                self._publish_layout()
+                return summary
+            complete = False
             if cfg.if_exists == "overwrite" and pipeline.builder is None:
                 with db.transaction() as con:
                     con.execute("UPDATE assets SET state=0, bytes=0 WHERE selected=1")
             elif pipeline.builder is None:
-                self._settle_done(db)
-            self._phase = "transfer"
-            self._tick(force=True)
-            cancelled = asyncio.run(self._transfer(db, pipeline, started))
+                complete = self._settle_done(db)
+            cancelled = self._cancel.is_set()
+            if not complete:  # everything on disk already: no transfer phase at all
+                self._phase = "transfer"
+                self._tick(force=True)
+                cancelled = asyncio.run(self._transfer(db, pipeline, started))
             if pipeline.builder is not None and not cancelled:
                 pipeline.finish_build(db)
             if not cancelled:
@@ -404,7 +419,22 @@ class DownloadJob(JobRun):
             summary = self._summarize(db, started, cancelled=cancelled)
             if not cancelled and summary.assets_selected == 0:
                 raise pipeline.no_assets_error(db)
+            if not cancelled:
+                self._publish_layout()
             return summary
+
+    def _network(self, pipeline: Pipeline) -> NetworkSettings:
+        cfg = self._cfg
+        return cfg.source.network if cfg.source is not None else pipeline.get_session().network
+
+    def _publish_layout(self) -> None:
+        """An object-store output: the catalogue, the tarball and ``err_report.csv`` go to the
+        bucket too (what changed since the last run only), for the same layout as on disk."""
+        cfg = self._cfg
+        if cfg.destination is None:
+            return
+        files = layout_files(cfg.catalog_dir, cfg.catalog_path, cfg.err_report_path)
+        asyncio.run(publish_files(cfg.destination, files))
 
 
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
@@ -423,11 +453,6 @@ def _is_disk_full(exc: BaseException) -> bool:
             if "database or disk is full" in str(error):
                 return True
     return False
-
-
-def _space(n: float) -> str:
-    """A byte count for messages: ``512 bytes``, ``12.3 kB``, ``4.5 MB``."""
-    return f"{n:,.0f} bytes" if n < 1000 else human_bytes(n)
 
 
 def iter_events_until_done(job: DownloadJob, timeout: float | None = None) -> Iterator[Any]:

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from ..config.session import Session
+from ..net.http import Credentials
 from ..net.redact import redact_text, redact_url
+from ..net.settings import NetworkSettings
 from . import transfer
 from .catalog_archive import index_path_problem
+from .disk_check import check_done_files
 from .events import (
     AssetFailed,
     AssetFinished,
@@ -171,30 +173,31 @@ class JobRun:
         if now - t0 >= 0.5:
             self._rate = (self._bytes_downloaded - b0) / (now - t0)
 
-    def _settle_done(self, db: Manifest) -> None:
-        """Count assets recorded as done as skipped, without any request.
+    def _settle_done(self, db: Manifest) -> bool:
+        """Count assets recorded as done as skipped, without any request; returns whether
+        every selected asset is done (nothing left to transfer).
 
-        ``resume`` checks each file's size on disk (a missing or different file goes back to
-        pending); ``skip`` trusts the index.
+        ``resume`` checks the files on disk (:mod:`.disk_check`: a missing or changed file
+        goes back to pending); ``skip`` trusts the index. The counts come from the
+        index's totals, not from a scan of its rows.
         """
         if self._cfg.if_exists == "resume":
-            base = os.fspath(self._cfg.dataset_asset_dir) + os.sep
-            stale: list[int] = []
-            for rows in db.iter_done():
-                for asset_id, rel, size in rows:
-                    try:
-                        if os.stat(base + rel).st_size != size:
-                            stale.append(asset_id)
-                    except OSError:
-                        stale.append(asset_id)
-            if stale:
-                log.info("%d assets recorded as done are missing or changed on disk", len(stale))
-                db.mark_pending(stale)
+            dest = self._cfg.destination
+            if dest is None:
+                changed = check_done_files(db, self._cfg.dataset_asset_dir).changed
+            else:  # an object store: its listing, made before the transfers, is the check
+                rows = db.done_rows(0, db.max_id() + 1)
+                changed = [i for i, rel, size in rows if dest.sizes.get(rel) != size]
+                db.mark_pending(changed)
+            if changed:
+                n = len(changed)
+                log.info("%d assets recorded as done are missing or changed on disk", n)
         counts = db.counts()
         self._skipped = counts["done"]
         self._bytes_done = counts["done_bytes"]
         for cid, info in db.per_collection().items():
             self._per_skipped[cid] = info["done"]
+        return counts["done"] == counts["selected"]
 
     def _index_done(self, db: Manifest, pipeline: Pipeline, started: float) -> None:
         counts = db.counts()
@@ -224,7 +227,6 @@ class JobRun:
     async def _transfer(self, db: Manifest, pipeline: Pipeline, started: float) -> bool:
         cfg = self._cfg
         base = cfg.dataset_asset_dir
-        session = pipeline.get_session()
         writer = OutcomeWriter(cfg.manifest_path)
         rows_by_tag: dict[int, AssetRow] = {}
         started_ids: set[int] = set()
@@ -267,22 +269,22 @@ class JobRun:
                 raise writer.error
             self._record_failure(row, reason, None, 0, base / row.path, writer)
 
-        if cfg.source is not None:
-            credentials, network = cfg.source.credentials(), cfg.source.network
-            sign = cfg.source.signer()
-        else:
-            credentials, network, sign = [session.credentials], session.network, None
+        credentials, network, sign = self._engine_inputs(pipeline)
+        if cfg.destination is not None:
+            cfg.destination.network = network
         engine = transfer.TransferEngine(
             workers=cfg.workers,
             if_exists=cfg.if_exists,
             credentials=credentials,
             network=network,
             sign=sign,
+            storage_options=cfg.storage_options,
+            destination=cfg.destination,
         )
         loop = asyncio.get_running_loop()
         run = loop.create_task(
             engine.run(
-                self._produce(db, pipeline, base, session, rows_by_tag, fail_now),
+                self._produce(db, pipeline, base, rows_by_tag, fail_now),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
                 on_start=on_start,
@@ -316,6 +318,17 @@ class JobRun:
             raise builder.error
         return self._cancel.is_set()
 
+    def _engine_inputs(
+        self, pipeline: Pipeline
+    ) -> tuple[list[Credentials], NetworkSettings, Callable[[str], str] | None]:
+        """What may be sent where, the network settings and the href signer of the transfers:
+        the source's, or the MLHub session's."""
+        source = self._cfg.source
+        if source is not None:
+            return source.credentials(), source.network, source.signer()
+        session = pipeline.get_session()
+        return [session.credentials], session.network, None
+
     async def _ticker(self, writer: OutcomeWriter, run: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
@@ -330,7 +343,6 @@ class JobRun:
         db: Manifest,
         pipeline: Pipeline,
         base: Path,
-        session: Session,
         rows_by_tag: dict[int, AssetRow],
         fail_now: Callable[[AssetRow, str], None],
     ) -> AsyncIterator[transfer.TransferSpec]:
@@ -359,9 +371,10 @@ class JobRun:
             if rows and cfg.if_exists != "overwrite":
                 # which destinations exist, in one hand-over to a thread: a stat in the event
                 # loop can wait for a directory lock held by a slow file create elsewhere
-                present = await loop.run_in_executor(None, _present, base_prefix, rows)
+                present = await loop.run_in_executor(None, self._present, base_prefix, rows)
                 # a file this index never recorded as downloaded (put there by someone else:
-                # a catalogue, another tool) counts only if it matches its checksum
+                # a catalogue, another tool) counts only if it matches its checksum (a local file:
+                # an object at an object-store destination is taken on its listed size)
                 unproven = [r for r in rows if r.id in present and r.state != DONE and r.checksum]
                 if unproven:
                     wrong = await loop.run_in_executor(None, _wrong_files, base_prefix, unproven)
@@ -395,7 +408,7 @@ class JobRun:
                         self._estimate_while_indexing(pipeline, builder)
                 if row.state == DONE and cfg.if_exists != "overwrite":
                     if cfg.if_exists == "skip" or (
-                        row.id in present and _complete_on_disk(base_prefix + row.path, row)
+                        row.id in present and self._complete(base_prefix, row)
                     ):
                         self._skipped += 1
                         self._per_skipped[cid] += 1
@@ -440,6 +453,22 @@ class JobRun:
         estimate = pipeline.info.get("estimated_dataset_size")
         if isinstance(estimate, int | float) and not isinstance(estimate, bool):
             self._bytes_estimate = int(estimate * builder.selected / builder.assets)
+
+    def _present(self, prefix: str, rows: list[AssetRow]) -> set[int]:
+        """Ids of the rows whose file (or ``.part``) exists: on disk, or at the object-store
+        destination as listed before the transfers."""
+        dest = self._cfg.destination
+        if dest is None:
+            return _present(prefix, rows)
+        staged = _present(prefix, rows)  # a .part being fetched, to resume
+        return staged | {row.id for row in rows if row.path in dest.sizes}
+
+    def _complete(self, prefix: str, row: AssetRow) -> bool:
+        dest = self._cfg.destination
+        if dest is None:
+            return _complete_on_disk(prefix + row.path, row)
+        expected = row.size if row.size is not None else row.bytes
+        return dest.sizes.get(row.path) == expected
 
     def _index_done_streaming(self, db: Manifest, pipeline: Pipeline) -> None:
         """The streaming build ended: fix totals from the index."""

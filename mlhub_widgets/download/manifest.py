@@ -21,6 +21,19 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
         seq: order in which rows became selected (transfers stream rows with seq > last seen)
     asset_refs(asset_id, item_ref, url)              more items sharing one saved path (_common)
     asset_keys(collection_id, asset_key, n, PRIMARY KEY(collection_id, asset_key))
+    totals(collection_id PRIMARY KEY, assets, selected, bytes, sized, done, failed, done_bytes)
+        per collection: all rows, then selected rows, their file:size sum, how many have one,
+        done, failed, bytes done; kept by triggers on ``assets`` (every writer, in the same
+        transaction), so that counts cost one row per collection instead of a scan
+    folder_stamps(first_id PRIMARY KEY, path UNIQUE, ino, mtime_ns, ctime_ns)
+        the stamp of an asset folder (relative path, ``""`` for the dataset folder) when a
+        re-run last found all its files (:mod:`.disk_check`), under the id of the folder's
+        first asset row (read by ranges of ids, as the rows); created by the first such check
+
+An index written before the ``totals`` table existed gets it (filled by one scan) when opened;
+older code that opens a newer index keeps it right without knowing it (the triggers live in
+the database), and ignores ``folder_stamps``, so these additions do not change
+:data:`SCHEMA_VERSION`.
 
 All writes are batched in transactions; the database runs in WAL mode so the transfer side
 can read rows while the catalogue side is still inserting them (each thread opens its own
@@ -104,6 +117,60 @@ CREATE INDEX IF NOT EXISTS assets_item_ref ON assets (item_ref);
 CREATE INDEX IF NOT EXISTS asset_refs_asset ON asset_refs (asset_id);
 CREATE INDEX IF NOT EXISTS asset_refs_item ON asset_refs (item_ref);
 """
+
+#: What one asset row adds to each column of ``totals`` (``{p}``: ``new``, ``old`` or the table).
+_TOTALS = {
+    "assets": "1",
+    "selected": "({p}.selected != 0)",
+    "bytes": "({p}.selected != 0) * coalesce({p}.size, 0)",
+    "sized": "({p}.selected != 0) * ({p}.size IS NOT NULL)",
+    "done": "({p}.selected != 0) * ({p}.state = 1)",
+    "failed": "({p}.selected != 0) * ({p}.state = 2)",
+    "done_bytes": "({p}.selected != 0) * ({p}.state = 1) * {p}.bytes",
+}
+
+
+def _totals_schema() -> list[str]:
+    """The ``totals`` table and the triggers that keep it equal to a scan of ``assets``."""
+    cols = ", ".join(_TOTALS)
+    new = ", ".join(e.format(p="new") for e in _TOTALS.values())
+    add = ", ".join(f"{c} = {c} + excluded.{c}" for c in _TOTALS)
+    sub = ", ".join(f"{c} = {c} - ({e.format(p='old')})" for c, e in _TOTALS.items())
+    delta = ", ".join(
+        f"{c} = {c} + ({e.format(p='new')}) - ({e.format(p='old')})"
+        for c, e in _TOTALS.items()
+        if c != "assets"
+    )
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in ("selected", "size", "state", "bytes"))
+    upsert = (
+        f"INSERT INTO totals(collection_id, {cols}) VALUES (new.collection_id, {new}) "
+        f"ON CONFLICT(collection_id) DO UPDATE SET {add};"
+    )
+    return [
+        "CREATE TABLE IF NOT EXISTS totals (collection_id TEXT PRIMARY KEY, "
+        + ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _TOTALS)
+        + ") WITHOUT ROWID",
+        f"CREATE TRIGGER IF NOT EXISTS totals_insert AFTER INSERT ON assets BEGIN {upsert} END",
+        "CREATE TRIGGER IF NOT EXISTS totals_delete AFTER DELETE ON assets BEGIN "
+        f"UPDATE totals SET {sub} WHERE collection_id = old.collection_id; END",
+        # the common case (a transfer's outcome, a selection change): one row of totals
+        "CREATE TRIGGER IF NOT EXISTS totals_update "
+        "AFTER UPDATE OF selected, size, state, bytes ON assets "
+        f"WHEN old.collection_id = new.collection_id AND ({changed}) BEGIN "
+        f"UPDATE totals SET {delta} WHERE collection_id = new.collection_id; END",
+        "CREATE TRIGGER IF NOT EXISTS totals_move AFTER UPDATE OF collection_id ON assets "
+        "WHEN old.collection_id IS NOT new.collection_id BEGIN "
+        f"UPDATE totals SET {sub} WHERE collection_id = old.collection_id; {upsert} END",
+    ]
+
+
+def _totals_fill() -> str:
+    """Totals from a scan (an index written before the table existed)."""
+    sums = ", ".join(f"sum({e.format(p='assets')})" for e in _TOTALS.values())
+    return (
+        f"INSERT INTO totals(collection_id, {', '.join(_TOTALS)}) "
+        f"SELECT collection_id, {sums} FROM assets GROUP BY collection_id"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +279,30 @@ class Manifest:
         if version != SCHEMA_VERSION:  # a new index (an existing one is opened without writes:
             # they would fail on a full disk, where reading must still work)
             self._db.executescript(_SCHEMA)
+            with self.transaction():
+                for statement in _totals_schema():
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif not self._has_totals():
+            self._add_totals()
+
+    def _has_totals(self) -> bool:
+        row = self._db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type='trigger' AND tbl_name='assets' "
+            "AND name LIKE 'totals_%'"
+        ).fetchone()
+        return int(row[0]) == 4
+
+    def _add_totals(self) -> None:
+        """Give an index written before the ``totals`` table its table, triggers and counts
+        (one scan; another connection may be doing the same: the first one wins)."""
+        with self.transaction():
+            if self._has_totals():
+                return
+            self._db.execute("DROP TABLE IF EXISTS totals")
+            for statement in _totals_schema():
+                self._db.execute(statement)
+            self._db.execute(_totals_fill())
 
     # -- housekeeping ------------------------------------------------------------------------
     def close(self) -> None:
@@ -325,8 +415,7 @@ class Manifest:
             )
             for a in assets
         ]
-        before = self._db.total_changes
-        self._db.executemany(
+        cur = self._db.executemany(
             """
             INSERT INTO assets(path, url, collection_id, item_id, item_ref, asset_key,
                                media_type, size, checksum, selected, seq, gen, updated)
@@ -347,7 +436,7 @@ class Manifest:
             """,
             params,
         )
-        if self._db.total_changes - before == len(assets):
+        if cur.rowcount == len(assets):  # rows written by the statement (not its triggers)
             return []
         return self._resolve_duplicates(assets, next_seq)
 
@@ -498,19 +587,26 @@ class Manifest:
         ).fetchone()
         return int(row[0]), int(row[1])
 
-    def iter_done(self, batch: int = 5000) -> Iterator[list[tuple[int, str, int]]]:
-        """Batches of ``(id, path, expected size)`` of selected rows recorded as done."""
-        last = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT id, path, coalesce(size, bytes) FROM assets "
-                "WHERE state=1 AND selected=1 AND id > ? ORDER BY id LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield rows
-            last = int(rows[-1][0])
+    def max_id(self) -> int:
+        """The highest asset row id (0 without rows)."""
+        row = self._db.execute("SELECT max(id) FROM assets").fetchone()
+        return int(row[0] or 0)
+
+    def done_rows(self, first: int, end: int) -> list[tuple[int, str, int]]:
+        """``(id, path, expected size)`` of the selected rows recorded as done with
+        ``first <= id < end``, in id order.
+
+        They come from SQLite as one JSON text: the module releases the GIL around every row
+        it steps through, and the re-run's check reads rows while its threads ``stat``; a
+        thread taking the GIL back for every row waits behind all of them."""
+        text = self._db.execute(
+            "SELECT json_group_array(json_array(id, path, coalesce(size, bytes))) FROM "
+            "(SELECT id, path, size, bytes FROM assets WHERE id >= ? AND id < ? "
+            "AND state=1 AND selected=1 ORDER BY id)",
+            (first, end),
+        ).fetchone()[0]
+        rows: list[tuple[int, str, int]] = json.loads(text)
+        return rows
 
     def iter_rows(self, *, state: int | None = None, selected: bool = True) -> Iterator[AssetRow]:
         """Every (selected) row, optionally of one state, in id order, fetched in pages."""
@@ -530,16 +626,14 @@ class Manifest:
 
     def counts(self) -> dict[str, int]:
         """Selected assets by state plus totals: ``selected``, ``done``, ``failed``, ``pending``,
-        ``done_bytes``, ``known_bytes``, ``sized``, ``assets`` (all rows)."""
+        ``done_bytes``, ``known_bytes``, ``sized``, ``assets`` (all rows). Read from the
+        ``totals`` table: one row per collection, whatever the number of assets."""
         row = self._db.execute(
-            """SELECT count(*),
-                      coalesce(sum(state = 1), 0), coalesce(sum(state = 2), 0),
-                      coalesce(sum(CASE WHEN state = 1 THEN bytes ELSE 0 END), 0),
-                      coalesce(sum(size), 0), count(size)
-               FROM assets WHERE selected = 1"""
+            "SELECT coalesce(sum(selected), 0), coalesce(sum(done), 0), "
+            "coalesce(sum(failed), 0), coalesce(sum(done_bytes), 0), coalesce(sum(bytes), 0), "
+            "coalesce(sum(sized), 0), coalesce(sum(assets), 0) FROM totals"
         ).fetchone()
-        total = int(self._db.execute("SELECT count(*) FROM assets").fetchone()[0])
-        selected, done, failed, done_bytes, known, sized = (int(v) for v in row)
+        selected, done, failed, done_bytes, known, sized, total = (int(v) for v in row)
         return {
             "selected": selected,
             "done": done,
@@ -552,12 +646,12 @@ class Manifest:
         }
 
     def per_collection(self) -> dict[str, dict[str, int]]:
-        """``{collection_id: {"assets", "bytes", "sized", "done", "failed"}}`` of selected rows."""
+        """``{collection_id: {"assets", "bytes", "sized", "done", "failed"}}`` of selected rows
+        (collections with at least one), from the ``totals`` table."""
         out: dict[str, dict[str, int]] = {}
         for cid, n, size, sized, done, failed in self._db.execute(
-            """SELECT collection_id, count(*), coalesce(sum(size), 0), count(size),
-                      coalesce(sum(state = 1), 0), coalesce(sum(state = 2), 0)
-               FROM assets WHERE selected = 1 GROUP BY collection_id ORDER BY 1"""
+            "SELECT collection_id, selected, bytes, sized, done, failed FROM totals "
+            "WHERE selected > 0 ORDER BY 1"
         ):
             out[cid] = {
                 "assets": int(n),
@@ -577,7 +671,13 @@ class Manifest:
         return int(row[0])
 
     def item_count(self) -> int:
-        """Number of items in the index."""
+        """Number of items in the index: as the builder recorded it for a complete index
+        (counting the rows reads the whole ``items`` table, 0.2 s at 500,000 items with a warm
+        cache, more from the disk)."""
+        if self.get_meta("index_complete") == "1":
+            recorded = self.get_meta("items")
+            if recorded is not None and recorded.isdigit():
+                return int(recorded)
         return int(self._db.execute("SELECT count(*) FROM items").fetchone()[0])
 
     def has_done(self) -> bool:
@@ -591,6 +691,64 @@ class Manifest:
         """Is the asset saved at ``path`` recorded as downloaded?"""
         row = self._db.execute("SELECT state FROM assets WHERE path=?", (path,)).fetchone()
         return row is not None and row[0] == DONE
+
+    # -- folder stamps (the re-run's check of files, :mod:`.disk_check`) ---------------------
+    def folder_stamps(self, first: int, end: int) -> dict[str, tuple[int, int, int]]:
+        """``{folder: (ino, mtime_ns, ctime_ns)}`` of the stamps kept under row ids
+        ``first <= id < end`` (those of folders whose first row is in that range)."""
+        if not self._has_table("folder_stamps"):
+            return {}
+        text = self._db.execute(
+            "SELECT json_group_object(path, json_array(ino, mtime_ns, ctime_ns)) "
+            "FROM folder_stamps WHERE first_id >= ? AND first_id < ?",
+            (first, end),
+        ).fetchone()[0]
+        return {k: (v[0], v[1], v[2]) for k, v in json.loads(text).items()}
+
+    def stage_folder_stamps(self, rows: Iterable[tuple[int, str, int, int, int]]) -> None:
+        """Hold ``(first_id, folder, ino, mtime_ns, ctime_ns)`` rows for
+        :meth:`keep_folder_stamps` (in a temporary table of this connection: nothing is
+        written to the index yet). ``first_id``: the id of a done row in the folder."""
+        self._db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staged_folders (first_id INTEGER, "
+            "path TEXT NOT NULL, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
+        )
+        self._db.execute(
+            "INSERT INTO temp.staged_folders SELECT json_extract(value, '$[0]'), "
+            "json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?)",
+            (json.dumps(list(rows)),),
+        )
+
+    def keep_folder_stamps(self) -> int:
+        """Store the staged stamps under the lowest row id staged for each folder (a folder
+        staged with different stamps is left out: it changed during the check); returns how
+        many folders were stored. Call it only once every file found missing is marked
+        pending."""
+        if not self._has_table("staged_folders", schema="temp"):
+            return 0
+        try:
+            with self.transaction():
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS folder_stamps (first_id INTEGER PRIMARY KEY, "
+                    "path TEXT NOT NULL UNIQUE, ino INTEGER, mtime_ns INTEGER, ctime_ns INTEGER)"
+                )
+                cur = self._db.execute(  # REPLACE also drops the folder's row under another id
+                    "INSERT OR REPLACE INTO folder_stamps "
+                    "SELECT min(first_id), path, min(ino), min(mtime_ns), min(ctime_ns) "
+                    "FROM temp.staged_folders GROUP BY path "
+                    "HAVING min(ino) = max(ino) AND min(mtime_ns) = max(mtime_ns) "
+                    "AND min(ctime_ns) = max(ctime_ns)"
+                )
+                return max(0, cur.rowcount)
+        finally:
+            self._db.execute("DROP TABLE IF EXISTS temp.staged_folders")
+
+    def _has_table(self, name: str, schema: str = "main") -> bool:
+        row = self._db.execute(
+            f"SELECT count(*) FROM {schema}.sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return bool(row[0])
 
     # -- transfer bookkeeping ----------------------------------------------------------------
     def mark_pending(self, ids: Iterable[int]) -> None:

@@ -18,8 +18,16 @@ another worker) finds the complete files and skips them without a request, resum
 asset once, from the attempt that completes.
 
 Everything a task gets is plain data or a picklable function: :class:`EngineSettings` holds
-the credentials (only those for origins the partition's assets are on), the network settings
-and the source's signing function.
+the credentials (only those for origins the partition's assets are on), the network settings,
+the source's signing function, the options of the object stores assets are read from, and an
+object-store output (:class:`ObjectOutput`).
+
+An object-store output (``output_dir="s3://bucket/prefix"``): each task builds its own
+:class:`~.destination.ObjectDestination` on its worker and writes the objects itself (small
+ones in one ``PUT``, large ones staged in the worker's own state folder, then uploaded: an
+object only ever appears whole). Before its transfers, a task lists the objects below its
+partition's folder (one request per 1,000 objects), so an attempt after a lost worker skips
+what the lost attempt had uploaded, without a request to the source.
 """
 
 from __future__ import annotations
@@ -32,12 +40,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ..net.http import Credentials, origin_of
 from ..net.settings import NetworkSettings
 from . import transfer
+
+if TYPE_CHECKING:
+    from .destination import ObjectDestination
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +107,32 @@ def partition_size(total_bytes: int, total_assets: int, slots: int, workers: int
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectOutput:
+    """An object-store output as a task rebuilds it on its worker.
+
+    Attributes:
+        url: the destination prefix (``s3://bucket/prefix``).
+        storage_options: its store's options (credentials, endpoint...; they travel with each
+            task: on a network you do not trust, run Dask with TLS).
+        folder: the assets' folder below the destination (``"dataset"`` or ``""``).
+    """
+
+    url: str
+    storage_options: dict[str, Any]
+    folder: str
+
+    def open(self, network: NetworkSettings | None) -> tuple[ObjectDestination, str]:
+        """The destination on this worker (its own local state folder, for the ``.part`` of
+        large objects) and the root the partition's paths are below (ending with a
+        separator)."""
+        from .destination import ObjectDestination
+
+        dest = ObjectDestination(self.url, self.storage_options, network)
+        root = dest.state_dir / self.folder if self.folder else dest.state_dir
+        return dest, os.path.join(os.fspath(root), "")
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSettings:
     """How each task builds its :class:`~.transfer.TransferEngine` (plain data, picklable).
 
@@ -105,6 +143,8 @@ class EngineSettings:
         network: proxy, TLS, timeouts and retries (a proxy from the environment and a CA
             bundle path are read on the worker).
         sign: a source's signing function, or None.
+        storage_options: options of the object stores assets are read from (``s3://``...).
+        output: an object-store output, or None (the assets' folder, which every worker sees).
     """
 
     workers: int
@@ -112,6 +152,8 @@ class EngineSettings:
     credentials: tuple[Credentials, ...] = ()
     network: NetworkSettings | None = None
     sign: Callable[[str], str] | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    output: ObjectOutput | None = None
 
     def for_partition(self, part: Partition) -> EngineSettings:
         """These settings with only the credentials of origins the partition fetches from:
@@ -122,7 +164,7 @@ class EngineSettings:
         kept = tuple(c for c in self.credentials if c.origin in origins)
         if len(kept) == len(self.credentials):
             return self
-        return EngineSettings(self.workers, self.if_exists, kept, self.network, self.sign)
+        return replace(self, credentials=kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +202,16 @@ class Partition:
             return {origin_of(prefix)}  # one origin for all
         return {origin_of(url) for url in self.urls()}
 
-    def specs(self) -> list[transfer.TransferSpec]:
-        """The engine's specs, tagged with each asset's position in the partition."""
-        root = self.root
+    def specs(
+        self, root: str | None = None, there: ObjectDestination | None = None
+    ) -> list[transfer.TransferSpec]:
+        """The engine's specs, tagged with each asset's position in the partition; below
+        ``root`` (default: :attr:`root`); with an object-store output ``there``, an asset is
+        present when its object is (as ``there`` listed it) or its local ``.part`` is."""
+        root = self.root if root is None else root
         present = present_positions(root, self.paths)
+        if there is not None:
+            present |= {i for i, p in enumerate(self.paths) if there.size_of(root + p) is not None}
         return [
             transfer.TransferSpec(
                 url=url,
@@ -193,6 +241,13 @@ class Partition:
             tuple(self.checksums[i] for i in keep),
             sum(self.sizes[i] or UNKNOWN_ASSET_BYTES for i in keep),
         )
+
+
+def common_folder(root: str, paths: Sequence[str]) -> Path:
+    """The deepest folder below ``root`` holding every one of ``paths``."""
+    folders = [p.rpartition("/")[0] for p in paths]
+    shared = os.path.commonpath(folders) if all(folders) else ""
+    return Path(root, shared) if shared else Path(root)
 
 
 def present_positions(root: str, paths: Sequence[str]) -> set[int]:
@@ -386,12 +441,19 @@ def run_partition(part: Partition, settings: EngineSettings) -> PartitionResult:
 
     watcher = threading.Thread(target=monitor, name=f"mlhub-partition-{part.number}", daemon=True)
     outcomes: list[AssetResult] = []
+    root, there = part.root, None
+    if settings.output is not None:
+        there, root = settings.output.open(settings.network)
+        if settings.if_exists != "overwrite":  # what an earlier attempt uploaded
+            there.scan(common_folder(root, part.paths))
     engine = transfer.TransferEngine(
         workers=settings.workers,
         if_exists=settings.if_exists,
         credentials=settings.credentials,
         network=settings.network,
         sign=settings.sign,
+        storage_options=settings.storage_options,
+        destination=there,
     )
 
     def on_outcome(out: transfer.TransferOutcome) -> None:
@@ -422,7 +484,7 @@ def run_partition(part: Partition, settings: EngineSettings) -> PartitionResult:
     try:
         asyncio.run(
             engine.run(
-                part.specs(),
+                part.specs(root, there),
                 on_outcome=on_outcome,
                 on_bytes=on_bytes,
                 on_retry=on_retry,

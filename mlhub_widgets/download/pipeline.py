@@ -18,7 +18,7 @@ import sqlite3
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,11 +31,13 @@ from ..exceptions import (
     OutputFolderError,
 )
 from ..filters import AssetFilter, FilterStats
+from ..net.objects import StorageOptions, check_local_path, is_object_url
 from ..net.redact import redact_text, redact_url
 from ..types import BBoxLike, CollectionFilter, DatetimeLike, IntersectsLike
 from . import transfer
 from .catalog_archive import ArchiveLimits, index_path_problem
 from .defaults import DEFAULT_WORKERS
+from .destination import ObjectDestination
 from .events import CatalogFetched, DownloadPlan, IndexProgress
 from .folder_lock import lock_folder
 from .index import (
@@ -88,6 +90,10 @@ class DownloadConfig:
     session_kwargs: dict[str, Any]
     limits: ArchiveLimits
     source: Any = None  # a STAC Source (static catalogue, STAC API); None: the MLHub tarball
+    #: options of the object stores asset hrefs (``s3://``...) are fetched from
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    #: an object-store output (``-o s3://...``): files go there, the state stays local
+    destination: ObjectDestination | None = None
 
     @property
     def catalog_path(self) -> Path:
@@ -139,6 +145,8 @@ def make_config(
     workers: int | None,
     limits: ArchiveLimits | None,
     source: SourceLike | None = None,
+    storage_options: StorageOptions | None = None,
+    output_storage_options: StorageOptions | None = None,
 ) -> DownloadConfig:
     if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise ValueError("dataset_id must be a non-empty string")
@@ -148,16 +156,22 @@ def make_config(
     flt = AssetFilter.build(
         bbox=bbox, intersects=intersects, datetime=datetime, collection_filter=collection_filter
     )
+    destination, out = output_location(output_dir, output_storage_options, "output_dir")
+    if asset_output_dir is not None:
+        if destination is not None:
+            raise ValueError("asset_output_dir cannot be used with an object-store output_dir")
+        check_local_path(os.fspath(asset_output_dir), "asset_output_dir")
     # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
-    out = Path(output_dir).expanduser().absolute()
     assets = Path(asset_output_dir).expanduser().absolute() if asset_output_dir is not None else out
     for name, path in (("output_dir", out), ("asset_output_dir", assets)):
         check_output_folder(name, path)
     src: Any = None
+    options = dict(storage_options or {})
     if source is not None:
         from ..sources import open_source
 
-        src = open_source(source)
+        src = open_source(source, storage_options=storage_options)
+        options = {**src.storage_options, **options}
         if src.kind == "mlhub":  # the MLHub API: its catalogue tarball, as without a source
             session = session or getattr(src, "session", None)
             src = None
@@ -174,6 +188,8 @@ def make_config(
         session_kwargs={"api_key": api_key, "profile": profile, "root_url": root_url},
         limits=limits or ArchiveLimits(),
         source=src,
+        storage_options=options,
+        destination=destination,
     )
 
 
@@ -232,6 +248,24 @@ def output_folder_error(exc: BaseException, cfg: DownloadConfig) -> OutputFolder
 
 _FOLDER_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR})
 _SQLITE_READONLY = re.compile(r"readonly database|read-only|unable to open database file")
+
+
+def output_location(
+    output: str | os.PathLike[str], options: StorageOptions | None, what: str
+) -> tuple[ObjectDestination | None, Path]:
+    """``(destination, local folder)`` for an output: an object-store URL gives its
+    :class:`ObjectDestination` and the local state folder; a path gives ``(None, path)``.
+
+    Raises:
+        UnsupportedURLError: any other ``scheme://`` (or ``scheme:/``), never a local folder.
+    """
+    text = os.fspath(output)
+    if is_object_url(text):
+        destination = ObjectDestination(text, options)
+        return destination, destination.state_dir
+    check_local_path(text, what)
+    # absolute now: a background job must not follow a later os.chdir (in a notebook, say)
+    return None, Path(text).expanduser().absolute()
 
 
 EXCLUSION_LABELS = {

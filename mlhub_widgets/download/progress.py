@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..units import human_bytes
 from .events import (
     CatalogFetched,
     JobCancelled,
@@ -20,7 +21,6 @@ from .events import (
     JobFinished,
     ProgressSnapshot,
     ProgressUpdated,
-    human_bytes,
 )
 
 #: Seconds between two lines of :class:`LineProgress`.

@@ -95,6 +95,7 @@ NO_COLLECTIONS_REASON = (
     "catalogue or asset to download."
 )
 
+# Also in sources/base.py: the hub and the client import nothing from each other (the API's record).
 DATASET_KEYS = (
     "id",
     "bbox",

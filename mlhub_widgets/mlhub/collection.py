@@ -8,19 +8,18 @@ import enum
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Self, overload
 
 import pystac
 
 from ..config.session import Session
 from ..exceptions import EntityDoesNotExist
 from . import client
-from .session_bound import SessionBound
+from .session_bound import ApiStacObject
 
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-_C = TypeVar("_C", bound="Collection")
 
 _UNSET: Any = object()
 
@@ -32,7 +31,7 @@ class CollectionType(enum.Enum):
     LABELS = "labels"
 
 
-class Collection(SessionBound, pystac.Collection):
+class Collection(ApiStacObject, pystac.Collection):
     """A STAC Collection of the MLHub API (a :class:`pystac.Collection` subclass).
 
     Create instances with :meth:`fetch`, :meth:`list` or :attr:`Dataset.collections`.
@@ -83,57 +82,29 @@ class Collection(SessionBound, pystac.Collection):
         self.types: builtins.list[str] = []
 
     @classmethod
-    def from_dict(
-        cls: type[_C],
-        d: dict[str, Any],
-        href: str | None = None,
-        root: pystac.Catalog | None = None,
-        migrate: bool = False,
-        preserve_dict: bool = True,
-        *,
-        api_key: str | None = None,
-        profile: str | None = None,
-        root_url: str | None = None,
-        session: Session | None = None,
-    ) -> _C:
-        """Build a Collection from its JSON; it keeps the given session settings."""
-        coll = super().from_dict(
-            d, href=href, root=root, migrate=migrate, preserve_dict=preserve_dict
-        )
-        assert isinstance(coll, cls)
-        coll._bind(session, api_key, profile, root_url)
-        return coll
-
-    @classmethod
     def fetch(
-        cls: type[_C],
+        cls,
         collection_id: str,
         *,
         api_key: str | None = None,
         profile: str | None = None,
         root_url: str | None = None,
         session: Session | None = None,
-    ) -> _C:
+    ) -> Self:
         """Fetch a collection by id.
 
         Raises:
             EntityDoesNotExist: no collection has this id.
         """
-        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
-        return cls.from_dict(client.get_collection(collection_id, session=s), session=s)
+        return cls._fetch(collection_id, api_key, profile, root_url, session)
 
     @classmethod
-    def list(
-        cls: type[_C],
-        *,
-        api_key: str | None = None,
-        profile: str | None = None,
-        root_url: str | None = None,
-        session: Session | None = None,
-    ) -> builtins.list[_C]:
-        """Every collection of the API (all share one session)."""
-        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
-        return [cls.from_dict(d, session=s) for d in client.list_collections(session=s)]
+    def _get_json(cls, object_id: str, session: Session) -> JSON:
+        return client.get_collection(object_id, session=session)
+
+    @classmethod
+    def _list_json(cls, session: Session) -> builtins.list[JSON]:
+        return client.list_collections(session=session)
 
     def __str__(self) -> str:
         return f"{self.id}: {self.description}"
@@ -244,7 +215,7 @@ class Collection(SessionBound, pystac.Collection):
         profile: str | None = None,
         root_url: str | None = None,
         session: Session | None = None,
-    ) -> Path:
+    ) -> Path | str:
         """Download the collection's archive (``{output_dir}/{id}.tar.gz``).
 
         Uses this collection's session unless overridden.
@@ -260,7 +231,7 @@ class Collection(SessionBound, pystac.Collection):
         from ..download import download_archive
 
         s = self._session_for(api_key, profile, root_url, session)
-        path: Path = download_archive(
+        path: Path | str = download_archive(
             self.id, output_dir, if_exists=if_exists, session=s, progress=progress
         )
         return path

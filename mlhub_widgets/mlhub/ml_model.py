@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, TypeVar
+from typing import Any, Self
 
 import pystac
 
 from ..config.session import Session
 from . import client
-from .session_bound import SessionBound
+from .session_bound import ApiStacObject
 
 JSON = dict[str, Any]
-_M = TypeVar("_M", bound="MLModel")
 
 
-class MLModel(SessionBound, pystac.Item):
+class MLModel(ApiStacObject, pystac.Item):
     """An ML model of the MLHub API (a :class:`pystac.Item` with the ``ml-model`` extension)."""
 
     def __init__(
@@ -55,57 +54,29 @@ class MLModel(SessionBound, pystac.Item):
         self._bind(session, api_key, profile, root_url)
 
     @classmethod
-    def from_dict(
-        cls: type[_M],
-        d: dict[str, Any],
-        href: str | None = None,
-        root: pystac.Catalog | None = None,
-        migrate: bool = False,
-        preserve_dict: bool = True,
-        *,
-        api_key: str | None = None,
-        profile: str | None = None,
-        root_url: str | None = None,
-        session: Session | None = None,
-    ) -> _M:
-        """Build a model from its JSON; it keeps the given session settings."""
-        model = super().from_dict(
-            d, href=href, root=root, migrate=migrate, preserve_dict=preserve_dict
-        )
-        assert isinstance(model, cls)
-        model._bind(session, api_key, profile, root_url)
-        return model
-
-    @classmethod
     def fetch(
-        cls: type[_M],
+        cls,
         model_id: str,
         *,
         api_key: str | None = None,
         profile: str | None = None,
         root_url: str | None = None,
         session: Session | None = None,
-    ) -> _M:
+    ) -> Self:
         """Fetch a model by id.
 
         Raises:
             EntityDoesNotExist: no model has this id.
         """
-        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
-        return cls.from_dict(client.get_model_by_id(model_id, session=s), session=s)
+        return cls._fetch(model_id, api_key, profile, root_url, session)
 
     @classmethod
-    def list(
-        cls: type[_M],
-        *,
-        api_key: str | None = None,
-        profile: str | None = None,
-        root_url: str | None = None,
-        session: Session | None = None,
-    ) -> builtins.list[_M]:
-        """Every ML model of the API."""
-        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
-        return [cls.from_dict(d, session=s) for d in client.list_models(session=s)]
+    def _get_json(cls, object_id: str, session: Session) -> JSON:
+        return client.get_model_by_id(object_id, session=session)
+
+    @classmethod
+    def _list_json(cls, session: Session) -> builtins.list[JSON]:
+        return client.list_models(session=session)
 
     @property
     def title(self) -> str | None:

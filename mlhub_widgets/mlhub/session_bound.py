@@ -1,10 +1,13 @@
-"""What the MLHub objects share: the session they were obtained with, and date parsing."""
+"""What the MLHub objects share: the session they were obtained with, date parsing, and (for the
+pystac ones, :class:`Collection` and :class:`MLModel`) ``from_dict``/``fetch``/``list``."""
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
+import pystac
 from dateutil.parser import isoparse
 
 from ..config.session import Session, get_session
@@ -73,3 +76,66 @@ class SessionBound:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+class ApiStacObject(SessionBound):
+    """A pystac object served by the API, bound to the session it came with.
+
+    The subclass (first base, before its pystac class) names its endpoints in
+    :meth:`_get_json` and :meth:`_list_json` and gives ``fetch`` its own argument name.
+    """
+
+    @classmethod
+    def _get_json(cls, object_id: str, session: Session) -> JSON:
+        raise NotImplementedError
+
+    @classmethod
+    def _list_json(cls, session: Session) -> builtins.list[JSON]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: dict[str, Any],
+        href: str | None = None,
+        root: pystac.Catalog | None = None,
+        migrate: bool = False,
+        preserve_dict: bool = True,
+        *,
+        api_key: str | None = None,
+        profile: str | None = None,
+        root_url: str | None = None,
+        session: Session | None = None,
+    ) -> Self:
+        """Build the object from its JSON; it keeps the given session settings."""
+        obj = super().from_dict(  # type: ignore[misc]
+            d, href=href, root=root, migrate=migrate, preserve_dict=preserve_dict
+        )
+        assert isinstance(obj, cls)
+        obj._bind(session, api_key, profile, root_url)
+        return obj
+
+    @classmethod
+    def _fetch(
+        cls,
+        object_id: str,
+        api_key: str | None,
+        profile: str | None,
+        root_url: str | None,
+        session: Session | None,
+    ) -> Self:
+        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
+        return cls.from_dict(cls._get_json(object_id, s), session=s)
+
+    @classmethod
+    def list(
+        cls,
+        *,
+        api_key: str | None = None,
+        profile: str | None = None,
+        root_url: str | None = None,
+        session: Session | None = None,
+    ) -> builtins.list[Self]:
+        """Every object of this kind the API has (all share one session)."""
+        s = client.resolve_session(session, api_key=api_key, profile=profile, root_url=root_url)
+        return [cls.from_dict(d, session=s) for d in cls._list_json(s)]

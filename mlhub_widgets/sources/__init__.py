@@ -13,12 +13,12 @@ things: dataset records, STAC collections, filtered item streams and whole-datas
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..exceptions import MLHubException, TLSVerificationError
+from ..exceptions import EntityDoesNotExist, MLHubException, TLSVerificationError
 from ..net.http import Credentials
+from ..net.objects import head_object, is_object_url
 from ..net.retry import RetryPolicy
 from ..net.settings import NetworkSettings
 from ..net.tls import VerifySetting
@@ -92,7 +92,7 @@ def detect_kind(
     """
     text = os.fspath(url_or_path)
     if not is_url(text):
-        return "static"
+        return "static"  # a folder, a file or an object store: they hold static catalogues
     if text.split("?", 1)[0].endswith(".json"):
         return "static"
     root = text if text.endswith("/") else text + "/"
@@ -134,13 +134,16 @@ def open_source(
     proxy: str | bool | None = None,
     verify: VerifySetting = True,
     network: NetworkSettings | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Source:
     """Open a source of datasets: the MLHub API, a static STAC catalogue or a STAC API.
 
     Args:
-        url_or_path: an MLHub API root, a STAC API landing page, a ``catalog.json`` URL, or a
-            folder/file of a static catalogue. ``None`` opens the configured MLHub API
+        url_or_path: an MLHub API root, a STAC API landing page, a ``catalog.json`` URL, a
+            folder/file of a static catalogue, or a static catalogue in an object store
+            (``s3://bucket/prefix/catalog.json``, or the prefix holding it; ``gs://``,
+            ``az://`` too). ``None`` opens the configured MLHub API
             (``MLHUB_ROOT_URL``/profile). A :class:`Source` is returned as it is.
         kind: ``"mlhub"``, ``"static"`` or ``"stac-api"``; detected when omitted (see
             :func:`detect_kind`).
@@ -154,6 +157,10 @@ def open_source(
             ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``.
         verify: ``True``, a CA bundle path to trust as well, or ``False`` (with a warning).
         network: complete network settings (replaces ``proxy`` and ``verify``).
+        storage_options: for object stores (the catalogue's and the assets' ``s3://``,
+            ``gs://``, ``az://`` URLs): credentials, ``endpoint``, ``region``,
+            ``skip_signature`` for public buckets... (see :mod:`mlhub_widgets.net.objects`);
+            each cloud's environment variables apply too.
         **options: passed to the implementation: ``session``/``api_key``/``profile`` for
             :class:`MLHubApiSource`, ``workers`` for :class:`StaticCatalogSource`,
             ``method``/``page_size`` for :class:`StacApiSource`.
@@ -161,6 +168,9 @@ def open_source(
     Raises:
         ValueError: an unknown ``kind``.
         FileNotFoundError: a local catalogue that does not exist.
+        UnsupportedURLError: a URL scheme the package does not read (``ftp://``...).
+        EntityDoesNotExist: no ``catalog.json`` at an object-store prefix (a prefix without a
+            catalogue is copied with :func:`mlhub_widgets.sync`).
         MLHubException: nothing usable answers at the URL.
     """
     if isinstance(url_or_path, Source):
@@ -185,9 +195,34 @@ def open_source(
     elif url_or_path is None:
         raise ValueError(f"a {resolved} source needs a URL or path")
     elif resolved == "static":
-        target = url_or_path if is_url(os.fspath(url_or_path)) else Path(url_or_path)
-        source = StaticCatalogSource(target, headers=headers, network=network, **options)
+        text = os.fspath(url_or_path)
+        source = StaticCatalogSource(
+            text, headers=headers, network=network, storage_options=storage_options, **options
+        )
+        if is_object_url(source.url):
+            _check_catalogue_object(source.url, storage_options, network)
     else:
         source = StacApiSource(os.fspath(url_or_path), headers=headers, network=network, **options)
     source.modifier = modifier
+    source.storage_options = dict(storage_options or {})
     return source
+
+
+def _check_catalogue_object(
+    url: str, storage_options: Mapping[str, Any] | None, network: NetworkSettings
+) -> None:
+    """One HEAD: a missing catalogue (or bucket, or access) is told now, in one line."""
+    try:
+        head_object(url, storage_options=storage_options, network=network)
+    except EntityDoesNotExist as exc:
+        if "bucket" in str(exc):
+            raise
+        prefix = url.rsplit("/", 1)[0] + "/"
+        raise EntityDoesNotExist(
+            404,
+            "HEAD",
+            url,
+            None,
+            message=f"no STAC catalogue at {url}; to copy the objects of {prefix} without a "
+            f"catalogue, use: mlhub sync {prefix} -o DEST (or mlhub_widgets.sync)",
+        ) from None

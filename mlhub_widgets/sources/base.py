@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias
 
 from ..exceptions import EntityDoesNotExist
@@ -40,7 +40,8 @@ JSON = dict[str, Any]
 SourceKind = Literal["mlhub", "static", "stac-api"]
 EntryKind = Literal["catalog", "collection", "item"]
 
-#: Keys of an MLHub dataset record (``/datasets``); sources fill the ones they know.
+#: Keys of an MLHub dataset record (``/datasets``); sources fill the ones they know. Also in
+#: hub/store.py: the hub and the client import nothing from each other (the API's record).
 DATASET_KEYS = (
     "id",
     "bbox",
@@ -238,6 +239,10 @@ class Source(ABC):
     url: str
     #: proxy, TLS, timeouts and retries of every request made for this source, assets included
     network: NetworkSettings = NetworkSettings()
+    #: options of the object stores (``s3://``, ``gs://``, ``az://``) its documents and assets
+    #: are read from: credentials, endpoint, ``skip_signature``... (see
+    #: :mod:`mlhub_widgets.net.objects`)
+    storage_options: Mapping[str, Any] = MappingProxyType({})
     #: called on each item (and collection) dict before a user sees it, in place, as
     #: pystac-client's ``modifier`` (e.g. ``planetary_computer.sign_inplace``); the download
     #: engine calls it for each asset right before fetching it (:meth:`signer`)

@@ -1,28 +1,42 @@
-"""Reading STAC JSON documents from files and HTTP(S) URLs, from many threads at once.
+"""Reading STAC JSON documents from files, HTTP(S) URLs and object stores, from many threads.
 
 URLs go through the package's HTTP layer (:mod:`mlhub_widgets.net`): proxies, CAs, the retry
 policy, a size cap and a deadline per document; headers given for a source go only to the
-source's origin, also across redirects.
+source's origin, also across redirects. ``s3://``, ``gs://`` and ``az://`` documents are read
+through :mod:`mlhub_widgets.net.objects` with the source's ``storage_options``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from ..exceptions import EntityDoesNotExist, MLHubException
 from ..net.http import Credentials
+from ..net.objects import (
+    check_local_path,
+    is_object_url,
+    join_object_url,
+    read_object,
+    resolve,
+)
 from ..net.settings import NetworkSettings
 from ..net.sync import fetch_document
 
-__all__ = ["JsonReader", "is_url", "resolve_href"]
+__all__ = ["JsonReader", "is_remote", "is_url", "resolve_href"]
 
 
 def is_url(href: str) -> bool:
     """True for ``http://`` and ``https://`` hrefs."""
     return href.startswith(("http://", "https://"))
+
+
+def is_remote(href: str) -> bool:
+    """True for hrefs that are not local paths: HTTP(S) and object-store URLs."""
+    return is_url(href) or is_object_url(href)
 
 
 def resolve_href(href: str, base: str) -> str:
@@ -31,6 +45,8 @@ def resolve_href(href: str, base: str) -> str:
         return href
     if is_url(base):
         return _join_url(base, href)
+    if is_object_url(base):
+        return join_object_url(base, href)
     if href.startswith("file://"):
         return unquote(urlsplit(href).path)
     if os.path.isabs(href):
@@ -66,6 +82,7 @@ class JsonReader:
     Args:
         network: proxy, TLS, timeouts, retries and the size cap of every request.
         credentials: headers (``Authorization``...) for one origin, sent nowhere else.
+        storage_options: options of the object stores documents are read from.
     """
 
     def __init__(
@@ -73,9 +90,12 @@ class JsonReader:
         *,
         network: NetworkSettings | None = None,
         credentials: Credentials | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.network = network or NetworkSettings()
         self.credentials = credentials
+        self.storage_options = dict(storage_options or {})
+        self._stores: dict[tuple[str, ...], Any] = {}  # one lookup per bucket
         self.headers = {"Accept": "application/json, application/geo+json;q=0.9, */*;q=0.1"}
         #: documents requested over HTTP so far
         self.requests = 0
@@ -84,12 +104,26 @@ class JsonReader:
         """The parsed JSON document at ``href`` (URL or file path).
 
         Raises:
-            EntityDoesNotExist: 404 or a missing file.
+            EntityDoesNotExist: 404, a missing object or a missing file.
+            UnsupportedURLError: a scheme the package does not read.
             MLHubHTTPError: another HTTP error status after retries.
             NetworkError: the document could not be fetched.
             MLHubException: the document is not JSON.
         """
+        if is_object_url(href):
+            self.requests += 1
+            bucket = href.split("/", 3)[:3]
+            store = self._stores.get(tuple(bucket))
+            if store is None:
+                store = self._stores[tuple(bucket)] = resolve(
+                    href, self.storage_options, self.network
+                )[0]
+            data = read_object(
+                href, storage_options=self.storage_options, network=self.network, store=store
+            )
+            return self._decode(data, href)
         if not is_url(href):
+            check_local_path(href, "STAC document")
             try:
                 with open(href, "rb") as fh:
                     data = fh.read(self.network.max_document_bytes + 1)

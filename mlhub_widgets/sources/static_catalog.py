@@ -1,4 +1,5 @@
-"""A static STAC catalogue (a folder or an HTTP(S) URL to ``catalog.json``) as a :class:`Source`.
+"""A static STAC catalogue (a folder, an HTTP(S) URL to ``catalog.json``, or a ``catalog.json``
+in an object store: ``s3://``, ``gs://``, ``az://``) as a :class:`Source`.
 
 Datasets and collections are read from the catalogue's structure:
 
@@ -35,9 +36,10 @@ from urllib.parse import urlsplit
 
 from ..exceptions import MLHubException, MLHubWarning
 from ..net.http import Credentials
+from ..net.objects import check_local_path, is_object_url
 from ..net.settings import NetworkSettings
 from .base import JSON, DatasetEntry, Source, dataset_record
-from .fetch import JsonReader, is_url, resolve_href
+from .fetch import JsonReader, is_remote, is_url, resolve_href
 
 if TYPE_CHECKING:
     from ..filters import AssetFilter
@@ -81,7 +83,7 @@ def _same_name(a: str, b: str) -> bool:
 
 def _dataset_id(doc: Mapping[str, Any], href: str) -> str:
     doc_id = str(doc.get("id") or "")
-    path = urlsplit(href).path if is_url(href) else href.replace(os.sep, "/")
+    path = urlsplit(href).path if is_remote(href) else href.replace(os.sep, "/")
     parts = [p for p in path.split("/") if p]
     if (
         len(parts) >= 2
@@ -107,7 +109,7 @@ def _absolute(doc: Mapping[str, Any], href: str) -> JSON:
     """
     plain_base = None
     if "?" not in href and "#" not in href:
-        plain_base = href[: href.rfind("/") + 1] if is_url(href) else None
+        plain_base = href[: href.rfind("/") + 1] if is_remote(href) else None
         if plain_base is None and os.sep == "/":
             plain_base = href[: href.rfind("/") + 1] or None
 
@@ -150,10 +152,11 @@ def _absolute(doc: Mapping[str, Any], href: str) -> JSON:
 
 
 class StaticCatalogSource(Source):
-    """A static STAC catalogue read from a folder, a file or an HTTP(S) URL.
+    """A static STAC catalogue read from a folder, a file, an HTTP(S) URL or an object store.
 
     Args:
-        href: ``catalog.json``/``collection.json`` URL or path, or a folder holding one.
+        href: ``catalog.json``/``collection.json`` URL or path, or a folder holding one; an
+            object-store prefix (``s3://bucket/dataset/``) means its ``catalog.json``.
         workers: documents fetched concurrently during a walk.
         headers: extra HTTP request headers (e.g. ``Authorization`` for a private store),
             sent only to the catalogue's origin.
@@ -161,6 +164,9 @@ class StaticCatalogSource(Source):
         network: proxy, TLS, timeouts and retries (replaces ``timeout``).
         modifier: called on each item before a user sees it, as pystac-client's
             ``modifier`` (see :attr:`Source.modifier`).
+        storage_options: options of the object stores the catalogue and its assets are read
+            from (credentials, endpoint, ``skip_signature``...; see
+            :mod:`mlhub_widgets.net.objects`).
     """
 
     kind: ClassVar = "static"
@@ -176,11 +182,16 @@ class StaticCatalogSource(Source):
         timeout: float = 30.0,
         network: NetworkSettings | None = None,
         modifier: Callable[[Any], Any] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         text = os.fspath(href)
-        if not is_url(text):
+        if is_object_url(text):
+            if not text.endswith(".json"):
+                text = text.rstrip("/") + "/catalog.json"
+        elif not is_url(text):
             if text.startswith("file://"):
                 text = resolve_href(text, "/")
+            check_local_path(text, "catalogue")
             path = Path(text).expanduser().resolve()
             if path.is_dir():
                 for name in ("catalog.json", "collection.json"):
@@ -203,7 +214,12 @@ class StaticCatalogSource(Source):
         self._credentials = (
             Credentials.for_url(self.url, headers=headers) if headers and is_url(self.url) else None
         )
-        self.reader = JsonReader(network=self.network, credentials=self._credentials)
+        self.storage_options = dict(storage_options or {})
+        self.reader = JsonReader(
+            network=self.network,
+            credentials=self._credentials,
+            storage_options=self.storage_options,
+        )
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._structure: _Structure | None = None

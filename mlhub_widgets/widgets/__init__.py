@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from .date_range import DateRangePanel
     from .download_panel import DownloadPanel
     from .explorer_app import Explorer, explorer
+    from .item_pane import ItemsPane
     from .login import LoginPanel
     from .map_filter import MapFilterPanel
+    from .on_disk import OnDiskPanel
     from .search import SearchPanel
     from .state import ExplorerState, Filters
 
@@ -34,8 +36,10 @@ __all__ = [
     "Explorer",
     "ExplorerState",
     "Filters",
+    "ItemsPane",
     "LoginPanel",
     "MapFilterPanel",
+    "OnDiskPanel",
     "SearchPanel",
     "explorer",
 ]
@@ -48,8 +52,10 @@ _LAZY_EXPORTS = {
     "Explorer": ".explorer_app",
     "ExplorerState": ".state",
     "Filters": ".state",
+    "ItemsPane": ".item_pane",
     "LoginPanel": ".login",
     "MapFilterPanel": ".map_filter",
+    "OnDiskPanel": ".on_disk",
     "SearchPanel": ".search",
     "explorer": ".explorer_app",
 }

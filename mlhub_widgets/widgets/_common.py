@@ -128,6 +128,29 @@ body[data-jp-theme-light="false"] .mlhub-explorer .leaflet-bar a:hover,
   padding: 4px 8px; margin: 0 8px 8px 0; }
 .mlhub-collection-box .widget-checkbox { width: auto; }
 .mlhub-key { border-bottom: 3px solid; padding-bottom: 1px; }
+/* The map and the items beside it; below the map when the explorer is narrow. */
+.mlhub-map-split { gap: 8px 0; container-type: inline-size; }
+.mlhub-map-toolbar { column-gap: 16px; }
+.mlhub-items-pane { box-sizing: border-box; padding-left: 8px;
+  border-left: 1px solid var(--jp-border-color2, #bdbdbd); }
+.mlhub-items-pane > * { max-width: 100%; }
+@container (max-width: 740px) {  /* the pane is below the map */
+  .mlhub-items-pane { border-left: none; padding-left: 0; } }
+.mlhub-items-pane .widget-select select { font-size: 0.92em; }
+.mlhub-explorer img.mlhub-quicklook { width: 256px; max-width: 100%; height: auto;
+  image-rendering: pixelated; border: 1px solid var(--jp-border-color2, #bdbdbd); }
+.mlhub-item-facts { max-height: 220px; overflow: auto; font-size: 0.92em; }
+.mlhub-scroll { max-height: 220px; overflow: auto; }
+.mlhub-copy { user-select: all; -webkit-user-select: all; cursor: text; }
+.mlhub-code { white-space: pre; overflow-x: auto; margin: 4px 0; padding: 6px 8px;
+  border: 1px solid var(--jp-border-color2, #bdbdbd); border-radius: 3px;
+  background: var(--jp-layout-color2, rgba(127,127,127,0.08));
+  color: var(--jp-content-font-color1, inherit); font-size: 0.92em;
+  font-family: var(--jp-code-font-family, monospace); }
+.mlhub-item-facts th { white-space: nowrap; }
+/* The invisible sea under the country outlines takes clicks without looking clickable. */
+.mlhub-explorer .leaflet-container path.leaflet-interactive[stroke="none"][fill-opacity="0"] {
+  cursor: inherit; }
 </style>
 """
 

@@ -14,6 +14,7 @@ from .date_range import DateRangePanel
 from .download_panel import DownloadPanel
 from .login import LoginPanel
 from .map_filter import MapFilterPanel
+from .on_disk import OnDiskPanel
 from .search import SearchPanel
 from .state import ExplorerState, Filters, completed_fraction
 
@@ -21,7 +22,17 @@ from .state import ExplorerState, Filters, completed_fraction
 # without any handler, Python's last-resort handler would write WARNINGs to stderr.
 logging.getLogger("mlhub_widgets").addHandler(logging.NullHandler())
 
-TAB_TITLES = ("1 · Connect", "2 · Dataset", "3 · Area", "4 · Dates", "5 · Content", "6 · Download")
+TAB_TITLES = (
+    "1 · Connect",
+    "2 · Dataset",
+    "3 · Area",
+    "4 · Dates",
+    "5 · Content",
+    "6 · Download",
+    "7 · On disk",
+)
+#: The index of the On-disk tab (opening it reads the dataset's folder again).
+ON_DISK_TAB = 6
 
 
 class Explorer(W.VBox):  # type: ignore[misc]
@@ -29,7 +40,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
 
     Attributes:
         state: the shared :class:`~mlhub_widgets.widgets.state.ExplorerState`.
-        login, search, map, dates, content, download: the panels.
+        login, search, map, dates, content, download, on_disk: the panels.
         tabs: the :class:`ipywidgets.Tab` holding them.
 
     ``filters``, ``dataset`` and ``job`` read and set the state from code; the panels follow.
@@ -50,8 +61,17 @@ class Explorer(W.VBox):  # type: ignore[misc]
         self.dates = DateRangePanel(st)
         self.content = ContentFilterPanel(st)
         self.download = DownloadPanel(st)
+        self.on_disk = OnDiskPanel(st, basemap=basemap)
         self.tabs = W.Tab(
-            [self.login, self.search, self.map, self.dates, self.content, self.download],
+            [
+                self.login,
+                self.search,
+                self.map,
+                self.dates,
+                self.content,
+                self.download,
+                self.on_disk,
+            ],
             titles=TAB_TITLES,
         )
         self.tabs.add_class("mlhub-tabs")
@@ -64,6 +84,7 @@ class Explorer(W.VBox):  # type: ignore[misc]
             names=["connection", "dataset_id", "detail", "filters", "job_state", "progress"],
         )
         st.observe(self._on_session, names=["session", "source"])
+        self.tabs.observe(self._on_tab, names="selected_index")
         self._render_summary()
         # The map's front end reports the page's URL when it first renders: the page has
         # loaded every widget by then, so updates it may have lost meanwhile are sent again.
@@ -111,6 +132,10 @@ class Explorer(W.VBox):  # type: ignore[misc]
         if change["old"] is None and change["new"] is not None and self.tabs.selected_index == 0:
             self.tabs.selected_index = 1
 
+    def _on_tab(self, change: dict[str, Any]) -> None:
+        if change["new"] == ON_DISK_TAB and self.state.dataset_id:
+            self.state.refresh_disk()
+
     def _render_summary(self, _change: object = None) -> None:
         st = self.state
         conn = esc(st.connection) if st.connection else "not connected"
@@ -149,8 +174,9 @@ def explorer(
         dataset: a dataset id to select once connected.
         output_dir: where downloads go (``MLHUB_OUTPUT_DIR`` overrides the default ``"."``).
         demo: use the bundled demo hub (offline, no key).
-        basemap: ``"osm"``, ``None``/``"none"`` or a tile URL template (default:
-            ``MLHUB_BASEMAP`` or ``"osm"``); country outlines are always drawn.
+        basemap: ``"osm"``, ``"imagery"``, ``None``/``"none"`` or a tile URL template
+            (default: ``MLHUB_BASEMAP`` or ``"osm"``); country outlines are always drawn, and
+            the Area tab can switch basemaps.
         source: a static STAC catalogue (folder, path or URL), a STAC API URL or a
             :class:`~mlhub_widgets.sources.Source` to explore instead of an MLHub API.
 

@@ -1,62 +1,63 @@
-"""MapFilterPanel: the dataset on a map, and the area of interest (bbox *or* intersects).
+"""MapFilterPanel: the dataset and its items on a map, and the area of interest (bbox *or*
+intersects).
 
-Basemaps
---------
-``basemap`` chooses the tiles under the vector layers:
-
-* ``"osm"`` (the default, unless ``MLHUB_BASEMAP`` says otherwise): OpenStreetMap tiles. They
-  need internet *in the browser*; offline they simply stay blank (nothing else breaks).
-* ``None`` or ``"none"``: no tile layer, no tile requests at all (air-gapped machines, CI).
-* any other string: a tile URL template such as ``"https://tiles.example.org/{z}/{x}/{y}.png"``
-  (or a local tile server on loopback).
-
-Whatever the basemap, the panel always draws the bundled Natural Earth country outlines
-(``widgets/data/naturalearth_countries.geojson``, public domain), so the map gives orientation
-with no tiles at all.
+The map shows the selected dataset's footprint and collection extents, and the footprints of
+its items: those the filters select highlighted, the others dimmed. Beside it,
+:class:`~.item_pane.ItemsPane` counts and lists the selected items (the count follows a
+rectangle or polygon while it is being drawn) and previews one item. Above it, an offline place
+search (countries, ``lat, lon``, a bbox) and the basemap choice; see :mod:`.map_view` for the
+basemaps and the country outlines drawn under everything.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import ipyleaflet as L
 import ipywidgets as W
 
-from ._common import LABEL_STYLE, css_widget, esc, msg_html
+from ._common import LABEL_STYLE, StatusLine, css_widget, esc, msg_html
+from .item_pane import LABEL_COLOR, LEFT_OUT_COLOR, PREVIEW_COLOR, SELECTED_COLOR, ItemsPane
+from .map_view import (
+    BASEMAP_ENV,
+    BASEMAP_LABELS,
+    IMAGERY_URL,
+    OSM_URL,
+    OUTLINES,
+    country_outlines,
+    fit,
+    fit_view,
+    make_map,
+    outlines_layer,
+    resolve_basemap,
+    set_basemap,
+)
 from .state import ExplorerState, Filters, friendly_error
+from .state.footprints import NO_SKETCH, SketchTracker, split_features
+from .state.places import country_names, find_place
 
-BASEMAP_ENV = "MLHUB_BASEMAP"
-OSM_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-OSM_ATTRIBUTION = "© OpenStreetMap contributors"
-OUTLINES = Path(__file__).with_name("data") / "naturalearth_countries.geojson"
+__all__ = [
+    "BASEMAP_ENV",
+    "IMAGERY_URL",
+    "OSM_URL",
+    "OUTLINES",
+    "MapFilterPanel",
+    "country_outlines",
+    "feature_for",
+    "filters_from_feature",
+    "fit_view",
+    "resolve_basemap",
+]
 
 RECTANGLE_COLOR = "#d62728"
 POLYGON_COLOR = "#9467bd"
 FOOTPRINT_COLOR = "#1f77b4"
 EXTENT_COLOR = "#ff7f0e"
-
-
-@cache
-def country_outlines() -> dict[str, Any]:
-    """The bundled Natural Earth 1:110m country outlines as a GeoJSON FeatureCollection."""
-    data: dict[str, Any] = json.loads(OUTLINES.read_text(encoding="utf-8"))
-    return data
-
-
-def resolve_basemap(basemap: str | None = "default") -> str | None:
-    """The tile URL template for ``basemap`` (``None``: no tiles). See the module docstring."""
-    if basemap == "default":
-        basemap = os.environ.get(BASEMAP_ENV, "osm")
-    if basemap is None or basemap.strip().lower() in ("", "none", "off"):
-        return None
-    if basemap.strip().lower() == "osm":
-        return OSM_URL
-    return basemap.strip()
+#: While a shape is drawn, the footprint layers follow the mouse up to this many items (above,
+#: only the count does: re-sending thousands of footprints per move would lag).
+LIVE_LAYER_LIMIT = 1500
+EMPTY: dict[str, Any] = {"type": "FeatureCollection", "features": []}
 
 
 def _ring_is_box(geometry: dict[str, Any]) -> bool:
@@ -120,17 +121,17 @@ def feature_for(filters: Filters) -> dict[str, Any] | None:
 
 
 class MapFilterPanel(W.VBox):  # type: ignore[misc]
-    """The selected dataset's footprint and collection extents, and the area of interest.
+    """The selected dataset and its items on a map, and the area of interest.
 
     Draw a rectangle (→ ``bbox``) or a polygon (→ ``intersects``) with the tools on the map, edit
-    or delete it there; or type a bbox, paste or upload GeoJSON. There is one area at a time:
-    a new one replaces the old one, because the download API takes ``bbox`` or ``intersects``,
-    never both.
+    or delete it there; or type a bbox, paste or upload GeoJSON, or use a country found by the
+    place search. There is one area at a time: a new one replaces the old one, because the
+    download API takes ``bbox`` or ``intersects``, never both.
 
     Args:
         state: the shared state (a new one if omitted).
-        basemap: ``"osm"``, ``None``/``"none"`` or a tile URL template; the default reads
-            ``MLHUB_BASEMAP`` (else ``"osm"``). Country outlines are always drawn.
+        basemap: ``"osm"``, ``"imagery"``, ``None``/``"none"`` or a tile URL template; the
+            default reads ``MLHUB_BASEMAP`` (else ``"osm"``). Country outlines are always drawn.
     """
 
     def __init__(self, state: ExplorerState | None = None, *, basemap: str | None = "default"):
@@ -138,48 +139,50 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         st = self.state
         self._syncing = False
         self.basemap_url = resolve_basemap(basemap)
+        self.tracker = SketchTracker()
 
-        layers: list[Any] = []
-        if self.basemap_url is not None:
-            attribution = OSM_ATTRIBUTION if self.basemap_url == OSM_URL else ""
-            layers.append(
-                L.TileLayer(
-                    url=self.basemap_url,
-                    name="Basemap tiles",
-                    base=True,
-                    attribution=attribution,
-                    max_zoom=19,
-                )
-            )
-        self.map = L.Map(
-            center=(15, 0),
-            zoom=2,
-            min_zoom=1,
-            layers=tuple(layers),
-            scroll_wheel_zoom=True,
-            world_copy_jump=False,
-            layout=W.Layout(height="420px", width="100%"),
-        )
-        self.outlines = L.GeoJSON(
-            data=country_outlines(),
-            name="Countries (Natural Earth)",
-            style={
-                "color": "#7f7f7f",
-                "weight": 0.7,
-                "opacity": 0.8,
-                "fillColor": "#9e9e9e",
-                "fillOpacity": 0.12,
-            },
-        )
+        self.map = make_map(self.basemap_url)
+        self.map.layout.flex = "2 1 420px"
+        self.map.layout.min_width = "0"
+        self.map.layout.width = "auto"
+        self.outlines = outlines_layer()
         self.extents = L.GeoJSON(
-            data={"type": "FeatureCollection", "features": []},
+            data=EMPTY,
             name="Collection extents",
             style={"color": EXTENT_COLOR, "weight": 1.5, "fillOpacity": 0.03, "dashArray": "4 4"},
         )
         self.footprint = L.GeoJSON(
-            data={"type": "FeatureCollection", "features": []},
+            data=EMPTY,
             name="Dataset footprint",
-            style={"color": FOOTPRINT_COLOR, "weight": 2, "fillOpacity": 0.08},
+            style={"color": FOOTPRINT_COLOR, "weight": 2, "fillOpacity": 0.04},
+        )
+        self.items_out = L.GeoJSON(
+            data=EMPTY,
+            name="Items left out",
+            style={
+                "color": LEFT_OUT_COLOR,
+                "weight": 1,
+                "opacity": 0.6,
+                "fillOpacity": 0.03,
+                "dashArray": "3 3",
+            },
+            hover_style={"weight": 2.5, "opacity": 1},
+        )
+        self.items_in = L.GeoJSON(
+            data=EMPTY,
+            name="Items selected",
+            style={"color": SELECTED_COLOR, "weight": 1.5, "opacity": 0.9, "fillOpacity": 0.15},
+            hover_style={"weight": 3, "fillOpacity": 0.4},
+        )
+        self.previewed = L.GeoJSON(
+            data=EMPTY,
+            name="Previewed item",
+            style={"color": PREVIEW_COLOR, "weight": 3, "opacity": 1, "fillOpacity": 0},
+        )
+        self.labels = L.GeoJSON(
+            data=EMPTY,
+            name="Labels of the previewed item",
+            style={"color": LABEL_COLOR, "weight": 1.5, "opacity": 0.95, "fillOpacity": 0.3},
         )
         self.draw = L.DrawControl(
             rectangle={"shapeOptions": _style(RECTANGLE_COLOR)},
@@ -191,11 +194,23 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             edit=True,
             remove=True,
         )
-        for layer in (self.outlines, self.extents, self.footprint):
+        # the previewed item's outline goes under the items, so that a click there still
+        # reaches the item footprints (and previews the one on top)
+        self.vector_layers = [
+            self.outlines,
+            self.extents,
+            self.footprint,
+            self.previewed,
+            self.items_out,
+            self.items_in,
+            self.labels,
+        ]
+        for layer in self.vector_layers:
             self.map.add(layer)
+            layer.on_click(self._on_layer_click)
         self.map.add(self.draw)
         self.map.add(L.LayersControl(position="topright"))
-        self.map.add(L.ScaleControl(position="bottomleft"))
+        self.items = ItemsPane(st)
 
         # the shape colours underline the words (as text they are too faint on a dark theme)
         self.mode = W.HTML(
@@ -203,7 +218,38 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             f'{RECTANGLE_COLOR}">rectangle</b> (→ <code>bbox</code>) or a <b class="mlhub-key" '
             f'style="border-color:{POLYGON_COLOR}">polygon</b> (→ <code>intersects</code>) with '
             "the tools at the left of the map, or type the area below. Only one area is used: a "
-            "new one replaces the old one.</span>"
+            "new one replaces the old one. Click an item's footprint to preview it.</span>"
+        )
+        self.place = W.Combobox(
+            options=country_names(),
+            placeholder="a country, 'lat, lon' or 'W, S, E, N'",
+            description="Place",
+            ensure_option=False,
+            continuous_update=False,
+            tooltip="Offline place search: a country, 'lat, lon' or 'west, south, east, north'",
+            style={"description_width": "45px"},
+            layout=W.Layout(width="min(300px, 100%)"),
+        )
+        self.go_button = W.Button(
+            description="Go",
+            icon="crosshairs",
+            tooltip="Show it on the map",
+            layout=W.Layout(width="auto"),
+        )
+        self.use_place = W.Button(
+            description="Use as area",
+            icon="check",
+            tooltip="Use the place found as the area filter",
+            disabled=True,
+            layout=W.Layout(width="auto"),
+        )
+        self.basemap = W.Dropdown(
+            options=self._basemap_options(),
+            value=self.basemap_url,
+            description="Basemap",
+            tooltip="The tiles under the map's layers (online ones stay blank offline)",
+            style={"description_width": "65px"},
+            layout=W.Layout(width="min(330px, 100%)"),
         )
         self.readout = W.HTML()
         self.message = W.HTML()
@@ -237,8 +283,14 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             icon="upload",
             layout=W.Layout(width="auto"),  # the fixed default width cut the label
         )
+        self.tiles_status = StatusLine(st, ["tiles"])
         for widget, cls in [
             (self.map, "mlhub-map"),
+            (self.place, "mlhub-place"),
+            (self.go_button, "mlhub-place-go"),
+            (self.use_place, "mlhub-place-use"),
+            (self.basemap, "mlhub-basemap"),
+            (self.tiles_status, "mlhub-tiles-status"),
             (self.readout, "mlhub-aoi-readout"),
             (self.message, "mlhub-aoi-message"),
             (self.west, "mlhub-bbox-west"),
@@ -276,11 +328,22 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         )
         self.entry_toggle.add_class("mlhub-entry-toggle")
         self.entry.add_class("mlhub-area-entry")
+        self.toolbar = W.HBox(
+            [self.place, self.go_button, self.use_place, self.basemap], layout=wrap
+        )
+        self.toolbar.add_class("mlhub-map-toolbar")
+        self.split = W.HBox(
+            [self.map, self.items],
+            layout=W.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"),
+        )
+        self.split.add_class("mlhub-map-split")
         super().__init__(
             [
                 css_widget(),
                 self.mode,
-                self.map,
+                self.toolbar,
+                self.tiles_status,
+                self.split,
                 W.HBox([self.clear_button, self.zoom_button, self.readout], layout=wrap),
                 self.message,
                 self.entry_toggle,
@@ -289,18 +352,35 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         )
         self.add_class("mlhub-map-panel")
         self.add_class("mlhub-panel")
+        self._place: Any = None
+        self._clicked_row = -1
 
         self.entry_toggle.observe(self._on_entry_toggle, names="value")
         self.draw.observe(self._on_draw_data, names="data")
+        self.map.on_interaction(self._on_interaction)
         self.apply_bbox.on_click(self._on_apply_bbox)
         self.apply_geojson.on_click(self._on_apply_geojson)
         self.upload.observe(self._on_upload, names="value")
         self.clear_button.on_click(lambda _b: self._set(self.state.filters.with_bbox(None)))
         self.zoom_button.on_click(lambda _b: self.zoom_to_dataset())
+        self.go_button.on_click(lambda _b: self.go_to(self.place.value))
+        self.place.observe(lambda c: self.go_to(c["new"]) if c["new"] else None, names="value")
+        self.use_place.on_click(lambda _b: self._use_place())
+        self.basemap.observe(self._on_basemap, names="value")
         st.observe(self._render_filters, names="filters")
         st.observe(self._render_dataset, names=["footprint", "collections"])
+        st.observe(self._render_items, names=["item_selection"])
+        st.observe(self._zoom_to_items, names=["item_frame"])
+        st.observe(self._render_preview, names=["preview_row", "preview"])
         self._render_filters()
         self._render_dataset()
+        self._render_items()
+
+    def _basemap_options(self) -> list[tuple[str, str | None]]:
+        options = list(BASEMAP_LABELS)
+        if self.basemap_url is not None and all(self.basemap_url != u for _l, u in options):
+            options.append(("Custom tiles", self.basemap_url))
+        return options
 
     # -- intent ------------------------------------------------------------------------------
     def _set(self, filters: Filters) -> None:
@@ -314,6 +394,8 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         """The draw control's shapes changed in the browser (created, edited or deleted)."""
         if self._syncing:
             return
+        self.tracker.reset()
+        self.state.preview_area(None)
         features = [f for f in change["new"] or [] if isinstance(f, dict) and f.get("geometry")]
         if len(features) > 1:  # a new shape: it replaces the previous one
             self._show(features[-1])
@@ -324,6 +406,30 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
                 self._set(self.state.filters.with_bbox(None))
         except (ValueError, TypeError) as exc:
             self._fail(exc)
+
+    def _on_interaction(self, **event: Any) -> None:
+        """A mouse event on the map: follow the shape being drawn (see ``SketchTracker``)."""
+        coords = event.get("coordinates")
+        if not coords or self.state.item_frame is None:
+            return
+        sketch = self.tracker.feed(str(event.get("type")), coords[0], coords[1], self.map.zoom)
+        if sketch is NO_SKETCH:
+            self.state.preview_area(None)
+        elif sketch is not None:
+            self.state.preview_area(sketch)
+
+    def _on_layer_click(self, **event: Any) -> None:
+        """A click on a vector layer: not a polygon vertex; on an item, preview it (the map
+        stays where it is: the item is under the mouse)."""
+        self.tracker.layer_clicked()
+        props = event.get("properties") or {}
+        row = props.get("row")
+        if isinstance(row, int) and props.get("id") is not None:
+            self._clicked_row = row
+            try:
+                self.state.preview_item(row)
+            except ValueError as exc:
+                self.state.set_error("preview", str(exc))
 
     def _on_entry_toggle(self, change: dict[str, Any]) -> None:
         self.entry.layout.display = None if change["new"] else "none"
@@ -365,6 +471,44 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
             self._fail(ValueError("The uploaded file is not UTF-8 text (GeoJSON is)."))
             return
         self._use_geojson(text)
+
+    def go_to(self, text: str) -> None:
+        """Show the place ``text`` names on the map (see :func:`.state.places.find_place`)."""
+        try:
+            place = find_place(text)
+        except ValueError as exc:
+            self._place = None
+            self.use_place.disabled = True
+            self._fail(exc)
+            return
+        self._place = place
+        self.message.value = (
+            f'<span class="mlhub-help">Showing <b>{esc(place.name)}</b>; "Use as area" makes '
+            "it the area filter.</span>"
+        )
+        self.use_place.disabled = place.geometry.get("type") == "Point"
+        self._fit(place.bounds)
+
+    def _use_place(self) -> None:
+        place = self._place
+        if place is None:
+            return
+        try:
+            if place.geometry.get("type") == "Polygon" and _ring_is_box(place.geometry):
+                self._set(self.state.filters.with_bbox(place.bounds))
+            else:
+                self._set(self.state.filters.with_intersects(place.geometry))
+        except (ValueError, TypeError) as exc:
+            self._fail(exc)
+
+    def _on_basemap(self, change: dict[str, Any]) -> None:
+        url = change["new"]
+        self.basemap_url = url
+        set_basemap(self.map, url)
+        if url is None:
+            self.state.set_warning("tiles", None)
+        else:
+            self.state.check_tiles(url)
 
     # -- rendering -----------------------------------------------------------------------------
     def _show(self, feature: dict[str, Any] | None) -> None:
@@ -422,6 +566,44 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         if fp:
             self.zoom_to_dataset()
 
+    def _render_items(self, _change: object = None) -> None:
+        st = self.state
+        sel = st.item_selection
+        features = st.item_features()
+        if sel.sketch and len(features) > LIVE_LAYER_LIMIT:
+            return
+        chosen, other = split_features(features, sel.selected)
+        with self.map.hold_sync():
+            self.items_in.data = chosen
+            self.items_out.data = other
+
+    def _zoom_to_items(self, _change: object = None) -> None:
+        """Once the items are loaded, show them all (a dataset's record often spans more)."""
+        frame = self.state.item_frame
+        if frame is None or not len(frame) or frame.geometry.isna().all():
+            return
+        w, s, e, n = (float(v) for v in frame.geometry.total_bounds)
+        if all(v == v for v in (w, s, e, n)):  # not NaN
+            self._fit((w, s, e, n))
+
+    def _render_preview(self, _change: object = None) -> None:
+        st = self.state
+        record = st.item_record(st.preview_row) if st.preview_row >= 0 else None
+        geometry = record.get("geometry") if record else None
+        self.previewed.data = (
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {}, "geometry": geometry}],
+            }
+            if geometry
+            else EMPTY
+        )
+        p = st.preview
+        self.labels.data = dict(p.geojson) if p is not None and p.kind == "labels" else EMPTY
+        if geometry and st.preview is None and st.preview_row != self._clicked_row:
+            self._fit(_bounds(geometry), zoom_out=1)  # once, when the item is picked
+        self._clicked_row = -1
+
     def zoom_to(self, filters: Filters) -> None:
         """Fit the map to the area of ``filters``."""
         feature = feature_for(filters)
@@ -433,33 +615,10 @@ class MapFilterPanel(W.VBox):  # type: ignore[misc]
         if self.state.footprint:
             self._fit(_bounds(self.state.footprint))
 
-    def _fit(self, bounds: tuple[float, float, float, float]) -> None:
-        # Not Map.fit_bounds: it is a coroutine that needs the kernel's event loop and browser
-        # round trips, and this runs in worker threads too. Compute centre and zoom instead.
-        center, zoom = fit_view(bounds)
-        with self.map.hold_sync():
-            self.map.center = center
-            self.map.zoom = zoom
-
-
-def fit_view(
-    bounds: tuple[float, float, float, float], size: tuple[int, int] = (640, 400)
-) -> tuple[tuple[float, float], int]:
-    """Centre ``(lat, lon)`` and Web-Mercator zoom that show ``bounds`` in ``size`` pixels."""
-    w, s, e, n = bounds
-    s, n = max(s, -85.0), min(n, 85.0)
-
-    def merc(lat: float) -> float:
-        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
-
-    dlon = max(e - w, 1e-6)
-    dy = max(merc(n) - merc(s), 1e-6)
-    zoom_x = math.log2(size[0] * 360.0 / (256.0 * dlon * 1.15))
-    zoom_y = math.log2(size[1] * 2 * math.pi / (256.0 * dy * 1.15))
-    zoom = int(max(1, min(18, math.floor(min(zoom_x, zoom_y)))))
-    mid_y = (merc(n) + merc(s)) / 2
-    lat = math.degrees(2 * math.atan(math.exp(mid_y)) - math.pi / 2)
-    return (lat, (w + e) / 2), zoom
+    def _fit(self, bounds: tuple[float, float, float, float], zoom_out: int = 0) -> None:
+        fit(self.map, bounds)
+        if zoom_out:
+            self.map.zoom = max(1, self.map.zoom - zoom_out)
 
 
 def _area_of(f: Filters) -> tuple[Any, Any]:

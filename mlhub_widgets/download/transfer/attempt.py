@@ -14,27 +14,32 @@ import errno
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from ...exceptions import NetworkError
-from ...net.http import Credentials, HttpClient, Origin, Response, origin_of
+from ...exceptions import MLHubException, NetworkError
+from ...net.http import Credentials, HttpClient, Origin, origin_of
+from ...net.objects import is_object_url
 from ...net.redact import redact_text, redact_url
 from ...net.retry import RETRY_STATUSES, RetryPolicy, retry_after_seconds
 from ...net.settings import NetworkSettings
+from ...units import human_bytes
 from .disk import _DiskError, _DiskWorkers, _write_chunk
+from .fetchers import FetchedResponse, ObjectFetcher
 from .files import HASH_LABEL, PART_FLAGS, open_part, unlink_quietly, write_small
-from .http_helpers import _human, _parse_content_range, _reason, _validator
+from .http_helpers import _parse_content_range, _reason, _validator
 from .resume import _contiguous, _read_meta, _write_meta
-from .spec import TransferOutcome, TransferSpec
+from .spec import Destination, TransferOutcome, TransferSpec
 from .verify import (
     _expected_digest,
     _hash_file_async,
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Bodies up to this size are read whole, then verified and written in one go by a disk thread;
 #: larger ones stream to ``.part`` (and can be resumed when cut).
@@ -103,6 +108,11 @@ class _Job:
     resigned: bool = False  # a refused signed URL was signed again once
 
 
+def file_url_path(url: str) -> str:
+    """The local path of a ``file://`` URL."""
+    return unquote(urlsplit(url).path)
+
+
 def unfetchable_reason(href: str) -> str:
     """Why the engine cannot fetch ``href`` (a failed asset's reason in ``err_report.csv``)."""
     if not href:
@@ -146,6 +156,8 @@ class FileAttempts:
         network: NetworkSettings | None = None,
         sign: Callable[[str], str] | None = None,
         if_exists: str = "resume",
+        storage_options: Mapping[str, Any] | None = None,
+        destination: Destination | None = None,
     ) -> None:
         if if_exists not in ("resume", "skip", "overwrite"):
             raise ValueError(
@@ -176,6 +188,10 @@ class FileAttempts:
         self.credentials: dict[Origin, Credentials] = {c.origin: c for c in credentials}
         #: gives a freshly signed URL for an asset href (a source's ``modifier``), or None
         self.sign = sign
+        #: GETs of object URLs (``s3://``, ``gs://``, ``az://``): obstore, these options
+        self.objects = ObjectFetcher(storage_options, network)
+        #: where verified files go instead of their ``dest`` (an object store), or None
+        self.destination = destination
 
     def _client(self) -> HttpClient:
         return HttpClient(
@@ -191,6 +207,11 @@ class FileAttempts:
         if mode == "overwrite":
             return None
         dest = os.fspath(spec.dest)
+        if self.destination is not None:
+            there = self.destination.size_of(dest)
+            if there is None or (mode == "resume" and spec.size not in (None, there)):
+                return None
+            return TransferOutcome(spec, True, there, None, None, None, None, False, 0, 0, 0)
         try:
             size = os.stat(dest).st_size
         except (FileNotFoundError, NotADirectoryError):
@@ -210,6 +231,8 @@ class FileAttempts:
         disk: _DiskWorkers | None = None,
     ) -> TransferOutcome:
         spec = job.spec
+        if self.destination is not None and spec.url.startswith("file://"):
+            return await self._upload_local(job, on_bytes)
         dest = job.dest or os.fspath(spec.dest)
         part = dest + ".part"
         meta_path = part + ".meta"
@@ -242,7 +265,7 @@ class FileAttempts:
     async def _handle(
         self,
         job: _Job,
-        resp: Response,
+        resp: FetchedResponse,
         offset: int,
         known_total: int | None,
         had_part: bool,
@@ -326,7 +349,15 @@ class FileAttempts:
                 raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
             meta = meta_path if had_part else None
             expected = _expected_digest(spec)
-            if disk is not None:
+            if self.destination is not None:
+                put = self.destination.put_small(dest, body, expected, md5_header)
+                mismatch = await self._upload(put)
+                if mismatch is not None:
+                    raise _Mismatch(mismatch)
+                if meta is not None:
+                    unlink_quietly(meta)
+                failure = None
+            elif disk is not None:
                 failure = await disk.write_small((part, dest, body, meta, expected, md5_header))
             else:
                 failure = write_small(part, dest, body, meta, expected, md5_header)
@@ -390,14 +421,17 @@ class FileAttempts:
 
     async def _get(
         self, client: HttpClient, url: str, extra: dict[str, str] | None, job: _Job
-    ) -> Response:
-        """GET ``url`` following redirects (see :meth:`HttpClient.send`: credentials stay on
-        their origin at every hop)."""
+    ) -> FetchedResponse:
+        """GET ``url``: over HTTP(S) following redirects (see :meth:`HttpClient.send`:
+        credentials stay on their origin at every hop), or from an object store
+        (:class:`~.fetchers.ObjectFetcher`: the same answer for ``s3://``, ``gs://``, ``az://``)."""
         job.attempts += 1
-        if not url.startswith(("https://", "http://")):
-            raise _Fail(unfetchable_reason(url))
-        credentials = self.credentials.get(origin_of(url)) if self.credentials else None
         try:
+            if not url.startswith(("https://", "http://")):
+                if not is_object_url(url):
+                    raise _Fail(unfetchable_reason(url))
+                return await self.objects.send(url, extra, job.spec.size)
+            credentials = self.credentials.get(origin_of(url)) if self.credentials else None
             return await client.send(url, credentials=credentials, headers=extra)
         except NetworkError as exc:
             if exc.retryable:
@@ -407,7 +441,7 @@ class FileAttempts:
     async def _stream(
         self,
         job: _Job,
-        resp: Response,
+        resp: FetchedResponse,
         part: str,
         meta_path: str,
         start: int,
@@ -551,12 +585,53 @@ class FileAttempts:
             if hasher.digest() != expected[1]:
                 self._discard_part(part, meta_path, True)
                 raise _Mismatch(f"checksum mismatch ({HASH_LABEL.get(expected[0], expected[0])})")
-        self._publish(part, os.fspath(spec.dest))
+        if self.destination is not None:
+            await self._upload(self.destination.publish(part, os.fspath(spec.dest), size))
+        else:
+            self._publish(part, os.fspath(spec.dest))
         unlink_quietly(meta_path)
         return TransferOutcome(
             spec, True, size, status, job.etag, job.last_modified, None, False,
             job.attempts, job.retries, job.resumed_from,
         )  # fmt: skip
+
+    async def _upload(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Await a write to the :attr:`destination`; its failures become the file's: retried
+        when trying again may help (a dropped connection, a 503), else final."""
+        job_error: MLHubException
+        try:
+            return await work
+        except NetworkError as exc:
+            if exc.retryable:
+                raise _Retry(f"upload failed: {exc}") from None
+            job_error = exc
+        except MLHubException as exc:
+            job_error = exc
+        status = getattr(job_error, "status_code", None)
+        if isinstance(status, int) and status in RETRY_STATUSES:
+            raise _Retry(f"upload failed: {job_error}", status=status)
+        raise _Fail(f"upload failed: {job_error}", status=status)
+
+    async def _upload_local(
+        self, job: _Job, on_bytes: Callable[[int], None] | None
+    ) -> TransferOutcome:
+        """A local file (``file://`` spec) copied to the :attr:`destination` as it is."""
+        assert self.destination is not None
+        spec = job.spec
+        job.attempts += 1
+        path = file_url_path(spec.url)
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise _Fail(f"cannot read {path}: {exc.strerror or exc}") from None
+        if spec.size is not None and size != spec.size:
+            raise _Fail(f"{path} changed: {size:,} bytes, listed with {spec.size:,}")
+        await self._upload(self.destination.upload_file(path, os.fspath(spec.dest), size))
+        if on_bytes is not None:
+            on_bytes(size)
+        return TransferOutcome(
+            spec, True, size, 200, None, None, None, False, job.attempts, job.retries, 0
+        )
 
     def _publish(self, part: str, dest: str) -> None:
         try:
@@ -584,7 +659,7 @@ class FileAttempts:
         need = total if total is not None else spec.size
         if exc.errno in _DISK_FULL:
             what = "disk full" if exc.errno == errno.ENOSPC else "disk quota exceeded"
-            needs = f" (needs {_human(need)})" if need is not None else ""
+            needs = f" (needs {human_bytes(need)})" if need is not None else ""
             return _Fail(f"{what} writing {dest}{needs}", disk_full=True)
         return _Fail(f"cannot write {dest}: {exc.strerror or exc}")
 

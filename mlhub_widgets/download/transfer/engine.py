@@ -83,6 +83,9 @@ class TransferEngine(FileAttempts):
         if_exists: what to do when ``dest`` already exists: ``"resume"`` (keep it when its size
             matches the expected size, or when no size is known; no request is made), ``"skip"``
             (keep it, whatever it is) or ``"overwrite"`` (fetch again).
+        storage_options: options of the object stores ``s3://``, ``gs://`` and ``az://``
+            specs are fetched from (:mod:`mlhub_widgets.net.objects`; see
+            :mod:`.fetchers`).
     """
 
     def __repr__(self) -> str:

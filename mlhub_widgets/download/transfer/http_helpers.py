@@ -1,20 +1,10 @@
-"""Small HTTP helpers of the engine: sizes for messages, ``Content-Range``, validators, reasons."""
+"""Small HTTP helpers of the engine: ``Content-Range``, validators, reasons."""
 
 from __future__ import annotations
 
 import contextlib
 from http import HTTPStatus
-from typing import Any
-
-from ...net.http import Response
-
-
-def _human(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
+from typing import Any, Protocol
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
@@ -44,7 +34,12 @@ def _validator(etag: Any, last_modified: Any) -> str | None:
     return None
 
 
-def _reason(resp: Response) -> str:
+class _Answer(Protocol):
+    status: int
+    reason: str
+
+
+def _reason(resp: _Answer) -> str:
     phrase = resp.reason
     if not phrase:
         with contextlib.suppress(ValueError):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ...exceptions import NetworkError
-from ...net.http import HttpClient, Response
+from ...net.http import HttpClient
 from ...net.retry import RETRY_STATUSES, retry_after_seconds
 from .attempt import (
     FileAttempts,
@@ -19,6 +19,7 @@ from .attempt import (
     _Retry,
 )
 from .disk import _DiskError
+from .fetchers import FetchedResponse
 from .files import PART_FLAGS, open_part, unlink_quietly, write_all
 from .http_helpers import (
     _parse_content_range,
@@ -163,7 +164,7 @@ class _Ranged:
             first_end = cr[1] + 1
             self.done = []
             segments = [(0, first_end), *_split([(first_end, self.total)], self.n - 1)]
-            first: Response | None = resp
+            first: FetchedResponse | None = resp
             job.resumed_from = 0
         else:
             missing = _holes(self.done, self.total)
@@ -219,7 +220,7 @@ class _Ranged:
             raise _Retry(f"incomplete file: {size:,} of {self.total:,} bytes")
         return await engine._finish(job, self.part, self.meta_path, size, 206, None)
 
-    async def _segment(self, i: int, a: int, b: int, resp: Response | None) -> None:
+    async def _segment(self, i: int, a: int, b: int, resp: FetchedResponse | None) -> None:
         """Fetch ``[a, b)`` into the ``.part``, retrying from where it stopped."""
         engine = self.engine
         job = self.job
@@ -244,7 +245,7 @@ class _Ranged:
             finally:
                 resp = None
 
-    async def _receive(self, resp: Response, prog: list[int], b: int) -> None:
+    async def _receive(self, resp: FetchedResponse, prog: list[int], b: int) -> None:
         status = resp.status
         if status == 200:
             resp.release()

@@ -1,15 +1,17 @@
 """What the engine is given and gives back: :class:`TransferSpec`, :class:`TransferOutcome`,
-and the pause/cancel switch :class:`TransferControl`."""
+the pause/cancel switch :class:`TransferControl`, and what a :class:`Destination` other than the
+local disk provides."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ...net.redact import redact_url
 
@@ -146,3 +148,27 @@ class TransferControl:
     def __repr__(self) -> str:
         state = "cancelled" if self._cancelled else "paused" if self._paused else "running"
         return f"<TransferControl {state}>"
+
+
+class Destination(Protocol):
+    """Where verified files go instead of their local ``dest`` (an object store:
+    :class:`mlhub_widgets.download.destination.ObjectDestination`). ``dest`` paths still name
+    the files: local staging paths that map one to one to the destination's objects."""
+
+    def size_of(self, local: str | os.PathLike[str]) -> int | None:
+        """Size of what ``local`` maps to at the destination (None: not there)."""
+
+    async def put_small(
+        self,
+        dest: str,
+        body: bytes,
+        expected: tuple[str, bytes] | None,
+        md5_header: str | None,
+    ) -> str | None:
+        """Verify a whole body and write it; the mismatch reason (nothing written) or None."""
+
+    async def publish(self, part: str, dest: str, size: int) -> None:
+        """Move a verified ``.part`` to the destination (and remove it locally)."""
+
+    async def upload_file(self, path: str, dest: str, size: int) -> None:
+        """Copy the local file ``path`` to the destination as ``dest``."""

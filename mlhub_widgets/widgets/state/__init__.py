@@ -4,7 +4,9 @@ See :mod:`.explorer_state` (:class:`ExplorerState`). Its parts: :mod:`.filters` 
 download), :mod:`.tasks` (background work by area), :mod:`.job_follow` (the download job's
 progress and end messages), :mod:`.availability` (which datasets can be downloaded),
 :mod:`.errors` (messages for the user), :mod:`.details` (what the dataset view shows),
-:mod:`.formatting` (sizes and durations as text).
+:mod:`.formatting` (sizes and durations as text), :mod:`.map_items` with :mod:`.footprints`
+and :mod:`.preview` (the items on the map, which of them the filters select, an item's preview),
+:mod:`.places` (offline place search), :mod:`.on_disk` (what a download left on disk).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ import traitlets
 from traitlets import Bool, Dict, Enum, Int, List, Unicode, default, observe, validate
 
 from ...exceptions import EntityDoesNotExist, MLHubException
+from ...net.objects.urls import is_object_url
 from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ from .details import dataset_detail, dataset_footprint, temporal_extent
 from .errors import friendly_error, metadata_only_reason
 from .export import export_format, selection_items, write_selection
 from .filters import Filters
-from .job_follow import JobFollower, state_name
+from .job_follow import state_name
+from .map_items import MapItems
+from .on_disk import OnDiskFiles
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,10 @@ AREAS = (
     "estimate",
     "download",
     "export",
+    "items",
+    "preview",
+    "disk",
+    "tiles",
 )
 
 
@@ -89,7 +96,7 @@ def _jsonable_tags(frame: Any) -> list[tuple[str, int]]:
     return out
 
 
-class ExplorerState(JobFollower):
+class ExplorerState(MapItems, OnDiskFiles):
     """Everything the explorer shows, from the session to the download job.
 
     Set traits directly (``state.filters = Filters(...)``, ``state.dataset_id = "x"``, ...) or call
@@ -130,7 +137,16 @@ class ExplorerState(JobFollower):
         Filters(), help="what to download: a Filters (a dict of its fields is converted)"
     )
     filter_problems = List(Unicode(), help="why the current filters cannot be downloaded")
-    output_dir = Unicode(".", help="where datasets are downloaded")
+    output_dir = Unicode(
+        ".", help="where datasets are downloaded: a folder, or an object-store prefix (s3://b/p)"
+    )
+    storage_options = Dict(
+        help="options of the object stores the source is read from (endpoint, region, "
+        "skip_signature for public buckets...; see mlhub_widgets.net.objects)"
+    )
+    output_storage_options = Dict(
+        help="options of the object store an s3:// (gs://, az://) output_dir is written to"
+    )
     if_exists = Enum(("resume", "skip", "overwrite"), "resume", help="what to do with files")
     catalog_only = Bool(False, help="download only the STAC catalogue, no assets")
     workers = Int(min=1, max=256, help="parallel asset downloads (default: the engine's)")
@@ -148,6 +164,7 @@ class ExplorerState(JobFollower):
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._last_download: _DownloadRequest | None = None
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
@@ -243,15 +260,26 @@ class ExplorerState(JobFollower):
         return self.run_in_background("login", what, work, done)
 
     def connect_source(
-        self, url_or_path: Any, *, kind: str | None = None, then_search: bool = True
+        self,
+        url_or_path: Any,
+        *,
+        kind: str | None = None,
+        then_search: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> threading.Thread:
-        """Open a STAC catalogue (folder, file or URL) or a STAC API (or use a
-        :class:`~mlhub_widgets.sources.Source`) and use it everywhere.
+        """Open a STAC catalogue (folder, file, URL, or ``s3://``/``gs://``/``az://`` object
+        URL) or a STAC API (or use a :class:`~mlhub_widgets.sources.Source`) and use it
+        everywhere.
 
         ``kind`` is ``"static"``, ``"stac-api"`` or ``"mlhub"`` (detected when omitted; see
-        :func:`mlhub_widgets.open_source`). On success :attr:`source` is set, :attr:`session`
-        cleared and ``connection`` says what answered; on failure ``errors["login"]`` says why.
+        :func:`mlhub_widgets.open_source`). ``storage_options`` (default: the
+        :attr:`storage_options` trait) configure object stores: ``{"endpoint": ...,
+        "skip_signature": True}`` for a public bucket. On success :attr:`source` is set,
+        :attr:`session` cleared and ``connection`` says what answered; on failure
+        ``errors["login"]`` says why, in one line (a missing bucket, denied access, an
+        unsupported URL scheme).
         """
+        options = dict(self.storage_options if storage_options is None else storage_options)
 
         def work() -> tuple[Any, int]:
             from ...sources import MLHubApiSource, Source, open_source
@@ -260,7 +288,7 @@ class ExplorerState(JobFollower):
             if not text:
                 raise ValueError("Enter the URL or path of a STAC catalogue or STAC API.")
             try:
-                src = open_source(text, kind=kind)
+                src = open_source(text, kind=kind, storage_options=options)
             except FileNotFoundError as exc:
                 raise ValueError(str(exc)) from None
             if isinstance(src, MLHubApiSource):
@@ -275,6 +303,7 @@ class ExplorerState(JobFollower):
             with self.hold_trait_notifications():
                 self.session = None
                 self.availability = {}
+                self.storage_options = options
                 self.source = src
                 self.has_tags = bool(src.has_tags)
                 self.dataset_count = count
@@ -427,6 +456,8 @@ class ExplorerState(JobFollower):
             self.estimate = None
             old = self.filters
             self.filters = Filters(bbox=old.bbox, intersects=old.intersects)
+            self.disk = None
+        self._clear_items()
         if new is None:
             for area in ("dataset", "assets"):
                 with self._lock:
@@ -486,6 +517,7 @@ class ExplorerState(JobFollower):
                 self.collections = collections
                 self.footprint = dataset_footprint(self.results, dataset_id, collections)
                 self.temporal_extent = temporal_extent(collections)
+            self.load_items()
 
         self.run_in_background("dataset", f"Loading {dataset_id}…", work, done)
 
@@ -563,6 +595,9 @@ class ExplorerState(JobFollower):
         elif self.metadata_only:
             out.append(self.metadata_only)
         out.extend(self.filter_problems)
+        problem = _output_problem(self.output_dir)
+        if problem:
+            out.append(problem)
         return out
 
     def _download_args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -571,7 +606,11 @@ class ExplorerState(JobFollower):
             raise ValueError(" ".join(problems))
         where = self._where()
         assert self.dataset_id is not None
-        return where, self.dataset_id, self.filters.download_kwargs()
+        kwargs = {
+            **self.filters.download_kwargs(),
+            "output_storage_options": dict(self.output_storage_options),
+        }
+        return where, self.dataset_id, kwargs
 
     @validate("cluster")
     def _validate_cluster(self, proposal: dict[str, Any]) -> str:
@@ -609,29 +648,56 @@ class ExplorerState(JobFollower):
     def start_download(self) -> threading.Thread:
         """Start a background download of the selection (resumable; see :attr:`job`)."""
         where, dataset_id, kwargs = self._download_args()
-        if self.job is not None and self.job_state in ("running", "paused", "pending"):
-            raise ValueError("A download is already running: pause or cancel it first.")
-        output_dir = self.output_dir
         options: dict[str, Any] = {
             "if_exists": self.if_exists,
             "catalog_only": self.catalog_only,
             "workers": self.workers,
             "cluster": self.cluster or None,
         }
+        return self._start_job(
+            _DownloadRequest(where, dataset_id, self.output_dir, options, kwargs)
+        )
+
+    def retry_download(self) -> threading.Thread:
+        """Download again what is missing of the last download of the selected dataset into
+        :attr:`output_dir`: the same selection, with ``if_exists="resume"``, so the engine
+        fetches only the assets that failed or are not complete on disk. Without such a
+        download in this session, the current selection is downloaded the same way.
+
+        Raises:
+            ValueError: a download is running, or nothing can be downloaded.
+        """
+        last = self._last_download
+        if last is None or (last.dataset_id, last.output_dir) != (
+            self.dataset_id,
+            self.output_dir,
+        ):
+            where, dataset_id, kwargs = self._download_args()
+            last = _DownloadRequest(
+                where, dataset_id, self.output_dir, {"workers": self.workers}, kwargs
+            )
+        options = {**last.options, "if_exists": "resume", "catalog_only": False}
+        return self._start_job(dataclasses.replace(last, options=options))
+
+    def _start_job(self, request: _DownloadRequest) -> threading.Thread:
+        if self.job is not None and self.job_state in ("running", "paused", "pending"):
+            raise ValueError("A download is already running: pause or cancel it first.")
+        self._last_download = request
 
         def work() -> Any:
             from ...download import download_dataset
 
-            # the job checks the output folder and creates it in its own thread: a bad folder
-            # ends the job ("failed", with the reason) instead of stopping here
+            # in this worker thread: the engine checks the output folder before any job (a
+            # file, a folder under a file, a read-only one: one line, no job) and the job
+            # creates it in its own thread (a folder that cannot be made ends it, "failed")
             return download_dataset(
-                dataset_id,
-                output_dir,
-                **where,
+                request.dataset_id,
+                request.output_dir,
+                **request.where,
                 progress=False,
                 background=True,
-                **options,
-                **kwargs,
+                **request.options,
+                **request.kwargs,
             )
 
         def done(job: Any) -> None:
@@ -704,6 +770,31 @@ class ExplorerState(JobFollower):
         if problems:
             raise ValueError(" ".join(problems))
         return self._where(), self.selection_collections(), self.filters
+
+
+@dataclasses.dataclass(frozen=True)
+class _DownloadRequest:
+    """The arguments of one download the explorer started (Retry runs it again)."""
+
+    where: dict[str, Any]
+    dataset_id: str
+    output_dir: str
+    options: dict[str, Any]
+    kwargs: dict[str, Any]
+
+
+def _output_problem(output_dir: str) -> str | None:
+    """Why ``output_dir`` cannot be written to (an unsupported URL), or None."""
+    from ...net.objects import UnsupportedURLError, check_local_path, parse_object_url
+
+    try:
+        if is_object_url(output_dir):
+            parse_object_url(output_dir)
+        else:
+            check_local_path(output_dir, "output folder")
+    except UnsupportedURLError as exc:
+        return str(exc)
+    return None
 
 
 def default_output_dir() -> str:

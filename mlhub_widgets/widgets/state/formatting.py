@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import math
 
+from ...units import human_bytes
 
-def human_bytes(n: float | None) -> str:
-    """``1536`` → ``"1.5 KB"`` (decimal units, like download managers)."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+__all__ = ["human_bytes", "human_duration"]
 
 
 def human_duration(seconds: float | None) -> str:

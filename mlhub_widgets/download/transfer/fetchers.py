@@ -1,0 +1,350 @@
+"""Where the engine's GET goes, per scheme: ``http(s)://`` to the HTTP layer, object URLs to
+obstore, both answering with the same :class:`FetchedResponse` interface.
+
+:meth:`~.attempt.FileAttempts._get` is the one place a request is made. For an object URL it
+calls :meth:`ObjectFetcher.send`, which translates the request the engine would make over HTTP
+into obstore calls and the outcome back into an HTTP-shaped answer, so that verification,
+resume, retries and progress run the same code for every scheme:
+
+* ``Range: bytes=N-`` → a range get from ``N``; ``If-Range: <etag>`` → ``if_match`` on the
+  ETag (``If-Range: <date>`` → ``if_unmodified_since``). When the object changed, the full
+  object is fetched instead and the answer is a ``200``, exactly as an HTTP server answers a
+  failed ``If-Range``: the engine restarts the file from byte 0;
+* a small object of known size is fetched with one range get of ``size + 1`` bytes (one
+  hand-off from obstore's threads instead of two; a longer object shows as a size mismatch);
+* errors become statuses: a missing object or bucket ``404``, access denied ``403``/``401``,
+  server errors their status (retried by the engine's policy), a connection failure a
+  retryable :class:`~mlhub_widgets.exceptions.NetworkError`. The reason carries the one-line
+  message of :func:`mlhub_widgets.net.objects.object_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ...exceptions import MLHubException, MLHubHTTPError, NetworkError
+from ...net.objects import ObjectURL, StorageOptions, object_error, resolve
+from ...net.settings import NetworkSettings
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
+
+__all__ = ["FetchedResponse", "ObjectFetcher", "ObjectResponse"]
+
+#: Objects up to this size (known in advance) are fetched whole with one range get.
+SMALL_OBJECT = 256 * 1024
+#: Larger ones as range gets of this size (one prefetched), each into a buffer obstore hands
+#: to Python without a copy (a streamed body is copied twice more: ~0.3 CPU-s per GB).
+SLICE = 8 << 20
+
+
+class FetchedResponse(Protocol):
+    """What the engine reads from an answer, whatever the scheme (see
+    :class:`mlhub_widgets.net.http.Response`)."""
+
+    status: int
+    reason: str
+    length: int | None
+    url: str
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self, limit: int | None = None) -> bytes: ...
+
+    def iter_chunks(self) -> AsyncIterator[bytes]: ...
+
+    def release(self) -> None: ...
+
+
+class ObjectResponse:
+    """An object store's answer in the shape of :class:`~mlhub_widgets.net.http.Response`.
+
+    ``headers`` has lower-case names: ``etag``, ``last-modified``, ``content-length`` and, for a
+    range, ``content-range``.
+    """
+
+    __slots__ = (
+        "_data", "_result", "_settings", "_slices", "headers", "length", "reason", "status", "url",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        settings: NetworkSettings,
+        *,
+        reason: str = "",
+        headers: dict[str, str] | None = None,
+        length: int | None = None,
+        result: Any = None,
+        data: bytes | None = None,
+        slices: AsyncIterator[Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.reason = reason or _phrase(status)
+        self.headers: dict[str, str] = headers or {}
+        self.length = length
+        self._result = result
+        self._data = data
+        self._slices = slices
+        self._settings = settings
+
+    def __repr__(self) -> str:
+        return f"<ObjectResponse {self.status} {self.url}>"
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body (it is at most ``limit`` bytes: the engine reads small bodies only).
+
+        Raises:
+            NetworkError: the transfer failed part way (retryable).
+        """
+        if self._data is not None:
+            return self._data
+        if self._result is None:
+            return b""
+        try:
+            data = bytes(await self._result.bytes_async())
+        except Exception as exc:
+            raise _stream_error(exc, self.url) from None
+        finally:
+            self._result = None
+        return data
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body in slices (8 MiB range gets of a large object, buffers shared with obstore:
+        no copy into Python), checked against the low-speed limit.
+
+        Raises:
+            NetworkError: the transfer failed part way (the object changed, the connection
+                dropped) or went below the low-speed limit.
+        """
+        if self._data is not None:
+            yield self._data
+            return
+        if self._slices is not None:
+            slices, self._slices = self._slices, None
+        elif self._result is not None:
+            slices = _stream(self._result, self.url)
+        else:
+            return
+        self._result = None
+        settings = self._settings
+        window = settings.low_speed_time
+        started = time.monotonic()
+        got = 0
+        async for chunk in slices:
+            got += len(chunk)
+            now = time.monotonic()
+            if now - started >= window:
+                if got < settings.low_speed_limit * (now - started):
+                    raise NetworkError(
+                        f"transfer stalled: {got:,} bytes in {now - started:.0f}s from "
+                        f"{self.url} (less than {settings.low_speed_limit:,} bytes/s)",
+                        url=self.url,
+                    )
+                started, got = now, 0
+            yield chunk
+
+    def release(self) -> None:
+        """Drop the body (its connection is closed by obstore)."""
+        self._result = None
+        self._data = None
+        self._slices = None
+
+
+async def _stream(result: Any, url: str) -> AsyncIterator[Any]:
+    """The body of a get, 1 MiB at a time."""
+    stream = result.stream(min_chunk_size=1 << 20)
+    while True:
+        try:
+            chunk = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except Exception as exc:
+            raise _stream_error(exc, url) from None
+        yield chunk
+
+
+async def _slices(
+    store: Any, key: str, url: str, first: Any, stop: int, etag: str | None
+) -> AsyncIterator[Any]:
+    """The body of a large object as range gets of :data:`SLICE` bytes, the next one already
+    requested while the current one is written: ``first`` is the answer to the first range;
+    the others must match ``etag`` (a change half-way is an error, never a splice)."""
+    import obstore
+
+    async def fetch(a: int, b: int) -> Any:
+        options: GetOptions = {"range": (a, b)}
+        if etag:
+            options["if_match"] = etag
+        got = await obstore.get_async(store, key, options=options)
+        return await got.bytes_async()
+
+    pos = int(first.range[1])
+    nxt: asyncio.Future[Any] | None = None
+    try:
+        if pos < stop:
+            nxt = asyncio.ensure_future(fetch(pos, min(stop, pos + SLICE)))
+        try:
+            yield await first.bytes_async()
+        except Exception as exc:
+            raise _stream_error(exc, url) from None
+        while nxt is not None:
+            try:
+                data = await nxt
+            except Exception as exc:
+                raise _stream_error(exc, url) from None
+            pos += len(data)
+            nxt = None
+            if pos < stop:
+                nxt = asyncio.ensure_future(fetch(pos, min(stop, pos + SLICE)))
+            yield data
+    finally:
+        if nxt is not None and not nxt.done():
+            nxt.cancel()
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _stream_error(exc: BaseException, url: str) -> NetworkError:
+    if isinstance(exc, NetworkError):
+        return exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return NetworkError(f"connection dropped while reading {url}: {first}", url=url)
+
+
+def _http_date(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return email.utils.format_datetime(value, usegmt=True)
+    return None
+
+
+class ObjectFetcher:
+    """Answers the engine's GETs for object URLs (see the module docstring).
+
+    Args:
+        storage_options: options of every store it opens (credentials, endpoint...).
+        network: proxy, TLS, timeouts (stores made for streaming: no total timeout, no retries
+            inside obstore; the engine retries).
+    """
+
+    def __init__(self, storage_options: StorageOptions | None, network: NetworkSettings) -> None:
+        self.storage_options = dict(storage_options or {})
+        self.network = network
+        self.requests = 0
+        self._stores: dict[tuple[str, str], tuple[Any, ObjectURL]] = {}
+
+    def _resolve(self, url: str) -> tuple[Any, str]:
+        """``(store, key)``; stores are resolved once per bucket for this fetcher."""
+        head, _, rest = url.partition("://")
+        bucket, _, key = rest.partition("/")
+        hit = self._stores.get((head, bucket))
+        if hit is None or "%" in key or "@" in bucket:
+            store, loc = resolve(url, self.storage_options, self.network, streaming=True)
+            self._stores[(head, bucket)] = (store, loc)
+            return store, loc.key
+        return hit[0], key
+
+    async def send(
+        self, url: str, headers: Mapping[str, str] | None, size: int | None = None
+    ) -> ObjectResponse:
+        """GET ``url`` the way the engine asked (``Range``/``If-Range`` in ``headers``).
+
+        Raises:
+            NetworkError: no answer (retryable) or a configuration/TLS problem (not retryable).
+        """
+        import obstore
+
+        try:
+            store, key = self._resolve(url)
+        except MLHubException as exc:
+            raise NetworkError(str(exc), url=url, retryable=False) from None
+        offset = 0
+        end: int | None = None
+        options: GetOptions = {}
+        if headers:
+            first, _, last = headers.get("Range", "").removeprefix("bytes=").partition("-")
+            if first.isdigit():
+                offset = int(first)
+                end = int(last) + 1 if last.isdigit() else None
+            validator = headers.get("If-Range")
+            if offset and validator:
+                if validator.startswith(('"', "W/")):
+                    options["if_match"] = validator
+                else:
+                    with contextlib.suppress(TypeError, ValueError):
+                        when = email.utils.parsedate_to_datetime(validator)
+                        options["if_unmodified_since"] = when
+        self.requests += 1
+        try:
+            if not offset and size is not None and 0 < size <= SMALL_OBJECT:
+                data = bytes(await obstore.get_range_async(store, key, start=0, end=size + 1))
+                return ObjectResponse(
+                    url, 200, self.network, data=data, length=len(data),
+                    headers={"content-length": str(len(data))},
+                )  # fmt: skip
+            sliced = end is None and size is not None and size > SMALL_OBJECT
+            if end is not None:
+                options["range"] = (offset, end)
+            elif sliced:
+                options["range"] = (offset, offset + SLICE)
+            elif offset:
+                options["range"] = {"offset": offset}
+            try:
+                result = await obstore.get_async(store, key, options=options or None)
+            except obstore.exceptions.PreconditionError:
+                # the object changed since the .part was written: the whole new object, as a
+                # server answers a failed If-Range with 200
+                offset, end = 0, None
+                self.requests += 1
+                retry: GetOptions = {"range": (0, SLICE)} if sliced else {}
+                result = await obstore.get_async(store, key, options=retry or None)
+        except Exception as exc:
+            return self._failure(exc, url, store)
+        meta = result.meta
+        total = int(meta["size"])
+        start, stop = result.range
+        slices = None
+        body: Any = result
+        if sliced:  # the rest of the object follows in slices: announce all of it
+            etag = meta.get("e_tag")
+            slices = _slices(store, key, url, result, total, str(etag) if etag else None)
+            body, stop = None, total
+        out = {"content-length": str(stop - start)}
+        if meta.get("e_tag"):
+            out["etag"] = str(meta["e_tag"])
+        modified = _http_date(meta.get("last_modified"))
+        if modified:
+            out["last-modified"] = modified
+        status = 200
+        if offset or end is not None:
+            status = 206
+            out["content-range"] = f"bytes {start}-{max(start, stop - 1)}/{total}"
+        return ObjectResponse(
+            url, status, self.network, headers=out, length=stop - start, result=body,
+            slices=slices,
+        )  # fmt: skip
+
+    def _failure(self, exc: BaseException, url: str, store: Any) -> ObjectResponse:
+        unsigned = str(getattr(store, "config", {}).get("skip_signature", "")).lower() == "true"
+        err = object_error(exc, url, "GET", unsigned=unsigned)
+        if isinstance(err, MLHubHTTPError):
+            status = err.status_code
+            return ObjectResponse(url, status, self.network, reason=f"{_phrase(status)}: {err}")
+        if isinstance(err, NetworkError):
+            raise err from None
+        raise NetworkError(str(err), url=url, retryable=False) from None
