@@ -8,32 +8,7 @@ of them the current filters select, and how far each one got, so that a re-run:
 * makes no request at all for assets recorded as complete;
 * retries only what is missing or failed.
 
-Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
-
-    meta(key PRIMARY KEY, value)                     catalogue identity, filter, counters
-    collections(collection_id PRIMARY KEY, types, title, n_items)
-    items(id PRIMARY KEY, collection_id, item_id, spatial, matched)
-        spatial: compact JSON {bbox, geometry, properties{datetime,start_,end_datetime}}
-    assets(id PRIMARY KEY, path UNIQUE, url, collection_id, item_id, item_ref, asset_key,
-           media_type, size, checksum, selected, seq, state, bytes, etag, last_modified,
-           attempts, status, error, gen, updated)
-        state: 0 pending, 1 done, 2 failed; size/checksum: file:size/file:checksum (expected)
-        seq: order in which rows became selected (transfers stream rows with seq > last seen)
-    asset_refs(asset_id, item_ref, url)              more items sharing one saved path (_common)
-    asset_keys(collection_id, asset_key, n, PRIMARY KEY(collection_id, asset_key))
-    totals(collection_id PRIMARY KEY, assets, selected, bytes, sized, done, failed, done_bytes)
-        per collection: all rows, then selected rows, their file:size sum, how many have one,
-        done, failed, bytes done; kept by triggers on ``assets`` (every writer, in the same
-        transaction), so that counts cost one row per collection instead of a scan
-    folder_stamps(first_id PRIMARY KEY, path UNIQUE, ino, mtime_ns, ctime_ns)
-        the stamp of an asset folder (relative path, ``""`` for the dataset folder) when a
-        re-run last found all its files (:mod:`.disk_check`), under the id of the folder's
-        first asset row (read by ranges of ids, as the rows); created by the first such check
-
-An index written before the ``totals`` table existed gets it (filled by one scan) when opened;
-older code that opens a newer index keeps it right without knowing it (the triggers live in
-the database), and ignores ``folder_stamps``, so these additions do not change
-:data:`SCHEMA_VERSION`.
+The tables, their triggers and :data:`SCHEMA_VERSION` are in :mod:`.manifest_schema`.
 
 All writes are batched in transactions; the database runs in WAL mode so the transfer side
 can read rows while the catalogue side is still inserting them (each thread opens its own
@@ -53,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .manifest_schema import SCHEMA_SQL, SCHEMA_VERSION, totals_fill, totals_schema
+
 __all__ = [
     "DONE",
     "FAILED",
@@ -64,113 +41,9 @@ __all__ = [
     "NewAsset",
 ]
 
-SCHEMA_VERSION = 1
 MANIFEST_NAME = "mlhub_assets.db"
 PENDING, DONE, FAILED = 0, 1, 2
 STATE_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS collections (
-    collection_id TEXT PRIMARY KEY, types TEXT, title TEXT, n_items INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY,
-    collection_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    spatial TEXT,
-    matched INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS assets (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    url TEXT NOT NULL,
-    collection_id TEXT NOT NULL,
-    item_id TEXT,
-    item_ref INTEGER,
-    asset_key TEXT NOT NULL,
-    media_type TEXT,
-    size INTEGER,
-    checksum TEXT,
-    selected INTEGER NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL DEFAULT 0,
-    state INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    etag TEXT,
-    last_modified TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    status INTEGER,
-    error TEXT,
-    gen INTEGER NOT NULL DEFAULT 0,
-    updated REAL
-);
-CREATE TABLE IF NOT EXISTS asset_refs (
-    asset_id INTEGER NOT NULL, item_ref INTEGER NOT NULL, url TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS asset_keys (
-    collection_id TEXT NOT NULL, asset_key TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (collection_id, asset_key)
-);
-CREATE INDEX IF NOT EXISTS assets_selected_seq ON assets (selected, seq);
-CREATE INDEX IF NOT EXISTS assets_state ON assets (state, selected);
-CREATE INDEX IF NOT EXISTS assets_item_ref ON assets (item_ref);
-CREATE INDEX IF NOT EXISTS asset_refs_asset ON asset_refs (asset_id);
-CREATE INDEX IF NOT EXISTS asset_refs_item ON asset_refs (item_ref);
-"""
-
-#: What one asset row adds to each column of ``totals`` (``{p}``: ``new``, ``old`` or the table).
-_TOTALS = {
-    "assets": "1",
-    "selected": "({p}.selected != 0)",
-    "bytes": "({p}.selected != 0) * coalesce({p}.size, 0)",
-    "sized": "({p}.selected != 0) * ({p}.size IS NOT NULL)",
-    "done": "({p}.selected != 0) * ({p}.state = 1)",
-    "failed": "({p}.selected != 0) * ({p}.state = 2)",
-    "done_bytes": "({p}.selected != 0) * ({p}.state = 1) * {p}.bytes",
-}
-
-
-def _totals_schema() -> list[str]:
-    """The ``totals`` table and the triggers that keep it equal to a scan of ``assets``."""
-    cols = ", ".join(_TOTALS)
-    new = ", ".join(e.format(p="new") for e in _TOTALS.values())
-    add = ", ".join(f"{c} = {c} + excluded.{c}" for c in _TOTALS)
-    sub = ", ".join(f"{c} = {c} - ({e.format(p='old')})" for c, e in _TOTALS.items())
-    delta = ", ".join(
-        f"{c} = {c} + ({e.format(p='new')}) - ({e.format(p='old')})"
-        for c, e in _TOTALS.items()
-        if c != "assets"
-    )
-    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in ("selected", "size", "state", "bytes"))
-    upsert = (
-        f"INSERT INTO totals(collection_id, {cols}) VALUES (new.collection_id, {new}) "
-        f"ON CONFLICT(collection_id) DO UPDATE SET {add};"
-    )
-    return [
-        "CREATE TABLE IF NOT EXISTS totals (collection_id TEXT PRIMARY KEY, "
-        + ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in _TOTALS)
-        + ") WITHOUT ROWID",
-        f"CREATE TRIGGER IF NOT EXISTS totals_insert AFTER INSERT ON assets BEGIN {upsert} END",
-        "CREATE TRIGGER IF NOT EXISTS totals_delete AFTER DELETE ON assets BEGIN "
-        f"UPDATE totals SET {sub} WHERE collection_id = old.collection_id; END",
-        # the common case (a transfer's outcome, a selection change): one row of totals
-        "CREATE TRIGGER IF NOT EXISTS totals_update "
-        "AFTER UPDATE OF selected, size, state, bytes ON assets "
-        f"WHEN old.collection_id = new.collection_id AND ({changed}) BEGIN "
-        f"UPDATE totals SET {delta} WHERE collection_id = new.collection_id; END",
-        "CREATE TRIGGER IF NOT EXISTS totals_move AFTER UPDATE OF collection_id ON assets "
-        "WHEN old.collection_id IS NOT new.collection_id BEGIN "
-        f"UPDATE totals SET {sub} WHERE collection_id = old.collection_id; {upsert} END",
-    ]
-
-
-def _totals_fill() -> str:
-    """Totals from a scan (an index written before the table existed)."""
-    sums = ", ".join(f"sum({e.format(p='assets')})" for e in _TOTALS.values())
-    return (
-        f"INSERT INTO totals(collection_id, {', '.join(_TOTALS)}) "
-        f"SELECT collection_id, {sums} FROM assets GROUP BY collection_id"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +151,9 @@ class Manifest:
             version = 0
         if version != SCHEMA_VERSION:  # a new index (an existing one is opened without writes:
             # they would fail on a full disk, where reading must still work)
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA_SQL)
             with self.transaction():
-                for statement in _totals_schema():
+                for statement in totals_schema():
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif not self._has_totals():
@@ -300,9 +173,9 @@ class Manifest:
             if self._has_totals():
                 return
             self._db.execute("DROP TABLE IF EXISTS totals")
-            for statement in _totals_schema():
+            for statement in totals_schema():
                 self._db.execute(statement)
-            self._db.execute(_totals_fill())
+            self._db.execute(totals_fill())
 
     # -- housekeeping ------------------------------------------------------------------------
     def close(self) -> None:
