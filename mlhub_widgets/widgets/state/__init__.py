@@ -6,13 +6,15 @@ progress and end messages), :mod:`.availability` (which datasets can be download
 :mod:`.errors` (messages for the user), :mod:`.details` (what the dataset view shows),
 :mod:`.formatting` (sizes and durations as text), :mod:`.map_items` with :mod:`.footprints`
 and :mod:`.preview` (the items on the map, which of them the filters select, an item's preview),
-:mod:`.places` (offline place search), :mod:`.on_disk` (what a download left on disk).
+:mod:`.places` (offline place search), :mod:`.downloads` (the download options, the
+estimate, starting and retrying a job), :mod:`.on_disk` (what a download left on disk).
 """
 
 from __future__ import annotations
 
+from .downloads import default_output_dir
 from .errors import FailedAsset, friendly_error
-from .explorer_state import AREAS, ExplorerState, default_output_dir
+from .explorer_state import AREAS, ExplorerState
 from .filters import Filters
 from .job_follow import completed_fraction
 

@@ -39,10 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import traitlets
-from traitlets import Bool, Dict, Enum, Int, List, Unicode, default, observe, validate
+from traitlets import Bool, Dict, Int, List, Unicode, observe, validate
 
 from ...exceptions import EntityDoesNotExist, MLHubException
-from ...net.objects.urls import is_object_url
 from ...types import DateBound, IntersectsLike
 
 if TYPE_CHECKING:
@@ -50,10 +49,10 @@ if TYPE_CHECKING:
 
 from . import availability
 from .details import dataset_detail, dataset_footprint, temporal_extent
+from .downloads import Downloads
 from .errors import friendly_error, metadata_only_reason
 from .export import export_format, selection_items, write_selection
 from .filters import Filters
-from .job_follow import state_name
 from .map_items import MapItems
 from .on_disk import OnDiskFiles
 
@@ -96,7 +95,7 @@ def _jsonable_tags(frame: Any) -> list[tuple[str, int]]:
     return out
 
 
-class ExplorerState(MapItems, OnDiskFiles):
+class ExplorerState(MapItems, OnDiskFiles, Downloads):
     """Everything the explorer shows, from the session to the download job.
 
     Set traits directly (``state.filters = Filters(...)``, ``state.dataset_id = "x"``, ...) or call
@@ -137,34 +136,15 @@ class ExplorerState(MapItems, OnDiskFiles):
         Filters(), help="what to download: a Filters (a dict of its fields is converted)"
     )
     filter_problems = List(Unicode(), help="why the current filters cannot be downloaded")
-    output_dir = Unicode(
-        ".", help="where datasets are downloaded: a folder, or an object-store prefix (s3://b/p)"
-    )
     storage_options = Dict(
         help="options of the object stores the source is read from (endpoint, region, "
         "skip_signature for public buckets...; see mlhub_widgets.net.objects)"
     )
-    output_storage_options = Dict(
-        help="options of the object store an s3:// (gs://, az://) output_dir is written to"
-    )
-    if_exists = Enum(("resume", "skip", "overwrite"), "resume", help="what to do with files")
-    catalog_only = Bool(False, help="download only the STAC catalogue, no assets")
-    workers = Int(min=1, max=256, help="parallel asset downloads (default: the engine's)")
-    cluster = Unicode("", help="Dask scheduler (tcp://host:8786) or local:N; empty: here")
-    estimate = traitlets.Any(None, allow_none=True, help="DownloadPlan for the current filters")
-
     # -- export --------------------------------------------------------------------------------
     export_path = Unicode("", help="the file the last export_selection() wrote")
 
-    @default("workers")
-    def _default_workers(self) -> int:
-        from ...download.defaults import DEFAULT_WORKERS
-
-        return DEFAULT_WORKERS
-
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._last_download: _DownloadRequest | None = None
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
@@ -583,134 +563,6 @@ class ExplorerState(MapItems, OnDiskFiles):
         self.filters = self.filters.with_collection_filter(cf)
 
     # ------------------------------------------------------------------------------------------
-    # download
-
-    def download_problems(self) -> list[str]:
-        """Why a download (or an estimate) cannot start now; empty when it can."""
-        out = []
-        if self.session is None and self.source is None:
-            out.append("Not connected.")
-        if not self.dataset_id:
-            out.append("No dataset selected.")
-        elif self.metadata_only:
-            out.append(self.metadata_only)
-        out.extend(self.filter_problems)
-        problem = _output_problem(self.output_dir)
-        if problem:
-            out.append(problem)
-        return out
-
-    def _download_args(self) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        problems = self.download_problems()
-        if problems:
-            raise ValueError(" ".join(problems))
-        where = self._where()
-        assert self.dataset_id is not None
-        kwargs = {
-            **self.filters.download_kwargs(),
-            "output_storage_options": dict(self.output_storage_options),
-        }
-        return where, self.dataset_id, kwargs
-
-    @validate("cluster")
-    def _validate_cluster(self, proposal: dict[str, Any]) -> str:
-        from ...download.distributed import parse_address
-
-        text = str(proposal["value"]).strip()
-        if text:
-            try:
-                parse_address(text)
-            except ValueError as exc:
-                raise traitlets.TraitError(str(exc)) from None
-        return text
-
-    def estimate_download(self) -> threading.Thread:
-        """Count the assets and bytes the current filters select (catalogue only, no assets)."""
-        where, dataset_id, kwargs = self._download_args()
-        output_dir = self.output_dir
-        filters = self.filters
-
-        def work() -> Any:
-            from ...download import plan_download
-
-            try:
-                return plan_download(dataset_id, output_dir, **where, **kwargs)
-            except EntityDoesNotExist:
-                self._set_availability(dataset_id, metadata_only_reason(dataset_id))
-                raise ValueError(metadata_only_reason(dataset_id)) from None
-
-        def done(plan: Any) -> None:
-            if self.filters == filters and self.dataset_id == dataset_id:
-                self.estimate = plan
-
-        return self.run_in_background("estimate", "Estimating from the catalogue…", work, done)
-
-    def start_download(self) -> threading.Thread:
-        """Start a background download of the selection (resumable; see :attr:`job`)."""
-        where, dataset_id, kwargs = self._download_args()
-        options: dict[str, Any] = {
-            "if_exists": self.if_exists,
-            "catalog_only": self.catalog_only,
-            "workers": self.workers,
-            "cluster": self.cluster or None,
-        }
-        return self._start_job(
-            _DownloadRequest(where, dataset_id, self.output_dir, options, kwargs)
-        )
-
-    def retry_download(self) -> threading.Thread:
-        """Download again what is missing of the last download of the selected dataset into
-        :attr:`output_dir`: the same selection, with ``if_exists="resume"``, so the engine
-        fetches only the assets that failed or are not complete on disk. Without such a
-        download in this session, the current selection is downloaded the same way.
-
-        Raises:
-            ValueError: a download is running, or nothing can be downloaded.
-        """
-        last = self._last_download
-        if last is None or (last.dataset_id, last.output_dir) != (
-            self.dataset_id,
-            self.output_dir,
-        ):
-            where, dataset_id, kwargs = self._download_args()
-            last = _DownloadRequest(
-                where, dataset_id, self.output_dir, {"workers": self.workers}, kwargs
-            )
-        options = {**last.options, "if_exists": "resume", "catalog_only": False}
-        return self._start_job(dataclasses.replace(last, options=options))
-
-    def _start_job(self, request: _DownloadRequest) -> threading.Thread:
-        if self.job is not None and self.job_state in ("running", "paused", "pending"):
-            raise ValueError("A download is already running: pause or cancel it first.")
-        self._last_download = request
-
-        def work() -> Any:
-            from ...download import download_dataset
-
-            # in this worker thread: the engine checks the output folder before any job (a
-            # file, a folder under a file, a read-only one: one line, no job) and the job
-            # creates it in its own thread (a folder that cannot be made ends it, "failed")
-            return download_dataset(
-                request.dataset_id,
-                request.output_dir,
-                **request.where,
-                progress=False,
-                background=True,
-                **request.options,
-                **request.kwargs,
-            )
-
-        def done(job: Any) -> None:
-            self.job = job
-
-        def failed(_exc: BaseException) -> None:
-            # nothing started: back to the state of the previous job (or idle)
-            self.job_state = state_name(self.job.state) if self.job is not None else "idle"
-
-        self.job_state = "starting"
-        return self.run_in_background("download", "Starting the download…", work, done, failed)
-
-    # ------------------------------------------------------------------------------------------
     # export (see .export: the selection as STAC)
 
     def selection_collections(self) -> list[str]:
@@ -770,33 +622,3 @@ class ExplorerState(MapItems, OnDiskFiles):
         if problems:
             raise ValueError(" ".join(problems))
         return self._where(), self.selection_collections(), self.filters
-
-
-@dataclasses.dataclass(frozen=True)
-class _DownloadRequest:
-    """The arguments of one download the explorer started (Retry runs it again)."""
-
-    where: dict[str, Any]
-    dataset_id: str
-    output_dir: str
-    options: dict[str, Any]
-    kwargs: dict[str, Any]
-
-
-def _output_problem(output_dir: str) -> str | None:
-    """Why ``output_dir`` cannot be written to (an unsupported URL), or None."""
-    from ...net.objects import UnsupportedURLError, check_local_path, parse_object_url
-
-    try:
-        if is_object_url(output_dir):
-            parse_object_url(output_dir)
-        else:
-            check_local_path(output_dir, "output folder")
-    except UnsupportedURLError as exc:
-        return str(exc)
-    return None
-
-
-def default_output_dir() -> str:
-    """``MLHUB_OUTPUT_DIR`` or the current directory."""
-    return os.environ.get("MLHUB_OUTPUT_DIR", ".")
