@@ -251,7 +251,7 @@ def test_child_ends_when_the_parent_dies(tarball: Path, tmp_path: Path) -> None:
         proc = IndexProcess.spawn()
         print(proc._proc.pid, flush=True)
         proc.begin(cfg, {{}}, 0, lambda *a: None, threading.Event())
-        time.sleep(60)
+        time.sleep(60)  # the parent lives, its child busy, until the test kills it
         """
     )
     if child_outlives_killed_parent(script, 20):

@@ -68,7 +68,7 @@ def test_pipelined_requests_split_across_packets(hub: Hub) -> None:
     data = req * 3
     for i in range(0, len(data), 7):  # dribble the bytes
         sock.sendall(data[i : i + 7])
-        time.sleep(0.001)
+        time.sleep(0.001)  # the behaviour under test: requests split across packets
     answers = read_responses(sock, 3)
     assert len(answers) == 3 and answers[0][1] == answers[2][1]
     assert answers[0][1].startswith(b"field_id,country,crop_type")

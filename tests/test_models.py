@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,10 +90,8 @@ def test_dataset_keeps_every_api_field(hub: Hub) -> None:
 
 
 def test_missing_dataset_fails_fast(hub: Hub) -> None:
-    started = time.monotonic()
     with pytest.raises(EntityDoesNotExist, match="Dataset 'not_a_dataset' does not exist"):
         Dataset.fetch("not_a_dataset", root_url=hub.url)
-    assert time.monotonic() - started < 2
     assert sum(r.path.endswith("/datasets/not_a_dataset") for r in hub.requests) == 1
 
 

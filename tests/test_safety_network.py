@@ -247,7 +247,7 @@ def test_a_trickling_asset_is_cut_by_the_low_speed_limit(
             for _ in range(100000):
                 h.wfile.write(b"x")
                 h.wfile.flush()
-                time.sleep(0.25)
+                time.sleep(0.25)  # the hostile server under test: one byte every 0.25 s
         except OSError:
             return
 
@@ -320,7 +320,7 @@ def test_a_trickling_json_answer_hits_the_deadline(serve_handler: Any) -> None:
             for _ in range(1000):
                 h.wfile.write(b" ")
                 h.wfile.flush()
-                time.sleep(0.2)
+                time.sleep(0.2)  # the hostile server under test: one byte every 0.2 s
         except OSError:
             return
 

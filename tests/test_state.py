@@ -428,9 +428,15 @@ def test_superseded_search_never_overwrites_a_newer_one(hub: Hub, home: Path) ->
         release.wait(10)
         return "old"
 
+    new_delivered = threading.Event()
+
+    def got_new(value: str) -> None:
+        results.append(value)
+        new_delivered.set()
+
     st.run_in_background("search", "slow", slow, results.append)
-    st.run_in_background("search", "fast", lambda: "new", results.append)
-    time.sleep(0.2)
+    st.run_in_background("search", "fast", lambda: "new", got_new)
+    assert new_delivered.wait(10)  # the newer answer is in: now the older one arrives, late
     release.set()
     assert st.wait(10)
     assert results == ["new"]
