@@ -59,7 +59,6 @@ def _all_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="recorded catalogue fixture missing")
 def test_real_catalogue_streams_items_collections_and_catalog(tmp_path: Path) -> None:
     stats = ArchiveStats()
     kinds: dict[str, int] = {}
@@ -82,7 +81,6 @@ def test_real_catalogue_streams_items_collections_and_catalog(tmp_path: Path) ->
     assert (tmp_path / "nasa_marine_debris/catalog.json").read_bytes() == expected
 
 
-@pytest.mark.skipif(not MOCK.exists(), reason="mock catalogue fixture missing")
 def test_macos_junk_is_ignored(tmp_path: Path) -> None:
     stats = ArchiveStats()
     names = [e.name for e in iter_catalog(MOCK, tmp_path, stats=stats)]

@@ -510,7 +510,8 @@ def test_intersects_input_forms() -> None:
 
 
 def test_intersects_geodataframe() -> None:
-    geopandas = pytest.importorskip("geopandas")
+    import geopandas
+
     gdf = geopandas.GeoDataFrame(geometry=[box(0, 0, 1, 1), box(5, 5, 6, 6)], crs=4326)
     assert validate_intersects(gdf).equals(shapely.union_all([box(0, 0, 1, 1), box(5, 5, 6, 6)]))
     projected = gdf.to_crs(3857).translate(1e6, 1e6)
@@ -592,7 +593,8 @@ def test_bbox_errors_are_specific(value: object, exc: type[Exception], fragment:
 
 
 def test_bbox_accepts_numpy_and_tuples() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     assert validate_bbox(np.array([1, 2, 3, 4])) == (1.0, 2.0, 3.0, 4.0)
     assert validate_bbox((np.float32(1.5), 2, 3, 4)) == (1.5, 2.0, 3.0, 4.0)
 

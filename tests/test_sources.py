@@ -35,8 +35,7 @@ from .sources_support import (
     DATASET,
     FIXTURE,
     hub_catalog,
-    hub_has_search,
-    hub_serves_static,
+    hub_static_url,
     serve_folder,
     sources_hub,
     unpack,
@@ -95,14 +94,9 @@ def hub_disk(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def static_url(hub: Hub, hub_disk: Path) -> Iterator[str]:
-    """The static catalogue over HTTP: the hub's own static serving, else a file server."""
-    url = hub_serves_static(hub)
-    if url is not None:
-        yield url
-        return
-    with serve_folder(hub_disk.parent) as base:
-        yield f"{base}{DATASET}/catalog.json"
+def static_url(hub: Hub) -> str:
+    """The static catalogue over HTTP, as the hub serves it."""
+    return hub_static_url(hub)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +119,6 @@ def api_source(hub: Hub) -> Iterator[MLHubApiSource]:
 
 @pytest.fixture(scope="module")
 def stac_source(hub: Hub) -> Iterator[StacApiSource]:
-    if not hub_has_search(hub):
-        pytest.skip("the bundled hub does not answer /search yet")
     with StacApiSource(hub.url, page_size=100) as src:
         yield src
 

@@ -16,9 +16,7 @@ from mlhub_widgets.sources import MLHubApiSource, Source, StacApiSource, StaticC
 from .sources_support import (
     DATASET,
     hub_catalog,
-    hub_has_search,
-    hub_serves_static,
-    serve_folder,
+    hub_static_url,
     sources_hub,
 )
 
@@ -40,16 +38,9 @@ def sources(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         "api": MLHubApiSource(root_url=hub.url),
         "disk": StaticCatalogSource(folder),
     }
-    if hub_has_search(hub):
-        out["stac-api"] = StacApiSource(hub.url)
-    url = hub_serves_static(hub)
-    if url is not None:
-        out["http"] = StaticCatalogSource(url)
-        yield out
-    else:
-        with serve_folder(folder.parent) as base:
-            out["http"] = StaticCatalogSource(f"{base}{DATASET}/catalog.json")
-            yield out
+    out["stac-api"] = StacApiSource(hub.url)
+    out["http"] = StaticCatalogSource(hub_static_url(hub))
+    yield out
     for src in out.values():
         src.close()
 

@@ -18,9 +18,7 @@ from mlhub_widgets.sources import Source, StacApiSource, StaticCatalogSource
 from .sources_support import (
     DATASET,
     hub_catalog,
-    hub_has_search,
-    hub_serves_static,
-    serve_folder,
+    hub_static_url,
     sources_hub,
 )
 
@@ -45,16 +43,9 @@ WIDER = [-88.5, 15.5, -87.0, 16.5]
 def sources(hub: Hub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = hub_catalog(hub, DATASET, tmp_path_factory.mktemp("cat"))
     out: dict[str, Any] = {"disk": StaticCatalogSource(folder)}
-    if hub_has_search(hub):
-        out["stac-api"] = StacApiSource(hub.url)
-    url = hub_serves_static(hub)
-    if url is not None:
-        out["http"] = StaticCatalogSource(url)
-        yield out
-    else:
-        with serve_folder(folder.parent) as base:
-            out["http"] = StaticCatalogSource(f"{base}{DATASET}/catalog.json")
-            yield out
+    out["stac-api"] = StacApiSource(hub.url)
+    out["http"] = StaticCatalogSource(hub_static_url(hub))
+    yield out
     for src in out.values():
         src.close()
 
@@ -125,8 +116,6 @@ def test_plan_and_resume_with_a_static_catalogue(
 def test_stac_api_index_is_rebuilt_when_server_side_filters_change(
     sources: dict[str, Source], tmp_path: Path
 ) -> None:
-    if "stac-api" not in sources:
-        pytest.skip("the bundled hub does not answer /search")
     src = sources["stac-api"]
     narrow = plan_download(DATASET, tmp_path, source=src, **FILTERS)
     wide = plan_download(DATASET, tmp_path, source=src, **dict(FILTERS, bbox=WIDER))

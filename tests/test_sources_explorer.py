@@ -12,7 +12,7 @@ from mlhub_widgets.hub import Hub
 from mlhub_widgets.sources import StacApiSource, StaticCatalogSource
 from mlhub_widgets.widgets.state import ExplorerState, Filters
 
-from .sources_support import DATASET, hub_has_search, hub_serves_static, sources_hub
+from .sources_support import DATASET, hub_static_url, sources_hub
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +22,11 @@ def hub(request: pytest.FixtureRequest) -> Hub:
 
 
 LABELS = "nasa_marine_debris_labels"
-W = pytest.importorskip("ipywidgets")
-
-
-def static_url(hub: Hub) -> str:
-    url = hub_serves_static(hub)
-    if url is None:
-        pytest.skip("the bundled hub does not serve static catalogues")
-    return url
 
 
 def test_state_explores_and_downloads_a_static_catalogue(hub: Hub, tmp_path: Path) -> None:
     st = ExplorerState(output_dir=str(tmp_path / "out"))
-    st.connect_source(static_url(hub))
+    st.connect_source(hub_static_url(hub))
     assert st.wait(60), st.errors
     assert not st.errors, st.errors
     assert isinstance(st.source, StaticCatalogSource) and st.session is None
@@ -84,19 +76,18 @@ def test_login_panel_is_a_source_picker(hub: Hub) -> None:
     panel.server.value = "static"
     assert panel.location.layout.display is None
     assert panel.api_key.layout.display == "none" and panel.profile.layout.display == "none"
-    panel.location.value = static_url(hub)
+    panel.location.value = hub_static_url(hub)
     panel.connect_button.click()
     assert panel.state.wait(60), panel.state.errors
     assert isinstance(panel.state.source, StaticCatalogSource)
     assert "static STAC catalogue" in panel.connection.value
-    if hub_has_search(hub):
-        panel.server.value = "stac-api"
-        panel.location.value = hub.url
-        panel.connect_button.click()
-        assert panel.state.wait(60), panel.state.errors
-        assert isinstance(panel.state.source, StacApiSource)
-        assert panel.state.wait(60)
-        assert DATASET in set(panel.state.results["id"])
+    panel.server.value = "stac-api"
+    panel.location.value = hub.url
+    panel.connect_button.click()
+    assert panel.state.wait(60), panel.state.errors
+    assert isinstance(panel.state.source, StacApiSource)
+    assert panel.state.wait(60)
+    assert DATASET in set(panel.state.results["id"])
     panel.server.value = "url"
     assert panel.api_key.layout.display is None and panel.location.layout.display == "none"
 
@@ -107,7 +98,7 @@ def test_tag_picker_becomes_a_keyword_filter(hub: Hub) -> None:
     st = ExplorerState()
     panel = SearchPanel(st)
     assert panel.tags.description == "Tags (all)"
-    st.connect_source(static_url(hub))
+    st.connect_source(hub_static_url(hub))
     assert st.wait(60), st.errors
     assert panel.tags.description == "Keywords (all)"
     # the recorded catalogue has no keywords: nothing to pick, so the picker hides itself
@@ -119,7 +110,9 @@ def test_tag_picker_becomes_a_keyword_filter(hub: Hub) -> None:
 def test_explorer_opens_a_static_catalogue(hub: Hub, tmp_path: Path) -> None:
     from mlhub_widgets.widgets import explorer
 
-    ex = explorer(source=static_url(hub), dataset=DATASET, output_dir=str(tmp_path), basemap=None)
+    ex = explorer(
+        source=hub_static_url(hub), dataset=DATASET, output_dir=str(tmp_path), basemap=None
+    )
     assert ex.state.wait(60), ex.state.errors
     assert ex.state.wait(60), ex.state.errors
     assert isinstance(ex.state.source, StaticCatalogSource)

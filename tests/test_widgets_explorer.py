@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ipywidgets")
-
 import mlhub_widgets
 from mlhub_widgets.config.session import get_session
 from mlhub_widgets.hub import Hub
@@ -119,7 +117,8 @@ def test_explorer_demo_mode_uses_the_in_process_hub(home: Path) -> None:
 def test_notebook_runs_top_to_bottom_offline_in_demo_mode(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    nbformat = pytest.importorskip("nbformat")
+    import nbformat
+
     monkeypatch.setenv("IPYTHONDIR", str(home / "ipython"))
     from nbclient import NotebookClient
 

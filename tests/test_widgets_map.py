@@ -11,12 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("ipywidgets")
-pytest.importorskip("ipyleaflet")
-
 import ipyleaflet as L
+import pytest
 
 from mlhub_widgets.exceptions import DownloadError
 from mlhub_widgets.hub import FaultConfig, Hub, serve

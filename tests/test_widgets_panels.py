@@ -10,12 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("ipywidgets")
-pytest.importorskip("ipyleaflet")
-
 import ipyleaflet as L
+import pytest
 
 from mlhub_widgets.hub import FaultConfig, Hub, serve
 from mlhub_widgets.widgets import (
