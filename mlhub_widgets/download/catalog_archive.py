@@ -170,6 +170,7 @@ def _is_junk(rel: str) -> bool:
     return "__MACOSX" in rel and "__MACOSX" in rel.split("/")
 
 
+# `object`: it reads untrusted catalogue JSON, so it must take anything
 def classify(data: object) -> EntryKind:
     """Tell STAC catalogues, collections and items apart from other JSON documents."""
     if not isinstance(data, dict):

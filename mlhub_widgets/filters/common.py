@@ -9,17 +9,20 @@ from decimal import Decimal
 from numbers import Real
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _is_number(value: object) -> bool:
     """A real number that is not a bool (``True`` is an int in Python, never a coordinate)."""
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _check_number(value: object, what: str) -> None:
     """TypeError unless ``value`` is a real number (bools and strings are not)."""
     if not (_is_number(value) or isinstance(value, Decimal)):
         raise TypeError(f"{what} must be a number, got {type(value).__name__} {_short_repr(value)}")
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _as_float(value: object, what: str) -> float:
     """A finite float from a real number (bools and strings are TypeErrors)."""
     _check_number(value, what)
@@ -40,6 +43,7 @@ def _fmt_num(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+# `object`: it shows any value a user passed in an error message
 def _short_repr(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

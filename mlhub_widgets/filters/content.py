@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..types import CollectionFilter
 from .common import (
     _list_valid,
     _short_repr,
@@ -11,7 +12,7 @@ from .common import (
 
 
 def validate_collection_filter(
-    cf: object, available: Mapping[str, Iterable[str]] | None = None
+    cf: CollectionFilter | None, available: Mapping[str, Iterable[str]] | None = None
 ) -> dict[str, frozenset[str] | None]:
     """Check ``{collection_id: [asset_key, ...]}``; an empty list or None means all asset keys.
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from ..types import BBoxLike, IntersectsLike
 from .common import (
     Exclusion,
     _as_float,
@@ -51,7 +52,7 @@ BBox: TypeAlias = tuple[float, float, float, float]
 """``(west, south, east, north)`` in EPSG:4326 degrees."""
 
 
-def validate_bbox(bbox: object) -> BBox:
+def validate_bbox(bbox: BBoxLike) -> BBox:
     """Check a ``[west, south, east, north]`` box in EPSG:4326 and return it as a float tuple.
 
     ``west > east`` is allowed and means the box crosses the antimeridian. A 3-D STAC bbox
@@ -142,6 +143,7 @@ _GEOMETRY_TYPES = frozenset(
 _REPROJECT_HINT = " (EPSG:4326; reproject e.g. a GeoDataFrame with .to_crs(4326))"
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _check_position(pos: object, where: str) -> list[float]:
     if not isinstance(pos, list | tuple):
         raise ValueError(
@@ -170,6 +172,7 @@ def _check_position(pos: object, where: str) -> list[float]:
     return [lon, lat]
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _check_positions(seq: object, where: str, minimum: int, what: str) -> list[list[float]]:
     if not isinstance(seq, list | tuple):
         raise ValueError(f"{where}: {what} must be a list of positions, got {_short_repr(seq)}")
@@ -178,6 +181,7 @@ def _check_positions(seq: object, where: str, minimum: int, what: str) -> list[l
     return [_check_position(p, where) for p in seq]
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _check_polygon(rings: object, where: str) -> list[list[list[float]]]:
     if not isinstance(rings, list | tuple):
         raise ValueError(f"{where}: Polygon coordinates must be a list of rings")
@@ -294,7 +298,7 @@ def _geometry_from_mapping(obj: Mapping[str, Any], where: str) -> BaseGeometry:
     return _check_shapely(geom, where)
 
 
-def validate_intersects(geom: object) -> BaseGeometry:
+def validate_intersects(geom: IntersectsLike) -> BaseGeometry:
     """Turn an area of interest into a valid 2-D shapely geometry in EPSG:4326.
 
     Accepts a GeoJSON Geometry, Feature or FeatureCollection (the union of its features) as a
@@ -324,6 +328,7 @@ def validate_intersects(geom: object) -> BaseGeometry:
     return _geometry_from_mapping(geom, where)
 
 
+# `object`: it reads untrusted catalogue JSON, so it must take anything
 def _item_envelopes(raw: object) -> list[BBox] | None:
     """An item bbox as 1-2 envelopes (2 across the antimeridian), None if unusable."""
     if not isinstance(raw, list | tuple):
@@ -347,6 +352,7 @@ def _item_envelopes(raw: object) -> list[BBox] | None:
     return None  # NaN
 
 
+# `object`: it reads untrusted catalogue JSON, so it must take anything
 def _item_geometry(raw: object) -> BaseGeometry | None:
     """Build an item's geometry quickly; None when it is missing or malformed (never raises)."""
     if not isinstance(raw, Mapping):

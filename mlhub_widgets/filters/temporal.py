@@ -16,6 +16,7 @@ from datetime import datetime as _datetime
 from datetime import time as _time
 from typing import TypeAlias
 
+from ..types import DatetimeLike
 from .common import (
     Exclusion,
     _short_repr,
@@ -141,6 +142,7 @@ def _parse_user_text(text: str, what: str) -> tuple[_datetime, _datetime]:
     return utc, utc
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _parse_bound(value: object, what: str) -> tuple[_datetime, _datetime] | None:
     """One end of a range (or a single value): returns its (first, last) instants or None."""
     if value is None:
@@ -160,13 +162,14 @@ def _parse_bound(value: object, what: str) -> tuple[_datetime, _datetime] | None
     )
 
 
+# `object`: it checks what a user passed, so it must take anything
 def _range_from_pair(start: object, end: object) -> DateRange:
     lo = _parse_bound(start, "datetime start")
     hi = _parse_bound(end, "datetime end")
     return DateRange(None if lo is None else lo[0], None if hi is None else hi[1])
 
 
-def validate_datetime(value: object) -> DateRange:
+def validate_datetime(value: DatetimeLike | DateRange) -> DateRange:
     """Turn a datetime filter into an inclusive UTC :class:`DateRange`.
 
     Accepts an aware ``datetime`` (one instant), a ``date`` (the whole UTC day), an ISO 8601
@@ -250,6 +253,7 @@ def _parse_item_date(text: str) -> _ItemSpan | None:
     return span
 
 
+# `object`: it reads untrusted catalogue JSON, so it must take anything
 def _dates_check(props: object, lo: float, hi: float) -> Exclusion | None:
     if not isinstance(props, Mapping):
         return Exclusion.NO_DATE

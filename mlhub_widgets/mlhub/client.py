@@ -80,6 +80,7 @@ def resolve_session(
     return get_session(api_key=api_key, profile=profile, root_url=root_url)
 
 
+# `object`: it checks what a user passed, so it must take anything
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a string, got {type(value).__name__} {value!r}")
@@ -94,6 +95,7 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+# `object`: it checks what a user passed, so it must take anything
 def str_list(value: object, what: str) -> list[str] | None:
     """Normalise ``None`` / a string / an iterable of strings to ``None`` or a list of strings.
 
@@ -196,6 +198,7 @@ def list_datasets(
     return [r for r in records if isinstance(r, dict) and has_tags(r.get("tags"), tag_list)]
 
 
+# `object`: it reads a dataset record's tags from the server's JSON, whatever they are
 def has_tags(record_tags: object, wanted: Iterable[str]) -> bool:
     """True when ``record_tags`` (a list) holds every tag of ``wanted``, ignoring case."""
     have: set[str] = set()
@@ -429,6 +432,7 @@ def next_href(page: Mapping[str, Any]) -> str | None:
     return None
 
 
+# `object`: it checks what a user passed, so it must take anything
 def check_limit(value: object, what: str, *, allow_none: bool = True) -> int | None:
     """Validate a ``limit`` (>= 0) or ``page_size`` (> 0) argument; ``None`` passes."""
     if value is None and allow_none:

@@ -80,6 +80,7 @@ _ALIASES = {
 _PREFIXES = ("aws_", "google_", "azure_storage_", "azure_")
 
 
+# `object`: it reads a user's storage option, whatever its type
 def _truthy(value: object) -> bool:
     if isinstance(value, bool):
         return value
