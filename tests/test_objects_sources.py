@@ -24,6 +24,7 @@ from tests.objects_support import (
     downloaded_assets,
     expected_assets,
     hub_public,
+    hub_writer,
     put_catalogue,
 )
 from tests.parts import Azurite, GcsEmulator, MotoS3
@@ -250,3 +251,38 @@ def test_unknown_schemes_are_refused_everywhere(tmp_path: Path) -> None:
         mw.open_source("ftp://host/catalog.json")
     with pytest.raises(UnsupportedURLError, match="did you mean"):
         mw.download_dataset("x", "s3:/bucket/p", source=tmp_path, progress=False)
+
+
+def test_a_download_into_a_bucket_is_opened_locally_after_a_sync(hub: Hub, tmp_path: Path) -> None:
+    """open_local reads folders only: for a download into a bucket the summary names no local
+    catalogue (the copy in the state folder points at files that are not on this machine),
+    open_local of the bucket is one line saying how to copy it, and the copy opens whole."""
+    demo = "mlhub_widgets_demo_crops"
+    bucket = f"s3://scratch/open-local-{os.getpid()}"
+    summary = mw.download_dataset(
+        demo, bucket, root_url=hub.url, progress=False, output_storage_options=hub_writer(hub)
+    )
+    assert summary.complete and summary.assets_downloaded > 0
+    assert summary.local_catalog is None
+    for where in (f"{bucket}/{demo}", f"{bucket}/{demo}/catalog.json"):
+        with pytest.raises(ValueError, match="open_local reads local folders only") as exc:
+            mw.open_local(where)
+        assert "\n" not in str(exc.value)
+        assert f"mlhub sync {bucket}/{demo}/ -o FOLDER --exclude err_report.csv" in str(exc.value)
+
+    # the bucket's catalogue points at the files beside it: a copy of the prefix opens whole
+    # (the download's err_report.csv, a name the sync keeps for its own report, left out)
+    mw.sync(
+        f"{bucket}/{demo}/",
+        tmp_path / demo,
+        exclude=["err_report.csv"],
+        storage_options=hub_writer(hub),
+        progress=False,
+    )
+    ds = mw.open_local(tmp_path / demo)
+    assets = ds.items()
+    assert len(assets) > 0 and assets["present"].all()
+    pairs = ds.pairs()
+    assert len(pairs) == 72
+    assert all(not missing for missing in pairs["missing_assets"])
+    assert all(Path(p).is_file() for a in pairs["label_assets"] for p in a.values())
