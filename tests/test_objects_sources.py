@@ -241,6 +241,22 @@ def test_explorer_connects_to_a_bucket_and_writes_to_one(hub: Hub, tmp_path: Pat
     assert st.job is not None
     summary = st.job.wait(timeout=120)
     assert summary.assets_failed == 0 and summary.assets_downloaded > 0
+    st.wait()
+    # the On-disk tab names the prefix and how to copy it, not a folder named 's3:' nearby
+    from mlhub_widgets.widgets.on_disk import OnDiskPanel
+
+    panel = OnDiskPanel(st, basemap=None)
+    prefix = f"{st.output_dir}/{SMALL_DS}"
+    assert st.disk is not None and st.disk.folder == prefix
+    assert "in object storage" in panel.summary.value and "Nothing has been" not in (
+        panel.summary.value
+    )
+    assert prefix in panel.paths.value and "s3:/scratch" not in panel.paths.value
+    assert f"mlhub sync {prefix}/ -o data/{SMALL_DS} --exclude err_report.csv" in (
+        panel.snippet.value
+    )
+    panel.refresh()
+    assert "disk" not in st.errors
     st.connect_source("s3://nobucket/x/", storage_options=hub_public(hub), then_search=False)
     st.wait()
     assert "nobucket" in st.errors["login"] and "\n" not in st.errors["login"]
