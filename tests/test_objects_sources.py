@@ -24,6 +24,7 @@ from tests.objects_support import (
     downloaded_assets,
     expected_assets,
     hub_public,
+    hub_writer,
     put_catalogue,
 )
 from tests.parts import Azurite, GcsEmulator, MotoS3
@@ -240,6 +241,22 @@ def test_explorer_connects_to_a_bucket_and_writes_to_one(hub: Hub, tmp_path: Pat
     assert st.job is not None
     summary = st.job.wait(timeout=120)
     assert summary.assets_failed == 0 and summary.assets_downloaded > 0
+    st.wait()
+    # the On-disk tab names the prefix and how to copy it, not a folder named 's3:' nearby
+    from mlhub_widgets.widgets.on_disk import OnDiskPanel
+
+    panel = OnDiskPanel(st, basemap=None)
+    prefix = f"{st.output_dir}/{SMALL_DS}"
+    assert st.disk is not None and st.disk.folder == prefix
+    assert "in object storage" in panel.summary.value and "Nothing has been" not in (
+        panel.summary.value
+    )
+    assert prefix in panel.paths.value and "s3:/scratch" not in panel.paths.value
+    assert f"mlhub sync {prefix}/ -o data/{SMALL_DS} --exclude err_report.csv" in (
+        panel.snippet.value
+    )
+    panel.refresh()
+    assert "disk" not in st.errors
     st.connect_source("s3://nobucket/x/", storage_options=hub_public(hub), then_search=False)
     st.wait()
     assert "nobucket" in st.errors["login"] and "\n" not in st.errors["login"]
@@ -250,3 +267,38 @@ def test_unknown_schemes_are_refused_everywhere(tmp_path: Path) -> None:
         mw.open_source("ftp://host/catalog.json")
     with pytest.raises(UnsupportedURLError, match="did you mean"):
         mw.download_dataset("x", "s3:/bucket/p", source=tmp_path, progress=False)
+
+
+def test_a_download_into_a_bucket_is_opened_locally_after_a_sync(hub: Hub, tmp_path: Path) -> None:
+    """open_local reads folders only: for a download into a bucket the summary names no local
+    catalogue (the copy in the state folder points at files that are not on this machine),
+    open_local of the bucket is one line saying how to copy it, and the copy opens whole."""
+    demo = "mlhub_widgets_demo_crops"
+    bucket = f"s3://scratch/open-local-{os.getpid()}"
+    summary = mw.download_dataset(
+        demo, bucket, root_url=hub.url, progress=False, output_storage_options=hub_writer(hub)
+    )
+    assert summary.complete and summary.assets_downloaded > 0
+    assert summary.local_catalog is None
+    for where in (f"{bucket}/{demo}", f"{bucket}/{demo}/catalog.json"):
+        with pytest.raises(ValueError, match="open_local reads local folders only") as exc:
+            mw.open_local(where)
+        assert "\n" not in str(exc.value)
+        assert f"mlhub sync {bucket}/{demo}/ -o FOLDER --exclude err_report.csv" in str(exc.value)
+
+    # the bucket's catalogue points at the files beside it: a copy of the prefix opens whole
+    # (the download's err_report.csv, a name the sync keeps for its own report, left out)
+    mw.sync(
+        f"{bucket}/{demo}/",
+        tmp_path / demo,
+        exclude=["err_report.csv"],
+        storage_options=hub_writer(hub),
+        progress=False,
+    )
+    ds = mw.open_local(tmp_path / demo)
+    assets = ds.items()
+    assert len(assets) > 0 and assets["present"].all()
+    pairs = ds.pairs()
+    assert len(pairs) == 72
+    assert all(not missing for missing in pairs["missing_assets"])
+    assert all(Path(p).is_file() for a in pairs["label_assets"] for p in a.values())

@@ -275,3 +275,15 @@ def test_geoparquet_without_its_extra_says_which(
     with pytest.raises(ValueError, match="no items"):
         monkeypatch.delitem(sys.modules, "stac_geoparquet.arrow")
         mw.to_geoparquet([], tmp_path / "x.parquet")
+
+
+def test_to_geoparquet_writes_an_items_frame_as_its_items(hub: Hub, tmp_path: Path) -> None:
+    frame = mw.items(NASA_LABELS, limit=20, root_url=hub.url, progress=False)
+    path = mw.to_geoparquet(frame, tmp_path / "frame.parquet")  # the frame, as users hold it
+    expected = [normalised(f) for f in served(hub, NASA_LABELS)[:20]]
+    assert [normalised(i) for i in stac_table_to_items(pq.read_table(path))] == expected
+    # any other frame is not items: one line saying what it takes, nothing written
+    with pytest.raises(ValueError, match="to_geoparquet takes STAC items") as exc:
+        mw.to_geoparquet(mw.datasets(root_url=hub.url), tmp_path / "datasets.parquet")
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "datasets.parquet").exists()

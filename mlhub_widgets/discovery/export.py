@@ -55,7 +55,7 @@ def _item_dict(item: pystac.Item | Mapping[str, Any]) -> JSON:
 
 
 def to_geoparquet(
-    items: pystac.ItemCollection | Iterable[pystac.Item | Mapping[str, Any]],
+    items: pystac.ItemCollection | pd.DataFrame | Iterable[pystac.Item | Mapping[str, Any]],
     path: str | os.PathLike[str],
     *,
     collections: Mapping[str, Mapping[str, Any]] | None = None,
@@ -64,7 +64,9 @@ def to_geoparquet(
 
     Args:
         items: a :class:`pystac.ItemCollection` (e.g. from
-            :func:`~mlhub_widgets.item_collection`), pystac Items or Item JSON objects.
+            :func:`~mlhub_widgets.item_collection`), pystac Items, Item JSON objects, or a
+            frame of :func:`~mlhub_widgets.items` (turned back into items by stac-geoparquet's
+            ``to_item_collection``).
         path: the ``.parquet`` file to write.
         collections: collection id → Collection JSON, stored in the file's metadata as
             stac-geoparquet specifies.
@@ -74,7 +76,17 @@ def to_geoparquet(
         ValueError: there are no items (a Parquet file needs a schema).
     """
     arrow = require("stac_geoparquet.arrow", "geoparquet")
-    dicts = [_item_dict(i) for i in items]
+    if isinstance(items, pd.DataFrame):
+        if "assets" not in items.columns or "id" not in items.columns:
+            raise ValueError(
+                "to_geoparquet takes STAC items: a frame of mw.items() (with its 'id' and "
+                "'assets' columns), an ItemCollection, pystac Items or Item JSON objects"
+            )
+        found: Iterable[pystac.Item | Mapping[str, Any]]
+        found = require("stac_geoparquet", "geoparquet").to_item_collection(items)
+    else:
+        found = items
+    dicts = [_item_dict(i) for i in found]
     if not dicts:
         raise ValueError("no items to write: a stac-geoparquet file needs at least one item")
     out = Path(path)

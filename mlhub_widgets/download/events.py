@@ -206,7 +206,10 @@ class DownloadSummary:
     catalog_only: bool = False
     per_collection: Mapping[str, CollectionProgress] = field(default_factory=dict)
     #: The downloaded catalogue's ``catalog.json``, its asset hrefs pointing at the local files
-    #: (a self-contained STAC catalogue: :func:`mlhub_widgets.open_local` reads it).
+    #: (a self-contained STAC catalogue: :func:`mlhub_widgets.open_local` reads it). None for
+    #: an object-store output: the catalogue is ``{url}/{dataset}/catalog.json`` in the bucket,
+    #: beside the files, which :func:`~mlhub_widgets.open_local` does not read (copy it first:
+    #: ``mlhub sync {url}/{dataset}/ -o FOLDER``).
     local_catalog: Path | None = None
 
     @property

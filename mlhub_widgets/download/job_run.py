@@ -596,7 +596,9 @@ class JobRun:
             elapsed=time.monotonic() - started,
             cancelled=cancelled,
             catalog_only=catalog_only,
-            local_catalog=self._local_catalog,
+            # an object-store output: the self-contained catalogue is the one in the bucket
+            # (beside the files); the copy in the state folder points at files not on disk
+            local_catalog=None if cfg.destination is not None else self._local_catalog,
             per_collection=types.MappingProxyType(per),
         )
 

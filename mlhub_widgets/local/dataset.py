@@ -120,8 +120,8 @@ def open_local(path: str | os.PathLike[str]) -> LocalDataset:
     or its ``catalog.json``.
 
     Raises:
-        FileNotFoundError: no catalogue there. ValueError: not a local path (object-storage
-            prefixes are not supported yet).
+        FileNotFoundError: no catalogue there. ValueError: not a local path: an object-storage
+            prefix (``s3://``...) is not read; copy it to a folder first (``mlhub sync``).
     """
     return LocalDataset(storage.normalise_root(path))
 

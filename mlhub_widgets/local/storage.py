@@ -99,9 +99,16 @@ def normalise_root(path: str | os.PathLike[Any]) -> str:
     """The ``catalog.json`` of a dataset folder (or the given ``.json`` file), absolute.
 
     Raises:
-        FileNotFoundError: there is no catalogue there. ValueError: not a local path.
+        FileNotFoundError: there is no catalogue there. ValueError: not a local path (one line
+            saying how to copy an object-storage prefix to a folder).
     """
     text = os.fspath(path)
+    if is_remote(text):
+        copy = text.rstrip("/").removesuffix("/catalog.json")
+        raise ValueError(
+            f"open_local reads local folders only, not {text}: copy the dataset first "
+            f"(mlhub sync {copy}/ -o FOLDER --exclude err_report.csv) and open that folder"
+        )
     where = local_path(text).expanduser().resolve()
     candidate = where if where.suffix == ".json" else where / "catalog.json"
     if not candidate.is_file():

@@ -122,8 +122,10 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
     # -- intent ------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the dataset's folder again (in the background)."""
-        if self.state.refresh_disk() is None:
+        if self.state.dataset_location() is None:
             self.state.set_error("disk", "Select a dataset first (tab 2).")
+        else:
+            self.state.refresh_disk()
 
     def _retry(self) -> None:
         try:
@@ -148,7 +150,7 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
 
     def _render(self, _change: object = None) -> None:
         st = self.state
-        folder = st.dataset_folder()
+        folder = st.dataset_location()
         disk: DiskView | None = st.disk
         if folder is None:
             self.paths.value = '<span class="mlhub-help">Select a dataset first (tab 2).</span>'
@@ -157,7 +159,7 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
             self._draw(None)
             self._render_buttons()
             return
-        path = os.fspath(folder)
+        path = folder
         rows = [("Folder", path)]
         if disk is not None and disk.catalog:
             rows.append(("Catalogue", disk.catalog))

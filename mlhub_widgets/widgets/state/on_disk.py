@@ -19,6 +19,7 @@ from typing import Any
 import traitlets
 from traitlets import observe
 
+from ...net.objects.urls import is_object_url
 from .errors import FailedAsset
 from .job_follow import JobFollower
 
@@ -67,7 +68,18 @@ class DiskView:
 
 
 def load_snippet(folder: str) -> str:
-    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`."""
+    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`
+    (for an object-store prefix, which it does not read: the copy to a folder first)."""
+    if is_object_url(folder):
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        return (
+            "# open_local reads local folders: copy the dataset first, in a terminal\n"
+            f"# mlhub sync {folder.rstrip('/')}/ -o data/{name} --exclude err_report.csv\n"
+            "import mlhub_widgets as mw\n\n"
+            f"ds = mw.open_local({'data/' + name!r})\n"
+            "assets = ds.items()   # GeoDataFrame: one row per asset, its local path, present\n"
+            "pairs = ds.pairs()    # label items with their source items' files\n"
+        )
     return (
         "import mlhub_widgets as mw\n\n"
         f"ds = mw.open_local({folder!r})\n"
@@ -168,14 +180,31 @@ class OnDiskFiles(JobFollower):
     dataset_id: Any
 
     def dataset_folder(self) -> Path | None:
-        """``{output_dir}/{dataset}``, absolute (None without a dataset)."""
+        """``{output_dir}/{dataset}``, absolute (None without a dataset, or when the output is
+        an object-store prefix: see :meth:`dataset_location`)."""
+        location = self.dataset_location()
+        return None if location is None or is_object_url(location) else Path(location)
+
+    def dataset_location(self) -> str | None:
+        """``{output_dir}/{dataset}``: an absolute folder, or the object-store URL of the
+        dataset's prefix (None without a dataset)."""
         if not self.dataset_id:
             return None
-        folder: Path = Path(str(self.output_dir).strip() or ".").expanduser().absolute()
-        return folder / str(self.dataset_id)
+        output = str(self.output_dir).strip()
+        if is_object_url(output):
+            return f"{output.rstrip('/')}/{self.dataset_id}"
+        return os.fspath(Path(output or ".").expanduser().absolute() / str(self.dataset_id))
 
     def refresh_disk(self) -> threading.Thread | None:
         """Read the selected dataset's folder again, in the background (see :attr:`disk`)."""
+        location = self.dataset_location()
+        if location is not None and is_object_url(location):
+            self.disk = DiskView(
+                location,
+                note=f"The files go to {location}, in object storage: this tab reads local "
+                "folders, as open_local does. Copy the dataset to a folder (below) to open it.",
+            )
+            return None
         folder = self.dataset_folder()
         if folder is None:
             self.disk = None
