@@ -19,6 +19,7 @@ from typing import Any
 import traitlets
 from traitlets import observe
 
+from ...net.objects.urls import is_object_url
 from .errors import FailedAsset
 from .job_follow import JobFollower
 
@@ -67,9 +68,16 @@ class DiskView:
 
 
 def load_snippet(folder: str) -> str:
-    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`."""
+    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`;
+    for an object-store prefix, :func:`mlhub_widgets.sync` copies it to a local folder first."""
+    copy = ""
+    if is_object_url(folder):
+        local = folder.rstrip("/").rsplit("/", 1)[-1]
+        copy = f"mw.sync({folder!r}, {local!r})  # storage_options=... as for the download\n"
+        folder = local
     return (
         "import mlhub_widgets as mw\n\n"
+        f"{copy}"
         f"ds = mw.open_local({folder!r})\n"
         "assets = ds.items()   # GeoDataFrame: one row per asset, its local path, present\n"
         "pairs = ds.pairs()    # label items with their source items' files\n"
@@ -168,18 +176,40 @@ class OnDiskFiles(JobFollower):
     dataset_id: Any
 
     def dataset_folder(self) -> Path | None:
-        """``{output_dir}/{dataset}``, absolute (None without a dataset)."""
-        if not self.dataset_id:
+        """``{output_dir}/{dataset}``, absolute (None without a dataset, or when
+        :attr:`output_dir` is an object-store prefix: see :meth:`dataset_location`)."""
+        if not self.dataset_id or is_object_url(str(self.output_dir).strip()):
             return None
         folder: Path = Path(str(self.output_dir).strip() or ".").expanduser().absolute()
         return folder / str(self.dataset_id)
 
-    def refresh_disk(self) -> threading.Thread | None:
-        """Read the selected dataset's folder again, in the background (see :attr:`disk`)."""
+    def dataset_location(self) -> str | None:
+        """Where the selected dataset's files go, as the user reads it: the absolute folder,
+        or ``s3://bucket/prefix/{dataset}`` for an object-store output (None without a
+        dataset)."""
+        if not self.dataset_id:
+            return None
+        text = str(self.output_dir).strip()
+        if is_object_url(text):
+            return f"{text.rstrip('/')}/{self.dataset_id}"
         folder = self.dataset_folder()
-        if folder is None:
+        return os.fspath(folder) if folder is not None else None
+
+    def refresh_disk(self) -> threading.Thread | None:
+        """Read the selected dataset's folder again, in the background (see :attr:`disk`).
+        An object-store output is not read: the view says so (``mw.sync`` copies it here)."""
+        location = self.dataset_location()
+        if location is None:
             self.disk = None
             return None
+        if is_object_url(location):
+            self.disk = DiskView(
+                folder=location,
+                note=f"The files go to the object store at {location}: this tab reads local "
+                "folders only. The code below copies them here and opens them.",
+            )
+            return None
+        folder = Path(location)
 
         def done(view: DiskView) -> None:
             self.disk = view
