@@ -253,11 +253,15 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             for theme in themes:
-                with (
-                    tempfile.TemporaryDirectory(prefix="mlhub-demo-") as workdir,
-                    explorer_in_voila(hub.url, theme, Path(workdir)) as url,
-                ):
-                    take(browser, url, theme, shots)
+                # a plain, readable folder (the pictures show it as the download folder)
+                workdir = Path(tempfile.gettempdir()) / "mlhub-demo"
+                shutil.rmtree(workdir, ignore_errors=True)
+                workdir.mkdir()
+                try:
+                    with explorer_in_voila(hub.url, theme, workdir) as url:
+                        take(browser, url, theme, shots)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
         finally:
             browser.close()
 

@@ -4,6 +4,7 @@ public-read bucket on a custom endpoint), Azurite and fake-gcs-server."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -248,13 +249,12 @@ def test_explorer_connects_to_a_bucket_and_writes_to_one(hub: Hub, tmp_path: Pat
     panel = OnDiskPanel(st, basemap=None)
     prefix = f"{st.output_dir}/{SMALL_DS}"
     assert st.disk is not None and st.disk.folder == prefix
-    assert "in object storage" in panel.summary.value and "Nothing has been" not in (
-        panel.summary.value
-    )
+    assert f"object store at {prefix}" in panel.summary.value
+    assert "Nothing has been" not in panel.summary.value
     assert prefix in panel.paths.value and "s3:/scratch" not in panel.paths.value
-    assert f"mlhub sync {prefix}/ -o data/{SMALL_DS} --exclude err_report.csv" in (
-        panel.snippet.value
-    )
+    code = html.unescape(panel.snippet.value)
+    assert f"mw.sync({prefix!r}, {SMALL_DS!r})" in code
+    assert f"mw.open_local({SMALL_DS!r})" in code
     panel.refresh()
     assert "disk" not in st.errors
     st.connect_source("s3://nobucket/x/", storage_options=hub_public(hub), then_search=False)
@@ -284,17 +284,19 @@ def test_a_download_into_a_bucket_is_opened_locally_after_a_sync(hub: Hub, tmp_p
         with pytest.raises(ValueError, match="open_local reads local folders only") as exc:
             mw.open_local(where)
         assert "\n" not in str(exc.value)
-        assert f"mlhub sync {bucket}/{demo}/ -o FOLDER --exclude err_report.csv" in str(exc.value)
+        assert f"mlhub sync {bucket}/{demo}/ -o FOLDER)" in str(exc.value)
 
     # the bucket's catalogue points at the files beside it: a copy of the prefix opens whole
-    # (the download's err_report.csv, a name the sync keeps for its own report, left out)
-    mw.sync(
+    # (the download's err_report.csv, a name a download keeps for itself, not copied: counted)
+    plan = mw.plan_sync(f"{bucket}/{demo}/", tmp_path / demo, storage_options=hub_writer(hub))
+    assert plan.reserved == 1 and "1 not copied (err_report.csv" in str(plan)
+    copied = mw.sync(
         f"{bucket}/{demo}/",
         tmp_path / demo,
-        exclude=["err_report.csv"],
         storage_options=hub_writer(hub),
         progress=False,
     )
+    assert copied.reserved_skipped == 1 and copied.assets_failed == 0
     ds = mw.open_local(tmp_path / demo)
     assets = ds.items()
     assert len(assets) > 0 and assets["present"].all()

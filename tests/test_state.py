@@ -195,6 +195,8 @@ def test_select_dataset_loads_detail_extent_and_asset_keys(hub: Hub, home: Path)
     assert st.temporal_extent == (dt.date(2020, 1, 1), dt.date(2021, 12, 31))
     assert st.asset_keys[SOURCE] == ["image", "thumbnail"]
     assert st.footprint is not None
+    # browsing writes nothing into the download folder (the catalogue is read elsewhere)
+    assert not (home / "out").exists()
     # a new dataset keeps the area but not the dates or the collection filter
     assert st.filters == Filters(bbox=(0, 0, 10, 10))
 

@@ -20,6 +20,7 @@ from mlhub_widgets.widgets import (
     DownloadPanel,
     LoginPanel,
     MapFilterPanel,
+    OnDiskPanel,
     SearchPanel,
 )
 from mlhub_widgets.widgets.map_filter import OUTLINES, POLYGON_COLOR, RECTANGLE_COLOR
@@ -421,3 +422,63 @@ def test_download_panel_start_error_cancel_and_where_files_go(slow_hub: Hub, hom
     assert f"are in {home / 'out' / DEMO}" in panel.status.value
     assert panel.start_button.description == "Start (resume)"
     assert panel.cancel_button.disabled
+
+
+# -- object storage through the panels -----------------------------------------------------------
+
+
+def test_panels_read_from_and_write_to_a_bucket(
+    hub: Hub, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalogue in the hub's S3 bucket, opened with storage options typed in the Connect
+    tab, downloaded to an s3:// prefix whose options are typed in the Download tab: every
+    place that names the destination names the bucket, never a local state folder."""
+    import os
+
+    from mlhub_widgets.net.objects import list_url
+
+    monkeypatch.setenv("MLHUB_STATE_DIR", str(home / "state"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    login = LoginPanel()
+    st = login.state
+    download = DownloadPanel(st)
+    disk = OnDiskPanel(st)
+    login.server.value = "static"
+    assert login.storage.layout.display is None  # shown for a catalogue source
+    login.location.value = "s3://radiantearth/spacenet1/"
+    login.storage.value = "endpoint"
+    login.connect_button.click()
+    assert "KEY=VALUE pairs: &#x27;endpoint&#x27; is not one." in login.status.value
+    login.storage.value = f"endpoint={hub.s3_url} skip_signature=true"
+    login.connect_button.click()
+    assert st.wait(60)
+    assert "s3://radiantearth/spacenet1" in login.connection.value, login.status.value
+    assert st.storage_options == {"endpoint": hub.s3_url, "skip_signature": "true"}
+    st.select_dataset("spacenet1")
+    assert st.wait(60)
+
+    prefix = f"s3://scratch/panels-{os.getpid()}"
+    assert download.output_options.layout.display == "none"  # a folder needs no options
+    download.output_dir.value = prefix + "/"
+    assert download.output_options.layout.display is None
+    assert f"Files go to <code>{prefix}/spacenet1/</code>" in download.output_where.value
+    download.output_options.value = f"endpoint={hub.s3_url} access_key_id=hub"
+    download.output_options.value += " secret_access_key=hub-secret"
+    assert st.output_storage_options["secret_access_key"] == "hub-secret"
+    download.start_button.click()
+    until(lambda: st.job_state == "finished", timeout=120)
+    until(lambda: "Done:" in download.status.value)
+    assert f"into {prefix}/spacenet1." in download.status.value, download.status.value
+    assert str(home / "state") not in download.status.value
+    written = list(list_url(prefix + "/spacenet1/", storage_options=st.output_storage_options))
+    assert len(written) > 10
+
+    # the On-disk tab names the bucket and the code that copies it here, no local folder
+    until(lambda: "object store" in disk.summary.value)
+    assert f'<th>Object store</th><td><code class="mlhub-copy">{prefix}/spacenet1' in (
+        disk.paths.value
+    )
+    assert "mw.sync(&#x27;" + prefix + "/spacenet1&#x27;, &#x27;spacenet1&#x27;)" in (
+        disk.snippet.value
+    )

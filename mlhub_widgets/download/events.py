@@ -211,6 +211,10 @@ class DownloadSummary:
     #: beside the files, which :func:`~mlhub_widgets.open_local` does not read (copy it first:
     #: ``mlhub sync {url}/{dataset}/ -o FOLDER``).
     local_catalog: Path | None = None
+    #: Objects a sync left out because they have a name a download keeps for its own state
+    #: (``err_report.csv``, the asset index, ``*.part``): e.g. the report of the download
+    #: that filled the source prefix.
+    reserved_skipped: int = 0
 
     @property
     def complete(self) -> bool:
@@ -227,6 +231,11 @@ class DownloadSummary:
         )
         if self.cancelled:
             text += " (cancelled; run again to resume)"
+        if self.reserved_skipped:
+            text += (
+                f"; {self.reserved_skipped} not copied (err_report.csv or another name "
+                "mlhub keeps for its own state)"
+            )
         return text
 
 

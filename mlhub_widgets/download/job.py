@@ -139,6 +139,17 @@ class DownloadJob(JobRun):
         return self._cfg.dataset_asset_dir
 
     @property
+    def location(self) -> str:
+        """Where the dataset's files end up, as a user names it: the absolute asset folder,
+        or for an object-store output (``-o s3://bucket/prefix``) the dataset's object URL
+        (:attr:`asset_dir` is then the local state folder the upload goes through)."""
+        cfg = self._cfg
+        if cfg.destination is not None:
+            with contextlib.suppress(ValueError):  # (assets in a folder of their own: local)
+                return cfg.destination.object_url(cfg.dataset_asset_dir)
+        return os.fspath(cfg.dataset_asset_dir)
+
+    @property
     def state(self) -> JobState:
         """``pending``, ``running``, ``paused``, ``cancelling``, ``cancelled``, ``finished`` or
         ``failed``."""

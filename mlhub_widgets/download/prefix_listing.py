@@ -33,11 +33,11 @@ from ..net.objects import (
 from ..net.settings import NetworkSettings
 from .destination import state_root
 from .manifest import MANIFEST_NAME, Manifest, NewAsset
-from .paths import safe_component
+from .paths import is_reserved_name, safe_component
 from .pipeline import DownloadConfig
 from .report import ERR_REPORT_NAME
 
-__all__ = ["PrefixLister", "SyncConfig", "selected", "source_objects"]
+__all__ = ["PrefixLister", "SyncConfig", "is_own_file", "selected", "source_objects"]
 
 _BATCH = 2000
 _FIRST_BATCH = 128
@@ -92,6 +92,12 @@ def selected(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     return not any(fnmatch.fnmatchcase(rel, p) for p in exclude)
 
 
+def is_own_file(rel: str) -> bool:
+    """Whether ``rel`` has a name a download keeps for its own state (its ``err_report.csv``,
+    asset index, lock or ``.part`` files): a sync never copies those, it counts them."""
+    return is_reserved_name(rel.rsplit("/", 1)[-1])
+
+
 def safe_relpath(rel: str) -> str:
     """``rel`` with every part made safe for every file system (empty parts dropped)."""
     return "/".join(safe_component(part) for part in rel.split("/") if part)
@@ -139,6 +145,7 @@ class PrefixLister:
         self.assets = 0
         self.selected = 0
         self.excluded = 0
+        self.reserved = 0
         self.bytes = 0
         self.seen_keys: dict[str, set[str]] = {}
         self.error: BaseException | None = None
@@ -193,6 +200,9 @@ class PrefixLister:
             self.assets += 1
             if not selected(rel, cfg.include, cfg.exclude):
                 self.excluded += 1
+                continue
+            if is_own_file(rel):
+                self.reserved += 1
                 continue
             path = safe_relpath(rel)
             folder = path.split("/", 1)[0] if "/" in path else "."

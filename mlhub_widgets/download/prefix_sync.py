@@ -21,6 +21,7 @@ destination holds nothing but the copied files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -45,6 +46,7 @@ from .pipeline import Pipeline, output_location, validate_common
 from .prefix_listing import (
     PrefixLister,
     SyncConfig,
+    is_own_file,
     local_state_dir,
     safe_relpath,
     selected,
@@ -194,7 +196,8 @@ class SyncJob(DownloadJob):
                 raise NoAssetsSelected(
                     f"nothing to copy: no objects below {cfg.src} {what} ({lister.assets:,} listed)"
                 )
-            return self._summarize(db, started, cancelled=cancelled)
+            summary = self._summarize(db, started, cancelled=cancelled)
+            return dataclasses.replace(summary, reserved_skipped=lister.reserved)
 
 
 def sync(
@@ -275,6 +278,8 @@ class SyncPlan:
         source, destination: the two locations.
         objects, bytes: objects below the source that the globs select, and their size.
         excluded: objects the globs leave out.
+        reserved: objects never copied, having a name a download keeps for its own state
+            (e.g. the ``err_report.csv`` of the download that filled the prefix).
         present, present_bytes: selected objects already at the destination with their size.
     """
 
@@ -285,6 +290,7 @@ class SyncPlan:
     excluded: int
     present: int
     present_bytes: int
+    reserved: int = 0
 
     @property
     def to_copy(self) -> int:
@@ -297,6 +303,12 @@ class SyncPlan:
             f"{self.source} -> {self.destination}: {self.objects:,} objects "
             f"({human_bytes(self.bytes)}) selected, {self.excluded:,} excluded; "
             f"{self.present:,} already there; {self.to_copy:,} to copy ({human_bytes(left)})"
+            + (
+                f"; {self.reserved:,} not copied (err_report.csv or another name mlhub keeps "
+                "for its own state)"
+                if self.reserved
+                else ""
+            )
         )
 
 
@@ -320,11 +332,14 @@ def plan_sync(
     if cfg.destination is not None:
         cfg.destination.network = cfg.network
         there = cfg.destination.scan(cfg.dataset_asset_dir)
-    objects = nbytes = excluded = present = present_bytes = 0
+    objects = nbytes = excluded = present = present_bytes = reserved = 0
     base = cfg.asset_dir
     for rel, info in source_objects(cfg):
         if not selected(rel, cfg.include, cfg.exclude):
             excluded += 1
+            continue
+        if is_own_file(rel):
+            reserved += 1
             continue
         objects += 1
         nbytes += info.size
@@ -340,4 +355,4 @@ def plan_sync(
             present += 1
             present_bytes += info.size
     shown = cfg.destination.url if cfg.destination is not None else os.fspath(base)
-    return SyncPlan(cfg.src, shown, objects, nbytes, excluded, present, present_bytes)
+    return SyncPlan(cfg.src, shown, objects, nbytes, excluded, present, present_bytes, reserved)

@@ -107,7 +107,7 @@ def normalise_root(path: str | os.PathLike[Any]) -> str:
         copy = text.rstrip("/").removesuffix("/catalog.json")
         raise ValueError(
             f"open_local reads local folders only, not {text}: copy the dataset first "
-            f"(mlhub sync {copy}/ -o FOLDER --exclude err_report.csv) and open that folder"
+            f"(mlhub sync {copy}/ -o FOLDER) and open that folder"
         )
     where = local_path(text).expanduser().resolve()
     candidate = where if where.suffix == ".json" else where / "catalog.json"

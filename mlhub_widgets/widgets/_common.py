@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ipywidgets as W
@@ -160,6 +161,31 @@ def css_widget() -> W.HTML:
     widget = W.HTML(CSS, layout=W.Layout(display="none"))
     widget.add_class("mlhub-css")
     return widget
+
+
+#: How a storage-options field's error starts.
+OPTIONS_ERROR = "Storage options are KEY=VALUE pairs"
+
+
+def options_from_text(text: str) -> dict[str, str]:
+    """Object-store options typed as ``KEY=VALUE`` pairs separated by spaces or commas (the
+    CLI's ``--storage-option``), e.g. ``endpoint=https://data.source.coop skip_signature=true``.
+
+    Raises:
+        ValueError: a pair without ``=`` (one line that names it).
+    """
+    from ..net.objects import parse_storage_option
+
+    pairs = (parse_storage_option(part) for part in re.split(r"[\s,]+", text.strip()) if part)
+    try:
+        return dict(pairs)
+    except ValueError as exc:
+        raise ValueError(f"{OPTIONS_ERROR}: {str(exc).split(', got ')[-1]} is not one.") from None
+
+
+def options_to_text(options: Mapping[str, Any]) -> str:
+    """The text :func:`options_from_text` reads back as ``options``."""
+    return " ".join(f"{key}={value}" for key, value in options.items())
 
 
 def esc(value: object) -> str:

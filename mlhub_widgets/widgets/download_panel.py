@@ -10,14 +10,18 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
+from ..net.objects.urls import is_object_url
 from ._common import (
     LABEL_STYLE,
+    OPTIONS_ERROR,
     StatusLine,
     css_widget,
     esc,
     human_bytes,
     human_duration,
     msg_html,
+    options_from_text,
+    options_to_text,
 )
 from .state import ExplorerState, completed_fraction
 
@@ -46,6 +50,16 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         st = self.state
         self.output_dir = W.Text(
             description="Output directory",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.output_options = W.Text(
+            value=options_to_text(st.output_storage_options),
+            description="Storage options",
+            placeholder="of the output store, e.g. endpoint=https://… region=eu-west-1",
+            tooltip="KEY=VALUE pairs, as mlhub's --output-storage-option; credentials come "
+            "from the cloud's environment (AWS_*, GOOGLE_*, AZURE_*)",
+            continuous_update=False,
             style=LABEL_STYLE,
             layout=W.Layout(width="min(560px, 100%)"),
         )
@@ -107,6 +121,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
         for widget, cls in [
             (self.output_dir, "mlhub-output-dir"),
             (self.output_where, "mlhub-output-where"),
+            (self.output_options, "mlhub-output-storage-options"),
             (self.if_exists, "mlhub-if-exists"),
             (self.catalog_only, "mlhub-catalog-only"),
             (self.workers, "mlhub-workers"),
@@ -135,6 +150,7 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
                 self.selection,
                 self.output_dir,
                 self.output_where,
+                self.output_options,
                 self.if_exists,
                 W.HBox([self.workers, self.catalog_only], layout=row),
                 self.problems,
@@ -173,6 +189,8 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             ],
         )
         st.observe(self._render_where, names=["output_dir", "dataset_id"])
+        st.observe(self._render_output_options, names=["output_storage_options"])
+        self.output_options.observe(self._on_output_options, names="value")
         st.observe(self._render_dashboard, names=["dashboard_url"])
         st.observe(self._render_estimate, names=["estimate"])
         st.observe(self._render_buttons, names=["job_state", "busy", "resumable"])
@@ -224,19 +242,42 @@ class DownloadPanel(W.VBox):  # type: ignore[misc]
             else ""
         )
 
+    def _on_output_options(self, change: dict[str, Any]) -> None:
+        try:
+            options = options_from_text(change["new"])
+        except ValueError as exc:
+            self.state.set_error("download", str(exc))
+            return
+        if self.state.errors.get("download", "").startswith(OPTIONS_ERROR):
+            self.state.set_error("download", None)
+        if options != self.state.output_storage_options:
+            self.state.output_storage_options = options
+
+    def _render_output_options(self, _change: object = None) -> None:
+        text = options_to_text(self.state.output_storage_options)
+        if self.output_options.value != text:
+            self.output_options.value = text
+
     def _render_where(self, _change: object = None) -> None:
-        """The absolute folder the files go to (a relative one is relative to the kernel)."""
+        """Where the files go: the absolute folder (a relative one is relative to the kernel),
+        or the object-store prefix (whose storage options are shown then)."""
         st = self.state
         text = st.output_dir.strip() or "."
-        try:
-            folder = Path(text).expanduser().absolute()
-        except (OSError, RuntimeError, ValueError):  # e.g. ~user that does not exist
-            self.output_where.value = ""
-            return
-        target = folder / st.dataset_id if st.dataset_id else folder
+        bucket = is_object_url(text)
+        self.output_options.layout.display = None if bucket else "none"
+        if bucket:
+            base = text.rstrip("/")
+            target, sep = (f"{base}/{st.dataset_id}" if st.dataset_id else base), "/"
+        else:
+            try:
+                folder = Path(text).expanduser().absolute()
+            except (OSError, RuntimeError, ValueError):  # e.g. ~user that does not exist
+                self.output_where.value = ""
+                return
+            target = os.fspath(folder / st.dataset_id if st.dataset_id else folder)
+            sep = os.sep
         self.output_where.value = (
-            f'<span class="mlhub-help">Files go to <code>{esc(os.fspath(target))}'
-            f"{esc(os.sep)}</code></span>"
+            f'<span class="mlhub-help">Files go to <code>{esc(target)}{esc(sep)}</code></span>'
         )
 
     def _render_estimate(self, _change: object = None) -> None:

@@ -11,7 +11,14 @@ import ipywidgets as W
 import traitlets
 
 from ..config.session import DEFAULT_ROOT_URL, ROOT_URL_ENV
-from ._common import LABEL_STYLE, StatusLine, css_widget, esc
+from ._common import (
+    LABEL_STYLE,
+    StatusLine,
+    css_widget,
+    esc,
+    options_from_text,
+    options_to_text,
+)
 from .state import ExplorerState
 
 NO_PROFILE = ""
@@ -23,7 +30,10 @@ STAC_CHOICES = ("stac-api", "static")
 
 class LoginPanel(W.VBox):  # type: ignore[misc]
     """Pick a source: an MLHub API (key or profile, root URL or the bundled demo hub), a STAC
-    API (its URL) or a static STAC catalogue (a folder, ``catalog.json`` path or URL).
+    API (its URL) or a static STAC catalogue (a folder, ``catalog.json`` path or URL, or an
+    ``s3://``/``gs://``/``az://`` prefix). "Storage options" (``KEY=VALUE`` pairs, as the CLI's
+    ``--storage-option``) configure the object stores the source and its assets are read from:
+    :attr:`ExplorerState.storage_options`.
 
     "Test connection" runs in the background and shows who answered (server and number of
     datasets) or exactly what went wrong (401 message, unreachable host, wrong URL); on success
@@ -65,6 +75,15 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.location = W.Text(
             description="URL or path",
             placeholder="https://…/stac/v1/  or  /data/nasa_marine_debris/catalog.json",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="min(560px, 100%)"),
+        )
+        self.storage = W.Text(
+            value=options_to_text(st.storage_options),
+            description="Storage options",
+            placeholder="for s3:// gs:// az://  e.g. endpoint=https://… skip_signature=true",
+            tooltip="KEY=VALUE pairs, as mlhub's --storage-option; credentials come from the "
+            "cloud's environment (AWS_*, GOOGLE_*, AZURE_*)",
             style=LABEL_STYLE,
             layout=W.Layout(width="min(560px, 100%)"),
         )
@@ -113,8 +132,11 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.help = W.HTML(
             '<span class="mlhub-help">Keys and profiles are the ones of <code>mlhub configure'
             "</code> (profiles file <code>$MLHUB_HOME/profiles</code>). The bundled demo hub "
-            "needs neither. A Dask scheduler spreads downloads over its workers (they must see "
-            "the output directory at the same path; needs <code>mlhub_widgets[distributed]"
+            "needs neither. A catalogue in an object store takes storage options: "
+            "<code>endpoint=https://data.source.coop skip_signature=true</code> reads a public "
+            "bucket of Source Cooperative. A Dask scheduler spreads downloads over its "
+            "workers (they must see the output directory at the same path; needs "
+            "<code>mlhub_widgets[distributed]"
             "</code>).</span>"
         )
 
@@ -122,6 +144,7 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
             (self.server, "mlhub-server"),
             (self.root_url, "mlhub-root-url"),
             (self.location, "mlhub-location"),
+            (self.storage, "mlhub-storage-options"),
             (self.profile, "mlhub-profile"),
             (self.api_key, "mlhub-api-key"),
             (self.connect_button, "mlhub-connect"),
@@ -145,6 +168,7 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
                 self.server,
                 self.root_url,
                 self.location,
+                self.storage,
                 self.profile,
                 self.api_key,
                 self.connect_button,
@@ -167,6 +191,7 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         self.profile.observe(self._on_profile, names="value")
         self.cluster.observe(self._on_cluster, names="value")
         st.observe(self._render_cluster, names="cluster")
+        st.observe(self._render_storage, names="storage_options")
         st.observe(self._render_profiles, names="profiles")
         st.observe(self._render_connection, names=["connection", "session", "source", "errors"])
         st.observe(self._render_busy, names="busy")
@@ -178,7 +203,14 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
     # -- intent ------------------------------------------------------------------------------
     def _on_connect(self, _button: object = None) -> None:
         if self.server.value in STAC_CHOICES:
-            self.state.connect_source(self.location.value, kind=self.server.value)
+            try:
+                options = options_from_text(self.storage.value)
+            except ValueError as exc:
+                self.state.set_error("login", str(exc))
+                return
+            self.state.connect_source(
+                self.location.value, kind=self.server.value, storage_options=options
+            )
             return
         demo = self.server.value == "demo"
         self.state.connect(
@@ -199,7 +231,8 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         # a STAC source has no key, profile or root URL; an MLHub API has no catalogue path
         for widget in (self.root_url, self.profile, self.api_key, self.profile_row):
             widget.layout.display = "none" if stac else None
-        self.location.layout.display = None if stac else "none"
+        for widget in (self.location, self.storage):
+            widget.layout.display = None if stac else "none"
 
     def _on_cluster(self, change: dict[str, Any]) -> None:
         try:
@@ -245,7 +278,20 @@ class LoginPanel(W.VBox):  # type: ignore[misc]
         if self.cluster.value.strip() != self.state.cluster:
             self.cluster.value = self.state.cluster
 
+    def _render_storage(self, _change: object = None) -> None:
+        text = options_to_text(self.state.storage_options)
+        if options_from_text_or_none(self.storage.value) != self.state.storage_options:
+            self.storage.value = text
+
     def _render_busy(self, _change: object = None) -> None:
         busy = self.state.is_busy("login")
         self.connect_button.disabled = busy
         self.save_button.disabled = self.state.is_busy("profiles")
+
+
+def options_from_text_or_none(text: str) -> dict[str, str] | None:
+    """:func:`options_from_text`, None for a text that is not KEY=VALUE pairs."""
+    try:
+        return options_from_text(text)
+    except ValueError:
+        return None

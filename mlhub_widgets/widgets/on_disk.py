@@ -15,6 +15,7 @@ from typing import Any
 import ipyleaflet as L
 import ipywidgets as W
 
+from ..net.objects.urls import is_object_url
 from ._common import StatusLine, css_widget, esc, human_bytes
 from .map_view import fit, make_map, outlines_layer, resolve_basemap
 from .state import ExplorerState
@@ -150,17 +151,16 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
 
     def _render(self, _change: object = None) -> None:
         st = self.state
-        folder = st.dataset_location()
+        path = st.dataset_location()
         disk: DiskView | None = st.disk
-        if folder is None:
+        if path is None:
             self.paths.value = '<span class="mlhub-help">Select a dataset first (tab 2).</span>'
             for w in (self.summary, self.failed, self.files, self.snippet):
                 w.value = ""
             self._draw(None)
             self._render_buttons()
             return
-        path = folder
-        rows = [("Folder", path)]
+        rows = [("Object store" if is_object_url(path) else "Folder", path)]
         if disk is not None and disk.catalog:
             rows.append(("Catalogue", disk.catalog))
         if disk is not None and disk.report and disk.failed_count:
@@ -178,6 +178,9 @@ class OnDiskPanel(W.VBox):  # type: ignore[misc]
             '<span class="mlhub-help">(click the code to select it)</span>'
             f'<pre class="mlhub-copy mlhub-code">{esc(load_snippet(path))}</pre>'
         )
+        if (disk is None or disk.folder != path) and is_object_url(path):
+            st.refresh_disk()  # nothing to read: the view says where the files are
+            return
         if disk is None or disk.folder != path:
             self.summary.value = (
                 '<span class="mlhub-help">Press Refresh to read the folder (it is read after '

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -145,6 +146,9 @@ class ExplorerState(MapItems, OnDiskFiles, Downloads):
 
     def __init__(self, session: Session | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # where selecting a dataset reads its catalogue to list the asset keys: browsing
+        # writes nothing into the download folder (removed with the state or at exit)
+        self._scratch = tempfile.TemporaryDirectory(prefix="mlhub-explorer-")
         if session is not None:
             self.session = session
             self.connection = self._describe(session, None)
@@ -503,7 +507,7 @@ class ExplorerState(MapItems, OnDiskFiles, Downloads):
 
     def _load_asset_keys(self, dataset_id: str) -> None:
         where = self._where()
-        output_dir = self.output_dir
+        output_dir = self._scratch.name
 
         def work() -> dict[str, list[str]]:
             from ...download import plan_download

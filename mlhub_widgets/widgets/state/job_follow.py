@@ -159,7 +159,7 @@ class JobFollower(BackgroundTasks):
         elif isinstance(event, JobCancelled):
             self._publish(job, force=True)
         elif isinstance(event, JobFinished):
-            self.set_notice("download", finished_text(event.summary))
+            self.set_notice("download", finished_text(event.summary, _location(job)))
             self._publish(job, force=True)
         elif isinstance(event, JobPaused | JobResumed):
             self._publish(job, force=True)
@@ -188,7 +188,7 @@ class JobFollower(BackgroundTasks):
             if self.job_state == "cancelled" and "download" not in self.warnings:
                 # also when the job was cancelled before its catalogue was read (it then
                 # sends no JobCancelled)
-                self.set_warning("download", cancelled_text(snapshot, job.asset_dir))
+                self.set_warning("download", cancelled_text(snapshot, _location(job)))
                 self.resumable = self._stopped_after_catalogue(job)
 
     @staticmethod
@@ -214,17 +214,26 @@ def cancelled_text(snapshot: Any, asset_dir: Any) -> str:
     )
 
 
-def finished_text(summary: Any) -> str:
-    """What the Download tab says when a job finished."""
+def _location(job: Any) -> Any:
+    """Where a job's files go: its :attr:`~mlhub_widgets.download.DownloadJob.location` (an
+    object URL for a bucket output), else its asset folder (a job made elsewhere)."""
+    return getattr(job, "location", None) or job.asset_dir
+
+
+def finished_text(summary: Any, location: Any = None) -> str:
+    """What the Download tab says when a job finished; ``location`` (default: the summary's
+    asset folder) is where the files went, an object URL for a bucket output."""
     from .formatting import human_bytes, human_duration
 
     if summary.catalog_only:
-        return f"Done: the catalogue of {summary.dataset_id} is in {summary.catalog_dir}."
+        return (
+            f"Done: the catalogue of {summary.dataset_id} is in {location or summary.catalog_dir}."
+        )
     skipped = f", {summary.assets_skipped} already there" if summary.assets_skipped else ""
     return (
         f"Done: {summary.assets_downloaded} assets downloaded "
         f"({human_bytes(summary.bytes_downloaded)}){skipped} in "
-        f"{human_duration(summary.elapsed)}, into {summary.asset_dir}."
+        f"{human_duration(summary.elapsed)}, into {location or summary.asset_dir}."
     )
 
 

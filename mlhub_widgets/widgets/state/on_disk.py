@@ -68,20 +68,16 @@ class DiskView:
 
 
 def load_snippet(folder: str) -> str:
-    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`
-    (for an object-store prefix, which it does not read: the copy to a folder first)."""
+    """The code that opens a downloaded dataset folder with :func:`mlhub_widgets.open_local`;
+    for an object-store prefix, :func:`mlhub_widgets.sync` copies it to a local folder first."""
+    copy = ""
     if is_object_url(folder):
-        name = folder.rstrip("/").rsplit("/", 1)[-1]
-        return (
-            "# open_local reads local folders: copy the dataset first, in a terminal\n"
-            f"# mlhub sync {folder.rstrip('/')}/ -o data/{name} --exclude err_report.csv\n"
-            "import mlhub_widgets as mw\n\n"
-            f"ds = mw.open_local({'data/' + name!r})\n"
-            "assets = ds.items()   # GeoDataFrame: one row per asset, its local path, present\n"
-            "pairs = ds.pairs()    # label items with their source items' files\n"
-        )
+        local = folder.rstrip("/").rsplit("/", 1)[-1]
+        copy = f"mw.sync({folder!r}, {local!r})  # storage_options=... as for the download\n"
+        folder = local
     return (
         "import mlhub_widgets as mw\n\n"
+        f"{copy}"
         f"ds = mw.open_local({folder!r})\n"
         "assets = ds.items()   # GeoDataFrame: one row per asset, its local path, present\n"
         "pairs = ds.pairs()    # label items with their source items' files\n"
@@ -180,35 +176,40 @@ class OnDiskFiles(JobFollower):
     dataset_id: Any
 
     def dataset_folder(self) -> Path | None:
-        """``{output_dir}/{dataset}``, absolute (None without a dataset, or when the output is
-        an object-store prefix: see :meth:`dataset_location`)."""
-        location = self.dataset_location()
-        return None if location is None or is_object_url(location) else Path(location)
+        """``{output_dir}/{dataset}``, absolute (None without a dataset, or when
+        :attr:`output_dir` is an object-store prefix: see :meth:`dataset_location`)."""
+        if not self.dataset_id or is_object_url(str(self.output_dir).strip()):
+            return None
+        folder: Path = Path(str(self.output_dir).strip() or ".").expanduser().absolute()
+        return folder / str(self.dataset_id)
 
     def dataset_location(self) -> str | None:
-        """``{output_dir}/{dataset}``: an absolute folder, or the object-store URL of the
-        dataset's prefix (None without a dataset)."""
+        """Where the selected dataset's files go, as the user reads it: the absolute folder,
+        or ``s3://bucket/prefix/{dataset}`` for an object-store output (None without a
+        dataset)."""
         if not self.dataset_id:
             return None
-        output = str(self.output_dir).strip()
-        if is_object_url(output):
-            return f"{output.rstrip('/')}/{self.dataset_id}"
-        return os.fspath(Path(output or ".").expanduser().absolute() / str(self.dataset_id))
+        text = str(self.output_dir).strip()
+        if is_object_url(text):
+            return f"{text.rstrip('/')}/{self.dataset_id}"
+        folder = self.dataset_folder()
+        return os.fspath(folder) if folder is not None else None
 
     def refresh_disk(self) -> threading.Thread | None:
-        """Read the selected dataset's folder again, in the background (see :attr:`disk`)."""
+        """Read the selected dataset's folder again, in the background (see :attr:`disk`).
+        An object-store output is not read: the view says so (``mw.sync`` copies it here)."""
         location = self.dataset_location()
-        if location is not None and is_object_url(location):
-            self.disk = DiskView(
-                location,
-                note=f"The files go to {location}, in object storage: this tab reads local "
-                "folders, as open_local does. Copy the dataset to a folder (below) to open it.",
-            )
-            return None
-        folder = self.dataset_folder()
-        if folder is None:
+        if location is None:
             self.disk = None
             return None
+        if is_object_url(location):
+            self.disk = DiskView(
+                folder=location,
+                note=f"The files go to the object store at {location}: this tab reads local "
+                "folders only. The code below copies them here and opens them.",
+            )
+            return None
+        folder = Path(location)
 
         def done(view: DiskView) -> None:
             self.disk = view
