@@ -67,8 +67,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mlhub_widgets tests benchmarks scripts noxfile.py
 	$(BIN)/mypy
 
+# the quick tests in parallel, then the browser and slow suites one at a time (their timings,
+# memory figures and browsers would compete for the CPUs)
 test: $(STAMP) debian-test $(AZURITE) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not browser and not slow" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "browser or slow" $(PYTEST_ARGS)
 
 test-fast: $(STAMP) debian-fast $(AZURITE)
 	$(BIN)/python -m pytest -n auto -m "not browser and not slow" -q $(PYTEST_ARGS)
