@@ -376,7 +376,7 @@ def icon_contrast(png: bytes) -> float:
     from PIL import Image
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    pixels = list(image.getdata())
+    pixels = list(image.get_flattened_data())
     face = Counter(pixels).most_common(1)[0][0]
     face_l = _luminance(face)
 
