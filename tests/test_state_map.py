@@ -241,8 +241,10 @@ def test_on_disk_view_lists_files_and_retry_fetches_only_the_failed(tmp_path: Pa
         assert st.disk is None  # nothing read yet
         st.refresh_disk()
         assert st.wait(30)
-        # selecting the dataset read its catalogue into the folder: no asset file yet
-        assert st.disk.catalog and st.disk.files == 0 and st.disk.missing > 200
+        # selecting the dataset wrote nothing into the download folder
+        assert not st.disk.catalog and st.disk.files == 0
+        assert st.disk.note.startswith("Nothing has been downloaded into")
+        assert not out.exists()
         st.filters = Filters(bbox=PART, collection_filter={SOURCE: ("image",)})
         assert st.wait(30)
         selected = [st.item_record(r) for r in sorted(st.item_selection.selected)]

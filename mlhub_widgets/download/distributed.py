@@ -422,7 +422,10 @@ class ClusterTransfer:
                 job._tick()
                 writer.maybe_flush()
                 continue
-            done, beats = await loop.run_in_executor(self._executor, self._exchange, paused)
+            try:
+                done, beats = await loop.run_in_executor(self._executor, self._exchange, paused)
+            except OSError as exc:  # distributed's CommClosedError: the scheduler went away
+                raise self._lost() from exc
             for beat in beats:
                 self._heartbeat(beat)
             for key, kind, payload in done:
