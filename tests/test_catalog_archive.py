@@ -455,8 +455,16 @@ def test_pax_size_and_malformed_pax_headers() -> None:
     info.pax_headers = {"size": str(len(data)), "mtime": "1.5", "SCHILY.xattr.user.x": "y"}
     raw = _build([(info, data), (tarfile.TarInfo("ds/b.json"), b"{}")], tarfile.PAX_FORMAT)
     assert _ours(raw, None) == [(n, s, None) for n, s, _ in _oracle(raw)]
-    bad = raw.replace(b" size=", b" size ", 1)  # a record without its "=": tarfile ignores
-    assert _ours(bad, None) == [(n, s, None) for n, s, _ in _oracle(bad)]  # the rest of it
+    # a record without its "=": tarfile up to 3.12 ignores the rest of the header, 3.13 refuses
+    # the archive; the download does what the running Python's tarfile does
+    bad = raw.replace(b" size=", b" size ", 1)
+    try:
+        expected = [(n, s, None) for n, s, _ in _oracle(bad)]
+    except tarfile.ReadError:
+        with pytest.raises(CorruptArchiveError, match="not a readable tar archive"):
+            _ours(bad, None)
+    else:
+        assert _ours(bad, None) == expected
 
 
 def test_sparse_members_are_refused() -> None:

@@ -425,8 +425,10 @@ def test_pause_holds_the_partitions_and_the_running_tasks_and_cancel_stops_them(
         ticks.get(timeout=START_TIMEOUT)
     assert hub.count("asset") == gets and job.progress.assets_finished < N_SLOW
     assert any(dask_cluster.client.processing().values())  # the tasks wait, paused
+    # transfers again, four times slower (a file takes ~8 s: on a loaded machine the cancel
+    # still lands before the last ones end): cancel while a file is a MiB in
+    hub.faults = FaultConfig(bandwidth_bps=SLOW_BPS // 4)
     job.resume()
-    # transfers again: cancel while a file is a MiB in (about a second from its end)
     _worker_writing_a_part(dask_cluster, 1 << 20)
     assert hub.count("asset") > gets
     job.cancel()
