@@ -10,8 +10,8 @@
 
 The hub runs in its own process (the downloader under test never shares its interpreter), and
 every download runs in a fresh child process, so wall time includes interpreter start and
-imports; peak RSS is the download process's own plus those of the index and file-writer
-processes it starts (the peaks added: an upper bound of what they hold at once). The peer runs from
+imports; peak RSS is the download process's own plus that of the index process it
+starts (the peaks added: an upper bound of what they hold at once). The peer runs from
 ``.venv-peer`` (created with ``python3.11 -m venv .venv-peer && .venv-peer/bin/pip install
 radiant-mlhub==0.5.5`` when missing) with ``MLHUB_ROOT_URL`` pointing at the hub. Data and
 downloads go to ``benchmarks/_work/`` (git-ignored). Every full download is verified (file
@@ -87,7 +87,7 @@ def hwm_kb(pid="self"):
         pass
     return 0
 
-child_peak = {}  # each child's own VmHWM (index, file writer), sampled until it exits
+child_peak = {}  # each child's own VmHWM (the index process), sampled until it exits
 def watch_children():
     me = os.getpid()
     kids = set()
@@ -117,7 +117,7 @@ unsubscribe = job.subscribe(on_event)
 s = job.wait()
 wall = time.perf_counter() - t0
 rss = hwm_kb() / 1024
-index_rss = sum(child_peak.values()) / 1024  # both helpers' peaks, added
+index_rss = sum(child_peak.values()) / 1024  # the children's peaks, added
 print(json.dumps({"wall": wall, "first_asset": first[0] if first else None,
                   "rss_mb": rss + index_rss, "rss_main_mb": rss, "rss_index_mb": index_rss,
                   "downloaded": s.assets_downloaded, "skipped": s.assets_skipped,
@@ -691,7 +691,7 @@ def main() -> int:
             if "rss100k" in cases:
                 print(
                     f"  peak RSS at {n_big:,} assets: {r['rss_mb']:.0f} MB (download "
-                    f"{r['rss_main_mb']:.0f} + index and file-writer processes "
+                    f"{r['rss_main_mb']:.0f} + index process "
                     f"{r['rss_index_mb']:.0f})",
                     flush=True,
                 )

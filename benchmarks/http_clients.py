@@ -8,7 +8,9 @@ same work and the same disk path:
 * ``GET``, status check (200 only; obstore raises on any other), body size check;
 * a small body (up to :data:`SMALL_MAX`) is read whole and handed to :class:`SmallWriter`, a
   helper process that checks its sha2-256, writes ``dest.part`` and renames it to ``dest``
-  (the engine's :mod:`file_writer` does the same, so the event loop pays only for pickling);
+  (the engine's deleted ``file_writer`` did the same when this comparison was made, so the
+  event loop pays only for pickling; the engine now writes small files in its disk threads,
+  :mod:`mlhub_widgets.download.transfer.disk`);
 * a large body is streamed in slices of at least :data:`SLICE` bytes; a disk thread writes and
   hashes slice *n* while the connection receives slice *n + 1* (:class:`LargeFile`); after the
   last slice the size and digest are checked and ``dest.part`` becomes ``dest``.

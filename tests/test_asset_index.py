@@ -117,6 +117,36 @@ def test_child_index_equals_inline_index(
     ).read_bytes()
 
 
+def _asset_hrefs(folder: Path) -> list[str]:
+    hrefs = []
+    for path in folder.rglob("*.json"):
+        doc = json.loads(path.read_bytes())
+        if isinstance(doc, dict) and isinstance(doc.get("assets"), dict):
+            hrefs += [a["href"] for a in doc["assets"].values()]
+    return hrefs
+
+
+def test_the_child_writes_the_local_catalogue_after_its_build(
+    tarball: Path, tmp_path: Path
+) -> None:
+    # the child does it while the download's transfers run; the download finds it done
+    child_cfg = _config(tmp_path / "child", tarball)
+    inline_cfg = _config(tmp_path / "inline", tarball)
+    child = _run_process(child_cfg)
+    _run_inline(inline_cfg)
+    assert child.error is None and child.done.is_set()
+    local = _asset_hrefs(child_cfg.output_dir / DS)
+    server = _asset_hrefs(inline_cfg.output_dir / DS)  # the inline builder leaves it as served
+    assert len(local) == len(server) > 3000
+    assert sum(h.startswith("http") for h in server) > 3000
+    assert [h for h in local if h.startswith("http")] == []
+    with sqlite3.connect(child_cfg.manifest_path) as con:
+        marker = con.execute("SELECT value FROM meta WHERE key='local_catalog'").fetchone()
+    assert marker is not None and json.loads(marker[0])["asset_dir"] == str(
+        (child_cfg.output_dir / DS).resolve()
+    )
+
+
 def test_cancel_stops_the_child(tarball: Path, tmp_path: Path) -> None:
     cancelled = threading.Event()
     cancelled.set()  # before the first member: the child stops at once

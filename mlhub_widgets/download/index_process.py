@@ -25,6 +25,8 @@ from typing import IO, Any
 
 from ..exceptions import DownloadError
 from .index import Cancelled, IndexBuilder, IndexConfig
+from .local_catalog import localize_once
+from .manifest import Manifest
 
 __all__ = ["IndexProcess"]
 
@@ -141,7 +143,23 @@ def _child_main() -> int:
             },
         ),
     )
+    if error is None and not cancelled.is_set():
+        _localize(cfg, cancelled)
     return 0
+
+
+def _localize(cfg: IndexConfig, cancelled: threading.Event) -> None:
+    """In the child, after the build: the local catalogue (:mod:`.local_catalog`), written
+    while the parent's transfers run instead of after them. The parent waits for this
+    process to end, then does whatever is not done (cancelled, or failed: its own attempt
+    raises the error, so none is lost here)."""
+    try:
+        with Manifest(cfg.manifest_path) as db:
+            localize_once(
+                db, cfg.output_dir, cfg.manifest_path.parent, cfg.dataset_id, cancelled.is_set
+            )
+    except Exception as exc:
+        logging.getLogger(__name__).debug("local catalogue left to the download: %s", exc)
 
 
 _CHILD_CODE = (
@@ -170,7 +188,8 @@ class IndexProcess:
         self.skipped_hrefs = 0
         self.seen_keys: dict[str, set[str]] = {}
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done = threading.Event()  # the index is built (or failed)
+        self.ended = threading.Event()  # the child has exited and its last message was read
         self.cancelled = threading.Event()
         self.seconds = 0.0
         self._md5 = ""
@@ -222,8 +241,9 @@ class IndexProcess:
             self._threads.append(thread)
 
     def join(self) -> None:
-        """Wait until the child ended and its last message was read."""
-        self.done.wait()
+        """Wait until the child ended and its last message was read (:attr:`done` is set
+        earlier, when the index is built: the child then writes the local catalogue)."""
+        self.ended.wait()
         for thread in self._threads:
             thread.join()
 
@@ -245,7 +265,7 @@ class IndexProcess:
                     pipe.close()
 
     def _watch(self) -> None:
-        while not self.done.wait(0.05):
+        while not self.ended.wait(0.05):
             if self.cancelled.is_set():
                 stdin = self._proc.stdin
                 with contextlib.suppress(OSError, ValueError):
@@ -278,6 +298,8 @@ class IndexProcess:
                     self.seen_keys, self._md5 = state["seen_keys"], state["md5"]
                     self.error = state["error"]
                     finished = True
+                    self.seconds = time.monotonic() - self._started
+                    self.done.set()  # the child goes on with the local catalogue
         except Exception as exc:
             self.error = DownloadError(f"lost track of the catalogue indexer process: {exc}")
             finished = True
@@ -295,8 +317,10 @@ class IndexProcess:
 
     def _finish(self) -> None:
         self._close_pipes()
-        self.seconds = time.monotonic() - self._started if self._started else 0.0
-        self.done.set()
+        if not self.done.is_set():
+            self.seconds = time.monotonic() - self._started if self._started else 0.0
+            self.done.set()
+        self.ended.set()
 
 
 if __name__ == "__main__":  # pragma: no cover - started by IndexProcess.spawn

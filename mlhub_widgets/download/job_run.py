@@ -353,7 +353,6 @@ class JobRun:
             while not pipeline.collection_filter_ready() and not builder.done.is_set():
                 await asyncio.sleep(0.02)
             if builder.done.is_set() and not pipeline.collection_filter_ready():
-                builder.join()
                 if builder.error is not None:
                     raise builder.error
                 pipeline._validate_collection_filter(db)
@@ -381,7 +380,8 @@ class JobRun:
             if not rows:
                 if finished_building:
                     if builder is not None:
-                        builder.join()
+                        # built (its error and counts are set before ``done``): not joined
+                        # here, an index process writes the local catalogue after its build
                         if builder.error is not None:
                             raise builder.error
                         # one more pass: rows committed just before the builder ended

@@ -14,28 +14,33 @@ not yet downloaded keep their local href (``LocalDataset.items()`` says which ar
 
 The rewrite depends on the catalogue and ``asset_dir`` only, never on the filters, and it is
 idempotent (a local href is left alone). Every ``*.json`` file under the catalogue's folder is
-read once, in a streaming walk (memory does not grow with the catalogue); a document is only
-rewritten when it changes, through a temporary file and an atomic rename.
+read once, in a streaming walk (memory does not grow with the catalogue: a document without
+an ``assets`` member, such as a collection listing 100,000 item links, is not parsed); a
+document is only rewritten when it changes, through a temporary file and an atomic rename.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .index import _asset_url, _relpath
+from .manifest import Manifest
 
-__all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog"]
+__all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog", "localize_once"]
 
 #: The alternate-assets extension, declared by every document this module rewrites.
 ALTERNATE_ASSETS = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
+
+log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 _THREADS = 4
@@ -49,6 +54,7 @@ class LocalizeStats:
         self.documents = 0
         self.rewritten = 0
         self.assets = 0
+        self.stopped = False  # ``should_stop`` ended the walk early
 
     def __repr__(self) -> str:
         return (
@@ -79,7 +85,11 @@ def _stac_kind(doc: Any) -> str | None:
 
 
 def localize_catalog(
-    catalog_folder: Path, output_dir: Path, dataset_asset_dir: Path, dataset_id: str
+    catalog_folder: Path,
+    output_dir: Path,
+    dataset_asset_dir: Path,
+    dataset_id: str,
+    should_stop: Callable[[], bool] | None = None,
 ) -> LocalizeStats:
     """Point the asset hrefs of the catalogue under ``catalog_folder`` at the downloaded files.
 
@@ -89,6 +99,8 @@ def localize_catalog(
             belongs to the folder two levels above its file, relative to it, as for the index).
         dataset_asset_dir: ``{asset_dir}/{dataset}``, where the assets are saved.
         dataset_id: the dataset (the collection of items that name none and have no folder).
+        should_stop: asked between batches of documents; ``True`` ends the walk (the
+            documents rewritten so far stay rewritten: each one is whole, old or new).
 
     Raises:
         OSError: a document could not be read or written.
@@ -101,6 +113,8 @@ def localize_catalog(
         path = os.path.join(folder, name)
         with open(path, "rb") as fh:
             data = fh.read()
+        if not _may_have_assets(data):
+            return False, 0  # a catalogue or a collection of links only: not parsed
         try:
             doc = json.loads(data)
         except ValueError:
@@ -125,11 +139,24 @@ def localize_catalog(
     files = _json_files(catalog_folder)
     with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="mlhub-localize") as pool:
         while batch := list(itertools.islice(files, _BATCH)):
+            if should_stop is not None and should_stop():
+                stats.stopped = True
+                break
             for is_doc, changed in pool.map(one, batch):
                 stats.documents += is_doc
                 stats.rewritten += changed > 0
                 stats.assets += changed
     return stats
+
+
+def _may_have_assets(data: bytes) -> bool:
+    """Whether a JSON document may hold an ``assets`` member (else it is left unparsed).
+
+    A collection that only links its items can be megabytes (100,000 links): parsing it
+    peaked at +30 MB in the download process for nothing. A key may be spelled with escapes
+    (``"\\u0061ssets"``), so a document with any escape is parsed too.
+    """
+    return b'"assets"' in data or b"\\u" in data
 
 
 def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -> int:
@@ -172,3 +199,38 @@ def _write_atomic(path: str, doc: JSON) -> None:
     with open(tmp, "wb") as fh:
         fh.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     os.replace(tmp, path)
+
+
+def localize_once(
+    db: Manifest,
+    output_dir: Path,
+    dataset_asset_dir: Path,
+    dataset_id: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path | None:
+    """:func:`localize_catalog` once per index generation and asset folder (a marker in the
+    index says it was done); returns the catalogue's ``catalog.json`` (None while the index
+    is incomplete, or when ``should_stop`` ended the rewrite: the next call does it).
+
+    The download's index process calls it as soon as the index is built, while the transfers
+    run; the download calls it again at its end, which then only reads the marker.
+    """
+    root = db.get_meta("catalog_root")
+    if not root or db.get_meta("index_complete") != "1":
+        return None
+    catalog = output_dir / root
+    if not catalog.is_file():
+        return None
+    marker = {
+        "generation": db.get_meta("generation"),
+        "asset_dir": str(dataset_asset_dir.resolve()),
+    }
+    if db.get_meta_json("local_catalog") != marker:
+        stats = localize_catalog(
+            catalog.parent, output_dir, dataset_asset_dir, dataset_id, should_stop
+        )
+        log.debug("local catalogue of %s: %s", dataset_id, stats)
+        if stats.stopped:
+            return None
+        db.set_meta({"local_catalog": marker})
+    return catalog

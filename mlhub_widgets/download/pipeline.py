@@ -47,7 +47,7 @@ from .index import (
     stats_dict,
 )
 from .index_process import IndexProcess
-from .local_catalog import localize_catalog
+from .local_catalog import localize_once
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -446,24 +446,14 @@ class Pipeline:
     def write_local_catalog(self, db: Manifest) -> Path | None:
         """Point the unpacked catalogue's asset hrefs at the downloaded files (see
         :mod:`.local_catalog`), once per index generation and asset folder; returns the
-        catalogue's ``catalog.json`` (None while the index is incomplete)."""
-        root = db.get_meta("catalog_root")
-        if not root or db.get_meta("index_complete") != "1":
-            return None
-        catalog = self.cfg.output_dir / root
-        if not catalog.is_file():
-            return None
-        marker = {
-            "generation": db.get_meta("generation"),
-            "asset_dir": str(self.cfg.dataset_asset_dir.resolve()),
-        }
-        if db.get_meta_json("local_catalog") != marker:
-            stats = localize_catalog(
-                catalog.parent, self.cfg.output_dir, self.cfg.dataset_asset_dir, self.cfg.dataset_id
-            )
-            log.debug("local catalogue of %s: %s", self.cfg.dataset_id, stats)
-            db.set_meta({"local_catalog": marker})
-        return catalog
+        catalogue's ``catalog.json`` (None while the index is incomplete). An index process
+        does it while the transfers run: this waits for it to end, then finishes the job if
+        it did not."""
+        if self.builder is not None:
+            self.builder.join()
+        return localize_once(
+            db, self.cfg.output_dir, self.cfg.dataset_asset_dir, self.cfg.dataset_id
+        )
 
     # -- index -------------------------------------------------------------------------------
     def _stored_catalog_matches(self, db: Manifest) -> bool:

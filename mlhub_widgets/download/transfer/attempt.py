@@ -344,7 +344,7 @@ class FileAttempts:
                 body = await resp.read(resp.length)
             except NetworkError as exc:
                 raise _Retry(str(exc)) from None
-            # small body, complete in memory: verified and written by the helper (or a thread)
+            # small body, complete in memory: verified and written by a disk thread (or inline)
             if spec.size is not None and len(body) != spec.size:
                 raise _Mismatch(f"size mismatch: got {len(body):,} bytes, expected {spec.size:,}")
             meta = meta_path if had_part else None
