@@ -8,8 +8,11 @@ MLHub catalogue archive::
     {output_dir}/{dataset}/{collection}/collection.json
     {output_dir}/{dataset}/{collection}/{item}/{item}.json
 
-Structural links (root, parent, collection, self, child, item) are relative; other links and
-asset hrefs stay absolute (they point at the source). Path components go through
+Structural links (root, parent, collection, self, child, item) are relative; other links stay
+absolute (they point at the source). Given the folder the assets are saved to, asset hrefs point
+at the files there, the source's href kept as the alternate, exactly as
+:func:`~.local_catalog.localize_catalog` would rewrite them (which then has nothing to do);
+without it they stay absolute. Path components go through
 :func:`mlhub_widgets.download.paths.safe_component`, so no id can escape the folder. Collections are
 written when their items are done and the catalogue last, so a complete ``catalog.json`` means
 a complete copy. Files are written by a helper thread behind a bounded queue (creating a folder
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sources.base import JSON, DatasetEntry
+from .local_catalog import localize_document
 from .paths import safe_component
 
 __all__ = ["LocalCatalogWriter"]
@@ -52,10 +56,15 @@ class LocalCatalogWriter:
     Args:
         output_dir: the download's catalogue folder parent (``{output_dir}``).
         dataset_id: the dataset (its folder name).
+        asset_dir: where the assets are saved (``{asset_dir}/{dataset}``), or None to keep the
+            source's asset hrefs.
     """
 
-    def __init__(self, output_dir: Path, dataset_id: str) -> None:
-        self.root = Path(output_dir) / safe_component(dataset_id)
+    def __init__(self, output_dir: Path, dataset_id: str, asset_dir: Path | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.dataset_id = dataset_id
+        self.asset_dir = None if asset_dir is None else os.fspath(asset_dir)
+        self.root = self.output_dir / safe_component(dataset_id)
         self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(maxsize=2048)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="mlhub-catalog-copy", daemon=True)
@@ -151,6 +160,12 @@ class LocalCatalogWriter:
     def _write(self, path: Path, doc: JSON) -> None:
         if self._error is not None:
             raise self._error
+        if self.asset_dir is not None and isinstance(doc.get("assets"), Mapping):
+            # the asset dicts are shared with the index (which needs the source's hrefs)
+            doc["assets"] = {
+                k: dict(a) if isinstance(a, Mapping) else a for k, a in doc["assets"].items()
+            }
+            localize_document(doc, str(path), self.output_dir, self.asset_dir, self.dataset_id)
         self._queue.put((path, _encode(doc)))
 
     def _drain(self) -> None:

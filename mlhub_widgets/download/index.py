@@ -74,6 +74,8 @@ class IndexConfig:
         flt: the filters.
         limits: archive safety limits.
         source: a STAC source to stream the items from instead of the tarball.
+        dataset_asset_dir: where the assets are saved (``{asset_dir}/{dataset}``): the local
+            copy of a streamed catalogue is written with asset hrefs pointing there.
     """
 
     dataset_id: str
@@ -83,6 +85,7 @@ class IndexConfig:
     flt: AssetFilter
     limits: ArchiveLimits
     source: Any = None
+    dataset_asset_dir: Path | None = None
 
 
 def filter_fingerprint(flt: AssetFilter) -> str:
@@ -139,6 +142,10 @@ def _finished_assets(cfg: IndexConfig, db: Manifest) -> Callable[[str], bool] | 
     return keep
 
 
+#: A bucket name that ``urlsplit`` takes as it is (S3, GCS and Azure rules allow no more).
+_PLAIN_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
 def _asset_url(href: str) -> str | None:
     """A fetchable URL for an asset href (HTTP(S), or an object store's ``s3://``, ``gs://``,
     ``az://``: fetched through obstore with the source's storage options), or None.
@@ -147,6 +154,11 @@ def _asset_url(href: str) -> str | None:
     host) is kept as it is: the download fails that asset alone, with the reason."""
     if href.startswith(("https://", "http://")) and len(href) > 8:
         return href
+    scheme, sep, rest = href.partition("://")
+    if sep and scheme in OBJECT_SCHEMES:  # the common bucket href, without urlsplit
+        bucket = rest.split("/", 1)[0]
+        if _PLAIN_BUCKET.fullmatch(bucket):
+            return href
     try:
         parts = urlsplit(href)
     except ValueError:
@@ -301,16 +313,20 @@ class IndexBuilder:
         tx.__exit__(None, None, None)
         # collections that only appear through items still get a row
         db.finish_rebuild(gen, self.key_counts, self.item_counts)
-        db.set_meta(
-            {
-                "catalog_root": self.catalog_root or "",
-                "index_complete": "1",
-                "filter": filter_fingerprint(flt),
-                "filter_description": flt.describe(),
-                "filter_stats": stats_dict(self.stats),
-                "items": str(self.items),
-            }
-        )
+        meta: dict[str, Any] = {
+            "catalog_root": self.catalog_root or "",
+            "index_complete": "1",
+            "filter": filter_fingerprint(flt),
+            "filter_description": flt.describe(),
+            "filter_stats": stats_dict(self.stats),
+            "items": str(self.items),
+        }
+        if cfg.source is not None and cfg.dataset_asset_dir is not None:
+            from .local_catalog import local_catalog_marker
+
+            # the local copy was written with local hrefs: nothing left to rewrite
+            meta["local_catalog"] = local_catalog_marker(str(gen), cfg.dataset_asset_dir)
+        db.set_meta(meta)
 
     @contextlib.contextmanager
     def _entries(self, db: Manifest) -> Iterator[Iterator[Any]]:
@@ -356,7 +372,7 @@ class IndexBuilder:
 
         from .catalog_writer import LocalCatalogWriter
 
-        writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id)
+        writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id, cfg.dataset_asset_dir)
 
         def stream() -> Iterator[Any]:
             for entry in cfg.source.iter_dataset(cfg.dataset_id, cfg.flt):
@@ -510,9 +526,14 @@ def _relpath(
     return f"{collection}/{_safe_fast(item_id)}/{name}"
 
 
+#: URL beginnings :func:`_extension` takes the fast path for.
+_PLAIN_URL_STARTS = ("https://", "http://", *(f"{scheme}://" for scheme in OBJECT_SCHEMES))
+
+
 def _extension(href: str, media: str | None) -> str:
-    """``paths.asset_extension`` with a fast path for plain http(s) URLs (the hot loop)."""
-    if not href.startswith(("https://", "http://")) or any(c in href for c in "?#%\\"):
+    """``paths.asset_extension`` with a fast path for plain http(s) and object URLs (the hot
+    loop)."""
+    if not href.startswith(_PLAIN_URL_STARTS) or any(c in href for c in "?#%\\"):
         return asset_extension(href, media)
     rest = href[href.index("://") + 3 :]
     slash = rest.find("/")

@@ -32,7 +32,13 @@ from urllib.parse import urlsplit
 
 from .index import _asset_url, _relpath
 
-__all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog"]
+__all__ = [
+    "ALTERNATE_ASSETS",
+    "LocalizeStats",
+    "local_catalog_marker",
+    "localize_catalog",
+    "localize_document",
+]
 
 #: The alternate-assets extension, declared by every document this module rewrites.
 ALTERNATE_ASSETS = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
@@ -105,18 +111,9 @@ def localize_catalog(
             doc = json.loads(data)
         except ValueError:
             return False, 0  # not JSON: an asset, not a catalogue document
-        kind = _stac_kind(doc)
-        if kind is None:
+        changed = localize_document(doc, path, output_dir, assets_root, dataset_id)
+        if changed is None:
             return False, 0
-        if kind == "collection":
-            cid, item_id = str(doc.get("id")), None
-        else:
-            item_id = str(doc["id"])
-            cid = doc.get("collection")
-            if not isinstance(cid, str) or not cid:
-                parts = Path(path).relative_to(output_dir).parts
-                cid = parts[-3] if len(parts) >= 3 else dataset_id
-        changed = _localize_assets(doc, cid, item_id, os.path.relpath(assets_root, folder))
         if changed:
             _write_atomic(path, doc)
         return True, changed
@@ -130,6 +127,38 @@ def localize_catalog(
                 stats.rewritten += changed > 0
                 stats.assets += changed
     return stats
+
+
+def localize_document(
+    doc: Any, path: str, output_dir: Path, assets_root: str, dataset_id: str
+) -> int | None:
+    """Rewrite ``doc``, the document saved at ``path``, as :func:`localize_catalog` does
+    (in place: its asset dicts are changed); returns how many hrefs changed, or None when
+    ``doc`` is no STAC item or collection with assets.
+
+    ``assets_root`` is ``{asset_dir}/{dataset}``; the other arguments as for
+    :func:`localize_catalog`.
+    """
+    kind = _stac_kind(doc)
+    if kind is None:
+        return None
+    if kind == "collection":
+        cid, item_id = str(doc.get("id")), None
+    else:
+        item_id = str(doc["id"])
+        cid = doc.get("collection")
+        if not isinstance(cid, str) or not cid:
+            parts = Path(path).relative_to(output_dir).parts
+            cid = parts[-3] if len(parts) >= 3 else dataset_id
+    to_assets = os.path.relpath(assets_root, os.path.dirname(path))
+    return _localize_assets(doc, cid, item_id, to_assets)
+
+
+def local_catalog_marker(generation: str | None, dataset_asset_dir: Path) -> JSON:
+    """What the manifest records (meta ``local_catalog``) once the catalogue's hrefs point
+    into ``dataset_asset_dir`` for this index generation: :func:`localize_catalog` is not
+    run again while it matches."""
+    return {"generation": generation, "asset_dir": str(dataset_asset_dir.resolve())}
 
 
 def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -> int:

@@ -47,7 +47,7 @@ from .index import (
     stats_dict,
 )
 from .index_process import IndexProcess
-from .local_catalog import localize_catalog
+from .local_catalog import local_catalog_marker, localize_catalog
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -124,6 +124,7 @@ class DownloadConfig:
             flt=self.flt,
             limits=self.limits,
             source=self.source,
+            dataset_asset_dir=self.dataset_asset_dir,
         )
 
 
@@ -453,10 +454,7 @@ class Pipeline:
         catalog = self.cfg.output_dir / root
         if not catalog.is_file():
             return None
-        marker = {
-            "generation": db.get_meta("generation"),
-            "asset_dir": str(self.cfg.dataset_asset_dir.resolve()),
-        }
+        marker = local_catalog_marker(db.get_meta("generation"), self.cfg.dataset_asset_dir)
         if db.get_meta_json("local_catalog") != marker:
             stats = localize_catalog(
                 catalog.parent, self.cfg.output_dir, self.cfg.dataset_asset_dir, self.cfg.dataset_id
