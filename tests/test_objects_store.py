@@ -68,6 +68,7 @@ def test_object_href_fast_paths_agree_with_urllib() -> None:
     from urllib.parse import quote, unquote, urljoin, urlsplit
 
     from mlhub_widgets.download.index import _asset_url, _extension
+    from mlhub_widgets.download.local_catalog import _scheme
     from mlhub_widgets.download.paths import asset_extension
     from mlhub_widgets.net.objects import OBJECT_SCHEMES
 
@@ -78,10 +79,13 @@ def test_object_href_fast_paths_agree_with_urllib() -> None:
             joined = urljoin(f"https://{rest.replace('%', '%25')}", quoted)
             expected = f"{head}://{unquote(joined.partition('://')[2])}"
             assert join_object_url(base, href) == expected, (base, href)
-    for href in [*BASES, "s3://", "s3:///k", "S3://b/k", "s3://b\t/x", "s3://[::1]/x", "s3://B/x"]:
+    odd = ["s3://", "s3:///k", "S3://b/k", "s3://b\t/x", "s3://[::1]/x", "s3://B/x", "http://h/x"]
+    for href in [*BASES, *odd]:
         parts = urlsplit(href)
-        wanted = href if parts.scheme.lower() in OBJECT_SCHEMES and parts.netloc else None
+        known = parts.scheme in ("http", "https") or parts.scheme.lower() in OBJECT_SCHEMES
+        wanted = href if known and parts.netloc else None
         assert _asset_url(href) == wanted, href
+        assert _scheme(href) == (parts.scheme or "https"), href
         for media in (None, "image/tiff"):
             assert _extension(href, media) == asset_extension(href, media), (href, media)
 

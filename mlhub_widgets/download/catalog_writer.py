@@ -35,6 +35,9 @@ from .paths import safe_component
 
 __all__ = ["LocalCatalogWriter"]
 
+#: Files handed to the helper thread at once.
+_BATCH = 64
+
 _STRUCTURAL = frozenset({"root", "parent", "collection", "self", "child", "item"})
 
 
@@ -65,7 +68,9 @@ class LocalCatalogWriter:
         self.dataset_id = dataset_id
         self.asset_dir = None if asset_dir is None else os.fspath(asset_dir)
         self.root = self.output_dir / safe_component(dataset_id)
-        self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(maxsize=2048)
+        # batches of files: one wake-up of the helper thread per batch, not per file
+        self._queue: queue.Queue[list[tuple[Path, bytes]] | None] = queue.Queue(maxsize=32)
+        self._batch: list[tuple[Path, bytes]] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="mlhub-catalog-copy", daemon=True)
         self._thread.start()
@@ -131,6 +136,7 @@ class LocalCatalogWriter:
             OSError: a file could not be written.
         """
         self._end_collection()
+        self._flush()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
@@ -166,25 +172,32 @@ class LocalCatalogWriter:
                 k: dict(a) if isinstance(a, Mapping) else a for k, a in doc["assets"].items()
             }
             localize_document(doc, str(path), self.output_dir, self.asset_dir, self.dataset_id)
-        self._queue.put((path, _encode(doc)))
+        self._batch.append((path, _encode(doc)))
+        if len(self._batch) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
 
     def _drain(self) -> None:
         made: set[Path] = set()
         while True:
-            job = self._queue.get()
-            if job is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            if self._error is not None:
-                continue
-            path, data = job
-            try:
-                if path.parent not in made:
-                    os.makedirs(path.parent, exist_ok=True)
-                    made.add(path.parent)
-                with open(path, "wb") as fh:
-                    fh.write(data)
-            except OSError as exc:
-                self._error = exc
+            for path, data in batch:
+                if self._error is not None:
+                    break
+                try:
+                    if path.parent not in made:
+                        os.makedirs(path.parent, exist_ok=True)
+                        made.add(path.parent)
+                    with open(path, "wb") as fh:
+                        fh.write(data)
+                except OSError as exc:
+                    self._error = exc
 
 
 def _encode(doc: JSON) -> bytes:

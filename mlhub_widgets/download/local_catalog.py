@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..net.objects.urls import OBJECT_SCHEMES
 from .index import _asset_url, _relpath
 
 __all__ = [
@@ -45,6 +46,7 @@ ALTERNATE_ASSETS = "https://stac-extensions.github.io/alternate-assets/v1.2.0/sc
 
 JSON = dict[str, Any]
 _THREADS = 4
+_PLAIN_SCHEMES = frozenset({"http", "https", *OBJECT_SCHEMES})
 _BATCH = 512
 
 
@@ -178,7 +180,7 @@ def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -
         media = asset.get("type") if isinstance(asset.get("type"), str) else None
         try:
             local = posixpath.normpath(prefix + _relpath(cid, item_id, str(key), url, media))
-            scheme = urlsplit(href).scheme or "https"
+            scheme = _scheme(href)
         except ValueError:
             continue  # an href that does not parse failed its asset; it is left as it is
         alternate = asset.get("alternate")
@@ -194,6 +196,19 @@ def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -
             extensions.append(ALTERNATE_ASSETS)
         doc["stac_extensions"] = extensions
     return changed
+
+
+def _scheme(href: str) -> str:
+    """``urlsplit(href).scheme or "https"``, without ``urlsplit`` for the usual URLs (an ASCII
+    ``http(s)://`` or bucket URL without brackets: nothing ``urlsplit`` could refuse).
+
+    Raises:
+        ValueError: ``href`` does not parse.
+    """
+    head, sep, _ = href.partition("://")
+    if sep and head in _PLAIN_SCHEMES and href.isascii() and "[" not in href and "]" not in href:
+        return head
+    return urlsplit(href).scheme or "https"
 
 
 def _write_atomic(path: str, doc: JSON) -> None:
