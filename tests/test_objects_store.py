@@ -41,6 +41,55 @@ def _fresh_stores() -> None:
     clear_stores()  # stores are cached per environment; tests change it
 
 
+BASES = [
+    "s3://b/ds/coll/item/item.json",
+    "s3://b/c.json",
+    "s3://b/",
+    "s3://b",
+    "gs://b.with.dots/a/b/c/d.json",
+    "az://c/a b/x.json",
+    "s3://b/a%20b/c.json",
+    "s3://b/a/./b/c.json",
+    "s3://b/a/../c.json",
+    "s3://b/a/b.json;x",
+    "s3://b/x//y/z.json",
+    "abfs://c@a.dfs.core.windows.net/x/y.json",
+]
+HREFS = [
+    *("x.json", "./x.json", "../x.json", "../../x.json", "../../../../../x.json", "sub/d/x.json"),
+    *("a/../b.json", "a/./b.json", "/abs.json", "..", ".", "../..", "./../x.json", "a//b", ""),
+    *("?q=1", "#frag", "a b.tif", "a%20b.tif", "c#d.tif", "a:b", "./", "../", "x/", "a/..", "~x"),
+]
+
+
+def test_object_href_fast_paths_agree_with_urllib() -> None:
+    """The catalogue walk's shortcuts (relative hrefs against an object URL, asset URLs and
+    their file extensions) give what the urllib-based rules give."""
+    from urllib.parse import quote, unquote, urljoin, urlsplit
+
+    from mlhub_widgets.download.asset_urls import _extension, asset_url
+    from mlhub_widgets.download.local_catalog import _scheme
+    from mlhub_widgets.download.paths import asset_extension
+    from mlhub_widgets.net.objects import OBJECT_SCHEMES
+
+    for base in BASES:
+        head, _, rest = base.partition("://")
+        for href in HREFS:
+            quoted = quote(href, safe="/:@!$&'()*+,;=~.")
+            joined = urljoin(f"https://{rest.replace('%', '%25')}", quoted)
+            expected = f"{head}://{unquote(joined.partition('://')[2])}"
+            assert join_object_url(base, href) == expected, (base, href)
+    odd = ["s3://", "s3:///k", "S3://b/k", "s3://b\t/x", "s3://[::1]/x", "s3://B/x", "http://h/x"]
+    for href in [*BASES, *odd]:
+        parts = urlsplit(href)
+        known = parts.scheme in ("http", "https") or parts.scheme.lower() in OBJECT_SCHEMES
+        wanted = href if known and parts.netloc else None
+        assert asset_url(href) == wanted, href
+        assert _scheme(href) == (parts.scheme or "https"), href
+        for media in (None, "image/tiff"):
+            assert _extension(href, media) == asset_extension(href, media), (href, media)
+
+
 def test_object_urls_parse_join_and_refuse_what_is_not_a_path() -> None:
     loc = parse_object_url("s3://bucket/a/b%20c.json")
     assert (loc.cloud, loc.bucket, loc.key) == ("s3", "bucket", "a/b c.json")

@@ -454,6 +454,41 @@ def test_relative_hrefs_resolve_like_urljoin(base: str) -> None:
         assert resolve_href(href, base) == urljoin(base, href), (base, href)
 
 
+def test_local_copy_of_a_streamed_catalogue_points_at_the_asset_folder(tmp_path: Path) -> None:
+    """Given the asset folder, the copy is written with local hrefs (as localize_catalog makes
+    them, which then has nothing to change), while the index still reads the source's hrefs."""
+    from mlhub_widgets.download.catalog_writer import LocalCatalogWriter
+    from mlhub_widgets.download.local_catalog import ALTERNATE_ASSETS, localize_catalog
+
+    href = "s3://bucket/ds/c/i/image.tif"
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "i",
+        "collection": "c",
+        "links": [],
+        "assets": {"image": {"href": href, "type": "image/tiff"}},
+    }
+    out, assets = tmp_path / "out", tmp_path / "files" / "ds"
+    writer = LocalCatalogWriter(out, "ds", assets)
+    writer.add(DatasetEntry("catalog", "ds/catalog.json", {"type": "Catalog", "id": "ds"}))
+    writer.add(
+        DatasetEntry("collection", "ds/c/collection.json", {"type": "Collection", "id": "c"})
+    )
+    writer.add(DatasetEntry("item", "ds/c/i/i.json", item))
+    path = writer.close()
+    assert item["assets"]["image"] == {"href": href, "type": "image/tiff"}  # the index's copy
+    doc = json.loads((path.parent / "c" / "i" / "i.json").read_text())
+    local = doc["assets"]["image"]
+    assert (
+        local["alternate"] == {"s3": {"href": href}} and ALTERNATE_ASSETS in doc["stac_extensions"]
+    )
+    target = (path.parent / "c" / "i" / local["href"]).resolve()
+    assert target == (assets / "c" / "i" / "image.tif").resolve()
+    stats = localize_catalog(path.parent, out, assets, "ds")
+    assert (stats.documents, stats.rewritten) == (1, 0)
+
+
 def test_local_copy_is_complete_only_when_closed(tmp_path: Path) -> None:
     from mlhub_widgets.download.catalog_writer import LocalCatalogWriter
 

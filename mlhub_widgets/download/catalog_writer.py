@@ -8,8 +8,11 @@ MLHub catalogue archive::
     {output_dir}/{dataset}/{collection}/collection.json
     {output_dir}/{dataset}/{collection}/{item}/{item}.json
 
-Structural links (root, parent, collection, self, child, item) are relative; other links and
-asset hrefs stay absolute (they point at the source). Path components go through
+Structural links (root, parent, collection, self, child, item) are relative; other links stay
+absolute (they point at the source). Given the folder the assets are saved to, asset hrefs point
+at the files there, the source's href kept as the alternate, exactly as
+:func:`~.local_catalog.localize_catalog` would rewrite them (which then has nothing to do);
+without it they stay absolute. Path components go through
 :func:`mlhub_widgets.download.paths.safe_component`, so no id can escape the folder. Collections are
 written when their items are done and the catalogue last, so a complete ``catalog.json`` means
 a complete copy. Files are written by a helper thread behind a bounded queue (creating a folder
@@ -27,9 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from ..sources.base import JSON, DatasetEntry
+from .local_catalog import localize_document
 from .paths import safe_component
 
 __all__ = ["LocalCatalogWriter"]
+
+#: Files handed to the helper thread at once.
+_BATCH = 64
 
 _STRUCTURAL = frozenset({"root", "parent", "collection", "self", "child", "item"})
 
@@ -52,11 +59,18 @@ class LocalCatalogWriter:
     Args:
         output_dir: the download's catalogue folder parent (``{output_dir}``).
         dataset_id: the dataset (its folder name).
+        asset_dir: where the assets are saved (``{asset_dir}/{dataset}``), or None to keep the
+            source's asset hrefs.
     """
 
-    def __init__(self, output_dir: Path, dataset_id: str) -> None:
-        self.root = Path(output_dir) / safe_component(dataset_id)
-        self._queue: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(maxsize=2048)
+    def __init__(self, output_dir: Path, dataset_id: str, asset_dir: Path | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.dataset_id = dataset_id
+        self.asset_dir = None if asset_dir is None else os.fspath(asset_dir)
+        self.root = self.output_dir / safe_component(dataset_id)
+        # batches of files: one wake-up of the helper thread per batch, not per file
+        self._queue: queue.Queue[list[tuple[Path, bytes]] | None] = queue.Queue(maxsize=32)
+        self._batch: list[tuple[Path, bytes]] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="mlhub-catalog-copy", daemon=True)
         self._thread.start()
@@ -122,6 +136,7 @@ class LocalCatalogWriter:
             OSError: a file could not be written.
         """
         self._end_collection()
+        self._flush()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
@@ -151,25 +166,38 @@ class LocalCatalogWriter:
     def _write(self, path: Path, doc: JSON) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((path, _encode(doc)))
+        if self.asset_dir is not None and isinstance(doc.get("assets"), Mapping):
+            # the asset dicts are shared with the index (which needs the source's hrefs)
+            doc["assets"] = {
+                k: dict(a) if isinstance(a, Mapping) else a for k, a in doc["assets"].items()
+            }
+            localize_document(doc, str(path), self.output_dir, self.asset_dir, self.dataset_id)
+        self._batch.append((path, _encode(doc)))
+        if len(self._batch) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch = []
 
     def _drain(self) -> None:
         made: set[Path] = set()
         while True:
-            job = self._queue.get()
-            if job is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            if self._error is not None:
-                continue
-            path, data = job
-            try:
-                if path.parent not in made:
-                    os.makedirs(path.parent, exist_ok=True)
-                    made.add(path.parent)
-                with open(path, "wb") as fh:
-                    fh.write(data)
-            except OSError as exc:
-                self._error = exc
+            for path, data in batch:
+                if self._error is not None:
+                    break
+                try:
+                    if path.parent not in made:
+                        os.makedirs(path.parent, exist_ok=True)
+                        made.add(path.parent)
+                    with open(path, "wb") as fh:
+                        fh.write(data)
+                except OSError as exc:
+                    self._error = exc
 
 
 def _encode(doc: JSON) -> bytes:

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -37,11 +35,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from ..exceptions import CatalogError, DiskFullError
 from ..filters import AssetFilter, FilterStats
-from ..net.objects.urls import OBJECT_SCHEMES
+from .asset_urls import asset_url, fast_relpath
 from .catalog_archive import (
     ArchiveLimits,
     ArchiveStats,
@@ -50,7 +47,7 @@ from .catalog_archive import (
     iter_catalog,
 )
 from .manifest import Manifest, NewAsset
-from .paths import COMMON_ASSET_KEYS, COMMON_DIR, asset_extension, safe_component
+from .paths import COMMON_ASSET_KEYS
 from .report import shown_url
 
 __all__ = ["Cancelled", "IndexBuilder", "IndexConfig", "filter_fingerprint"]
@@ -74,6 +71,8 @@ class IndexConfig:
         flt: the filters.
         limits: archive safety limits.
         source: a STAC source to stream the items from instead of the tarball.
+        dataset_asset_dir: where the assets are saved (``{asset_dir}/{dataset}``): the local
+            copy of a streamed catalogue is written with asset hrefs pointing there.
     """
 
     dataset_id: str
@@ -83,6 +82,7 @@ class IndexConfig:
     flt: AssetFilter
     limits: ArchiveLimits
     source: Any = None
+    dataset_asset_dir: Path | None = None
 
 
 def filter_fingerprint(flt: AssetFilter) -> str:
@@ -137,26 +137,6 @@ def _finished_assets(cfg: IndexConfig, db: Manifest) -> Callable[[str], bool] | 
         return rel.startswith(prefix) and db.is_done(rel[len(prefix) :])
 
     return keep
-
-
-def _asset_url(href: str) -> str | None:
-    """A fetchable URL for an asset href (HTTP(S), or an object store's ``s3://``, ``gs://``,
-    ``az://``: fetched through obstore with the source's storage options), or None.
-
-    An href with one of these schemes that does not parse (a port out of range, a broken IPv6
-    host) is kept as it is: the download fails that asset alone, with the reason."""
-    if href.startswith(("https://", "http://")) and len(href) > 8:
-        return href
-    try:
-        parts = urlsplit(href)
-    except ValueError:
-        scheme = href.partition("://")[0].lower()
-        return href if scheme in ("http", "https") or scheme in OBJECT_SCHEMES else None
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return href
-    if parts.scheme.lower() in OBJECT_SCHEMES and parts.netloc:
-        return href
-    return None
 
 
 class Cancelled(Exception):
@@ -301,16 +281,20 @@ class IndexBuilder:
         tx.__exit__(None, None, None)
         # collections that only appear through items still get a row
         db.finish_rebuild(gen, self.key_counts, self.item_counts)
-        db.set_meta(
-            {
-                "catalog_root": self.catalog_root or "",
-                "index_complete": "1",
-                "filter": filter_fingerprint(flt),
-                "filter_description": flt.describe(),
-                "filter_stats": stats_dict(self.stats),
-                "items": str(self.items),
-            }
-        )
+        meta: dict[str, Any] = {
+            "catalog_root": self.catalog_root or "",
+            "index_complete": "1",
+            "filter": filter_fingerprint(flt),
+            "filter_description": flt.describe(),
+            "filter_stats": stats_dict(self.stats),
+            "items": str(self.items),
+        }
+        if cfg.source is not None and cfg.dataset_asset_dir is not None:
+            from .local_catalog import local_catalog_marker
+
+            # the local copy was written with local hrefs: nothing left to rewrite
+            meta["local_catalog"] = local_catalog_marker(str(gen), cfg.dataset_asset_dir)
+        db.set_meta(meta)
 
     @contextlib.contextmanager
     def _entries(self, db: Manifest) -> Iterator[Iterator[Any]]:
@@ -356,7 +340,7 @@ class IndexBuilder:
 
         from .catalog_writer import LocalCatalogWriter
 
-        writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id)
+        writer = LocalCatalogWriter(cfg.output_dir, cfg.dataset_id, cfg.dataset_asset_dir)
 
         def stream() -> Iterator[Any]:
             for entry in cfg.source.iter_dataset(cfg.dataset_id, cfg.flt):
@@ -441,7 +425,7 @@ class IndexBuilder:
         if not isinstance(asset, Mapping):
             return
         href = asset.get("href")
-        url = _asset_url(href) if isinstance(href, str) else None
+        url = asset_url(href) if isinstance(href, str) else None
         self.key_counts[(cid, key)] += 1
         if url is None:
             # kept, so that the transfer fails it with its reason (err_report.csv, exit 1):
@@ -455,7 +439,7 @@ class IndexBuilder:
             size = None
         checksum = asset.get("file:checksum")
         selected = matched and flt.wants_asset(cid, key)
-        path = _relpath(cid, item_id, key, url, media)
+        path = fast_relpath(cid, item_id, key, url, media)
         batch.append(
             NewAsset(
                 path=path,
@@ -477,54 +461,6 @@ class IndexBuilder:
                     return
                 self._selected_common.add(path)
             self.selected += 1
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,198}[A-Za-z0-9_-]|[A-Za-z0-9_-]")
-_DEVICE_STEMS = frozenset({"CON", "PRN", "AUX", "NUL"})
-
-
-def _safe_fast(name: str) -> str:
-    """``paths.safe_component`` with a fast path for plain ASCII names (the common case)."""
-    if _PLAIN_NAME.fullmatch(name):
-        stem = name.split(".", 1)[0].upper()
-        if stem not in _DEVICE_STEMS and not (len(stem) == 4 and stem[:3] in ("COM", "LPT")):
-            return name
-    return safe_component(name)
-
-
-@functools.lru_cache(maxsize=4096)
-def _safe_cached(name: str) -> str:
-    return _safe_fast(name)
-
-
-def _relpath(
-    collection_id: str, item_id: str | None, key: str, href: str, media: str | None
-) -> str:
-    """``paths.asset_relpath`` as a string, with the repeated components cached (hot loop)."""
-    name = _safe_cached(key) + _extension(href, media)
-    collection = _safe_cached(collection_id)
-    if item_id is None:
-        return f"{collection}/{name}"
-    if key in COMMON_ASSET_KEYS:
-        return f"{collection}/{COMMON_DIR}/{name}"
-    return f"{collection}/{_safe_fast(item_id)}/{name}"
-
-
-def _extension(href: str, media: str | None) -> str:
-    """``paths.asset_extension`` with a fast path for plain http(s) URLs (the hot loop)."""
-    if not href.startswith(("https://", "http://")) or any(c in href for c in "?#%\\"):
-        return asset_extension(href, media)
-    rest = href[href.index("://") + 3 :]
-    slash = rest.find("/")
-    if slash < 0:
-        return asset_extension(href, media)
-    stem, dot, suffix = rest[slash:].rpartition("/")[2].rpartition(".")
-    return _extension_of(suffix if dot and stem.strip(".") else "", media)
-
-
-@functools.lru_cache(maxsize=1024)
-def _extension_of(suffix: str, media: str | None) -> str:
-    return asset_extension(f"http://h/f.{suffix}" if suffix else "http://h/f", media)
 
 
 def stats_dict(stats: FilterStats) -> dict[str, int]:

@@ -32,10 +32,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .index import _asset_url, _relpath
+from ..net.objects.urls import OBJECT_SCHEMES
+from .asset_urls import asset_url, fast_relpath
 from .manifest import Manifest
 
-__all__ = ["ALTERNATE_ASSETS", "LocalizeStats", "localize_catalog", "localize_once"]
+__all__ = [
+    "ALTERNATE_ASSETS",
+    "LocalizeStats",
+    "local_catalog_marker",
+    "localize_catalog",
+    "localize_document",
+    "localize_once",
+]
 
 #: The alternate-assets extension, declared by every document this module rewrites.
 ALTERNATE_ASSETS = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json"
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 _THREADS = 4
+_PLAIN_SCHEMES = frozenset({"http", "https", *OBJECT_SCHEMES})
 _BATCH = 512
 
 
@@ -119,18 +128,9 @@ def localize_catalog(
             doc = json.loads(data)
         except ValueError:
             return False, 0  # not JSON: an asset, not a catalogue document
-        kind = _stac_kind(doc)
-        if kind is None:
+        changed = localize_document(doc, path, output_dir, assets_root, dataset_id)
+        if changed is None:
             return False, 0
-        if kind == "collection":
-            cid, item_id = str(doc.get("id")), None
-        else:
-            item_id = str(doc["id"])
-            cid = doc.get("collection")
-            if not isinstance(cid, str) or not cid:
-                parts = Path(path).relative_to(output_dir).parts
-                cid = parts[-3] if len(parts) >= 3 else dataset_id
-        changed = _localize_assets(doc, cid, item_id, os.path.relpath(assets_root, folder))
         if changed:
             _write_atomic(path, doc)
         return True, changed
@@ -159,6 +159,38 @@ def _may_have_assets(data: bytes) -> bool:
     return b'"assets"' in data or b"\\u" in data
 
 
+def localize_document(
+    doc: Any, path: str, output_dir: Path, assets_root: str, dataset_id: str
+) -> int | None:
+    """Rewrite ``doc``, the document saved at ``path``, as :func:`localize_catalog` does
+    (in place: its asset dicts are changed); returns how many hrefs changed, or None when
+    ``doc`` is no STAC item or collection with assets.
+
+    ``assets_root`` is ``{asset_dir}/{dataset}``; the other arguments as for
+    :func:`localize_catalog`.
+    """
+    kind = _stac_kind(doc)
+    if kind is None:
+        return None
+    if kind == "collection":
+        cid, item_id = str(doc.get("id")), None
+    else:
+        item_id = str(doc["id"])
+        cid = doc.get("collection")
+        if not isinstance(cid, str) or not cid:
+            parts = Path(path).relative_to(output_dir).parts
+            cid = parts[-3] if len(parts) >= 3 else dataset_id
+    to_assets = os.path.relpath(assets_root, os.path.dirname(path))
+    return _localize_assets(doc, cid, item_id, to_assets)
+
+
+def local_catalog_marker(generation: str | None, dataset_asset_dir: Path) -> JSON:
+    """What the manifest records (meta ``local_catalog``) once the catalogue's hrefs point
+    into ``dataset_asset_dir`` for this index generation: :func:`localize_catalog` is not
+    run again while it matches."""
+    return {"generation": generation, "asset_dir": str(dataset_asset_dir.resolve())}
+
+
 def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -> int:
     """Rewrite the downloadable asset hrefs of ``doc`` in place; returns how many changed.
 
@@ -170,13 +202,13 @@ def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
             continue
         href = asset["href"]
-        url = _asset_url(href)
+        url = asset_url(href)
         if url is None:
             continue  # relative or local already, or not downloadable: left as it is
         media = asset.get("type") if isinstance(asset.get("type"), str) else None
         try:
-            local = posixpath.normpath(prefix + _relpath(cid, item_id, str(key), url, media))
-            scheme = urlsplit(href).scheme or "https"
+            local = posixpath.normpath(prefix + fast_relpath(cid, item_id, str(key), url, media))
+            scheme = _scheme(href)
         except ValueError:
             continue  # an href that does not parse failed its asset; it is left as it is
         alternate = asset.get("alternate")
@@ -192,6 +224,19 @@ def _localize_assets(doc: JSON, cid: str, item_id: str | None, to_assets: str) -
             extensions.append(ALTERNATE_ASSETS)
         doc["stac_extensions"] = extensions
     return changed
+
+
+def _scheme(href: str) -> str:
+    """``urlsplit(href).scheme or "https"``, without ``urlsplit`` for the usual URLs (an ASCII
+    ``http(s)://`` or bucket URL without brackets: nothing ``urlsplit`` could refuse).
+
+    Raises:
+        ValueError: ``href`` does not parse.
+    """
+    head, sep, _ = href.partition("://")
+    if sep and head in _PLAIN_SCHEMES and href.isascii() and "[" not in href and "]" not in href:
+        return head
+    return urlsplit(href).scheme or "https"
 
 
 def _write_atomic(path: str, doc: JSON) -> None:
@@ -221,10 +266,7 @@ def localize_once(
     catalog = output_dir / root
     if not catalog.is_file():
         return None
-    marker = {
-        "generation": db.get_meta("generation"),
-        "asset_dir": str(dataset_asset_dir.resolve()),
-    }
+    marker = local_catalog_marker(db.get_meta("generation"), dataset_asset_dir)
     if db.get_meta_json("local_catalog") != marker:
         stats = localize_catalog(
             catalog.parent, output_dir, dataset_asset_dir, dataset_id, should_stop

@@ -124,6 +124,7 @@ class DownloadConfig:
             flt=self.flt,
             limits=self.limits,
             source=self.source,
+            dataset_asset_dir=self.dataset_asset_dir,
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import quote, unquote, urljoin
@@ -125,10 +126,43 @@ def join_object_url(base: str, href: str) -> str:
     browser would resolve it (``../x.json``, ``./a/b.tif``, ``/k``); absolute hrefs are kept."""
     if "://" in href:
         return href
+    fast = _join_plain(base, href)
+    if fast is not None:
+        return fast
     head, _, rest = base.partition("://")
     # resolve as an https URL, whose rules are the same, then put the scheme back
     joined = urljoin(f"https://{rest.replace('%', '%25')}", quote(href, safe="/:@!$&'()*+,;=~."))
     return f"{head}://{unquote(joined.partition('://')[2])}"
+
+
+#: Characters of an href :func:`_join_plain` resolves itself (no quoting can change them).
+_PLAIN_HREF: Final = frozenset(string.ascii_letters + string.digits + "-_./~")
+
+
+def _join_plain(base: str, href: str) -> str | None:
+    """:func:`join_object_url` without ``urljoin`` for the hrefs of a catalogue walk (a name,
+    ``./a/b.tif``, ``../../catalog.json``: three per item), or None when ``urljoin`` must
+    decide (other characters, empty or dot segments, ``..`` above the bucket)."""
+    if not href or href[0] == "/" or not _PLAIN_HREF.issuperset(href):
+        return None
+    if any(c in base for c in "?#;") or "/./" in base or "/../" in base:
+        return None
+    root = base.find("/", base.find("://") + 3)  # the slash after the bucket
+    if root < 0 or "//" in href or base.find("//", root) >= 0:
+        return None
+    head = base[: base.rfind("/") + 1]
+    rest = href
+    while rest.startswith(("../", "./")):
+        if rest.startswith("./"):
+            rest = rest[2:]
+            continue
+        if len(head) - 1 <= root:  # already at the bucket's root
+            return None
+        head = head[: head.rfind("/", 0, len(head) - 1) + 1]
+        rest = rest[3:]
+    if "/./" in rest or "/../" in rest or rest in ("..", ".") or rest.endswith(("/..", "/.")):
+        return None
+    return head + rest
 
 
 def _scheme_of(text: str) -> str | None:
