@@ -122,7 +122,10 @@ print(json.dumps({"wall": wall, "first_asset": first[0] if first else None,
                   "rss_mb": rss + index_rss, "rss_main_mb": rss, "rss_index_mb": index_rss,
                   "downloaded": s.assets_downloaded, "skipped": s.assets_skipped,
                   "selected": s.assets_selected, "bytes": s.bytes_downloaded,
-                  "failed": s.assets_failed}))
+                  "failed": s.assets_failed,
+                  # CPU-seconds of the download process (user + system) and of the children it
+                  # waited for: what the run cost, whatever else the machine was doing
+                  "cpu_s": sum(os.times()[:2]), "children_cpu_s": sum(os.times()[2:4])}))
 """
 
 PEER_CHILD = r"""
@@ -519,6 +522,7 @@ def _row(
         "rss_mb": r.get("rss_mb"),
         "steal_s": r.get("steal_s"),
         **({"load": r["load"]} if "load" in r else {}),  # 1-minute load average at the start
+        **({"cpu_s": round(r["cpu_s"], 2)} if "cpu_s" in r else {}),
         **extra,
     }
 

@@ -154,9 +154,10 @@ def _may_have_assets(data: bytes) -> bool:
 
     A collection that only links its items can be megabytes (100,000 links): parsing it
     peaked at +30 MB in the download process for nothing. A key may be spelled with escapes
-    (``"\\u0061ssets"``), so a document with any escape is parsed too.
+    (``"\\u0061ssets"``), so a document with any escape is parsed too, and so is one in
+    UTF-16 or UTF-32 (a NUL byte in its first four), which ``json.loads`` also reads.
     """
-    return b'"assets"' in data or b"\\u" in data
+    return b'"assets"' in data or b"\\u" in data or b"\x00" in data[:4]
 
 
 def localize_document(
