@@ -23,6 +23,7 @@ from ..net.objects import (
     read_object,
     resolve,
 )
+from ..net.objects.urls import join_relative_path
 from ..net.settings import NetworkSettings
 from ..net.sync import fetch_document
 
@@ -61,19 +62,8 @@ def _join_url(base: str, href: str) -> str:
     root = base.find("/", base.find("//") + 2)  # the slash after the host
     if root < 0:
         return urljoin(base, href)
-    head = base[: base.rfind("/") + 1]
-    rest = href
-    while rest.startswith(("../", "./")):
-        if rest.startswith("./"):
-            rest = rest[2:]
-            continue
-        if len(head) - 1 <= root:  # already at the host's root
-            return urljoin(base, href)
-        head = head[: head.rfind("/", 0, len(head) - 1) + 1]
-        rest = rest[3:]
-    if "/./" in rest or "/../" in rest or rest in ("..", ".") or rest.endswith("/.."):
-        return urljoin(base, href)
-    return head + rest
+    joined = join_relative_path(base, href, root)
+    return joined if joined is not None else urljoin(base, href)
 
 
 class JsonReader:

@@ -34,6 +34,7 @@ __all__ = [
     "check_local_path",
     "is_object_url",
     "join_object_url",
+    "join_relative_path",
     "parse_object_url",
 ]
 
@@ -150,13 +151,21 @@ def _join_plain(base: str, href: str) -> str | None:
     root = base.find("/", base.find("://") + 3)  # the slash after the bucket
     if root < 0 or "//" in href or base.find("//", root) >= 0:
         return None
+    return join_relative_path(base, href, root)
+
+
+def join_relative_path(base: str, href: str, root: int) -> str | None:
+    """``urljoin(base, href)`` for a plain relative path (leading ``./`` and ``../`` only),
+    without urllib: the hot path of catalogue walks. ``root`` is the index of the slash after
+    the host or bucket in ``base``; None when ``urljoin`` must decide (``href`` climbs above
+    it, or has dot segments inside)."""
     head = base[: base.rfind("/") + 1]
     rest = href
     while rest.startswith(("../", "./")):
         if rest.startswith("./"):
             rest = rest[2:]
             continue
-        if len(head) - 1 <= root:  # already at the bucket's root
+        if len(head) - 1 <= root:  # already at the root
             return None
         head = head[: head.rfind("/", 0, len(head) - 1) + 1]
         rest = rest[3:]
