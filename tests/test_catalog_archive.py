@@ -627,3 +627,40 @@ def test_limits_are_sized_from_the_compressed_size() -> None:
     assert big.max_total_size == 64 * 1024**3
     assert big.max_members == 5_000_000
     assert limits.sized(10_000_000).max_total_size == 1_000_000_000
+
+
+def test_rewrite_writes_other_bytes_for_parsed_members_and_counts_big_ones(
+    tmp_path: Path,
+) -> None:
+    """``rewrite=`` replaces what is written for a JSON member (the entry keeps the parsed
+    original); a member too large to hold whole is written as it streams, and a STAC
+    document with assets among them is counted as not rewritten."""
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "i", "assets": {"a": {"href": "x"}}}
+    big = {**item, "id": "big", "links": [{"rel": "item", "href": f"{n}.json"} for n in range(40)]}
+    src = _tar(
+        tmp_path / "c.tar.gz",
+        [
+            _file("ds/i.json", json.dumps(item).encode()),
+            _file("ds/big.json", json.dumps(big).encode()),
+            _file("ds/notes.txt", b"plain"),
+        ],
+    )
+    seen: list[str] = []
+
+    def rewrite(rel: str, path: Path, data: Any) -> bytes | None:
+        seen.append(rel)
+        assert path == tmp_path / "out" / rel
+        return b'{"rewritten": true}' if data["id"] == "i" else None
+
+    stats = ArchiveStats()
+    limits = ArchiveLimits(stream_json_size=600)
+    entries = {
+        e.name: e
+        for e in iter_catalog(src, tmp_path / "out", limits=limits, stats=stats, rewrite=rewrite)
+    }
+    assert seen == ["ds/i.json"]  # never called for the streamed member, nor for other files
+    assert entries["ds/i.json"].data == item  # the caller still gets the member's own JSON
+    assert (tmp_path / "out/ds/i.json").read_bytes() == b'{"rewritten": true}'
+    assert json.loads((tmp_path / "out/ds/big.json").read_bytes()) == big
+    assert (tmp_path / "out/ds/notes.txt").read_bytes() == b"plain"
+    assert stats.not_rewritten == 1

@@ -88,6 +88,11 @@ _CHUNK = 1024 * 1024
 _BACKGROUND = True
 _JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
+#: ``rewrite(rel, path, data)``: for a parsed JSON member, the bytes to write instead of the
+#: member's own (``data`` must not be changed: it is what the caller gets), or None to write
+#: the member as it is.
+Rewrite = Callable[[str, Path, Any], bytes | None]
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
@@ -331,6 +336,7 @@ def iter_catalog(
     root: str | None = None,
     compressed_size: int | None = None,
     keep: Callable[[str], bool] | None = None,
+    rewrite: Rewrite | None = None,
 ) -> Generator[CatalogEntry, None, None]:
     """Stream a (gzip/bz2/xz or plain) tar archive, extracting it safely below ``dest``.
 
@@ -372,7 +378,7 @@ def iter_catalog(
             Path(dest).mkdir(parents=True, exist_ok=True)
             writer = MemberWriter(Path(dest), background=_BACKGROUND)
         check = _MemberCheck(os.fspath(dest) if dest is not None else None, root, limits)
-        yield from _members(fileobj, writer, check, limits, stats, keep)
+        yield from _members(fileobj, writer, check, limits, stats, keep, rewrite)
     except BaseException as exc:
         if writer is not None:
             with contextlib.suppress(BaseException):
@@ -397,6 +403,7 @@ def _members(
     limits: ArchiveLimits,
     stats: ArchiveStats,
     keep: Callable[[str], bool] | None,
+    rewrite: Rewrite | None,
 ) -> Iterator[CatalogEntry]:
     tar, meter, end = open_tar(fileobj, limits, stats)
     extracted = _RecentNames()
@@ -459,7 +466,7 @@ def _members(
                     listed = writer.path(rel)
                     entry = _read_member(tar, member, rel, None, limits, stats, listed=listed)
                 else:
-                    entry = _read_member(tar, member, rel, writer, limits, stats)
+                    entry = _read_member(tar, member, rel, writer, limits, stats, rewrite=rewrite)
             except CorruptArchiveError as exc:  # the compressed stream, inside the member
                 raise CorruptArchiveError(f"{exc}, inside member {rel!r}") from None
             except tarfile.ReadError:
@@ -525,6 +532,7 @@ def _read_member(
     stats: ArchiveStats,
     *,
     listed: Path | None = None,
+    rewrite: Rewrite | None = None,
 ) -> CatalogEntry:
     """Read (and write) the data of the regular member ``rel``, just returned by tarfile."""
     size = member.size
@@ -533,15 +541,20 @@ def _read_member(
     assert data_file is not None  # a regular member
     is_json = size <= limits.max_json_size and rel.lower().endswith(".json")
     if is_json and size > limits.stream_json_size:
-        return _read_big_json(data_file, rel, path, size, writer, stats)
+        entry = _read_big_json(data_file, rel, path, size, writer, stats)
+        if rewrite is not None and entry.data is not None and "assets" in entry.data:
+            stats.not_rewritten += 1
+        return entry
     if is_json:
         raw = data_file.read(size)
-        if writer is not None:
-            writer.write(rel, raw)
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             data = _UNREADABLE
+        if writer is not None:
+            assert path is not None
+            new = None if rewrite is None or data is _UNREADABLE else rewrite(rel, path, data)
+            writer.write(rel, raw if new is None else new)
         return _json_entry(rel, path, size, data, stats)
     if writer is not None:
         with writer.open(rel) as out:

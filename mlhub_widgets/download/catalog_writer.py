@@ -21,7 +21,6 @@ per item is slow on some file systems; the walk does not wait for it).
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sources.base import JSON, DatasetEntry
-from .local_catalog import localize_document
+from .local_catalog import encode_json, localized_copy
 from .paths import safe_component
 
 __all__ = ["LocalCatalogWriter"]
@@ -152,7 +151,7 @@ class LocalCatalogWriter:
         path = self.root / "catalog.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")  # last and atomic: it marks a complete copy
-        tmp.write_bytes(_encode(cat))
+        tmp.write_bytes(encode_json(cat))
         os.replace(tmp, path)
         return path
 
@@ -166,13 +165,11 @@ class LocalCatalogWriter:
     def _write(self, path: Path, doc: JSON) -> None:
         if self._error is not None:
             raise self._error
-        if self.asset_dir is not None and isinstance(doc.get("assets"), Mapping):
-            # the asset dicts are shared with the index (which needs the source's hrefs)
-            doc["assets"] = {
-                k: dict(a) if isinstance(a, Mapping) else a for k, a in doc["assets"].items()
-            }
-            localize_document(doc, str(path), self.output_dir, self.asset_dir, self.dataset_id)
-        self._batch.append((path, _encode(doc)))
+        if self.asset_dir is not None:
+            # a copy: the asset dicts are shared with the index (which needs the source's hrefs)
+            local = localized_copy(doc, str(path), self.output_dir, self.asset_dir, self.dataset_id)
+            doc = doc if local is None else local
+        self._batch.append((path, encode_json(doc)))
         if len(self._batch) >= _BATCH:
             self._flush()
 
@@ -198,7 +195,3 @@ class LocalCatalogWriter:
                         fh.write(data)
                 except OSError as exc:
                     self._error = exc
-
-
-def _encode(doc: JSON) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -44,8 +44,10 @@ from .catalog_archive import (
     ArchiveStats,
     CatalogEntry,
     CorruptArchiveError,
+    Rewrite,
     iter_catalog,
 )
+from .local_catalog import encode_json, local_catalog_marker, localized_copy
 from .manifest import Manifest, NewAsset
 from .paths import COMMON_ASSET_KEYS
 from .report import shown_url
@@ -289,10 +291,10 @@ class IndexBuilder:
             "filter_stats": stats_dict(self.stats),
             "items": str(self.items),
         }
-        if cfg.source is not None and cfg.dataset_asset_dir is not None:
-            from .local_catalog import local_catalog_marker
-
-            # the local copy was written with local hrefs: nothing left to rewrite
+        if cfg.dataset_asset_dir is not None and (
+            cfg.source is not None or self.archive_stats.not_rewritten == 0
+        ):
+            # the catalogue was written with local hrefs: nothing left to rewrite
             meta["local_catalog"] = local_catalog_marker(str(gen), cfg.dataset_asset_dir)
         db.set_meta(meta)
 
@@ -312,6 +314,7 @@ class IndexBuilder:
                         root=cfg.dataset_id,  # the catalogue stays in the dataset's folder
                         compressed_size=os.fstat(raw.fileno()).st_size,
                         keep=_finished_assets(cfg, db),
+                        rewrite=self._local_document(),
                     )
                     try:
                         yield entries
@@ -352,6 +355,20 @@ class IndexBuilder:
             yield stream()
         finally:
             writer.abort()  # stops the writer thread if the walk ended early (no catalog.json)
+
+    def _local_document(self) -> Rewrite | None:
+        """How the unpacked catalogue is written with local asset hrefs (its items and
+        collections written once, already local: :func:`.local_catalog.localized_copy`)."""
+        cfg = self.cfg
+        if cfg.dataset_asset_dir is None:
+            return None
+        output_dir, assets_root = cfg.output_dir, os.fspath(cfg.dataset_asset_dir)
+
+        def rewrite(_rel: str, path: Path, doc: Any) -> bytes | None:
+            local = localized_copy(doc, os.fspath(path), output_dir, assets_root, cfg.dataset_id)
+            return None if local is None else encode_json(local)
+
+        return rewrite
 
     def _flush(
         self,

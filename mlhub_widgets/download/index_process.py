@@ -149,10 +149,11 @@ def _child_main() -> int:
 
 
 def _localize(cfg: IndexConfig, cancelled: threading.Event) -> None:
-    """In the child, after the build: the local catalogue (:mod:`.local_catalog`), written
-    while the parent's transfers run instead of after them. The parent waits for this
-    process to end, then does whatever is not done (cancelled, or failed: its own attempt
-    raises the error, so none is lost here)."""
+    """In the child, after the build: what the unpacking left of the local catalogue
+    (:func:`.local_catalog.localize_once`: nothing, unless a document was too large to
+    rewrite as it was unpacked), done while the parent's transfers run. The parent waits for
+    this process to end, then does whatever is not done (cancelled, or failed: its own
+    attempt raises the error, so none is lost here)."""
     try:
         with Manifest(cfg.manifest_path) as db:
             localize_once(

@@ -1,9 +1,10 @@
 """The downloaded catalogue made local: asset hrefs that point at the downloaded files.
 
 A download unpacks (or, for a STAC source, writes) the dataset's catalogue under
-``{output_dir}/{dataset}/`` with the asset hrefs of the server. Once the index is complete,
-:func:`localize_catalog` rewrites every item and collection document there so that each
-downloadable asset's ``href`` is the relative path of the file the download saves it to
+``{output_dir}/{dataset}/``, and writes each item and collection document **already local**
+(:func:`localized_copy`, called by :mod:`.index` and :mod:`.catalog_writer` as the documents
+go by): each downloadable asset's ``href`` is the relative path of the file the download
+saves it to
 (``{asset_dir}/{dataset}/…``, :func:`~.paths.asset_relpath`, the same mapping the index
 uses), and keeps the server's href as the asset's alternate (alternate-assets extension,
 keyed by the URL scheme: ``"alternate": {"https": {"href": …}}``). The catalogue and the
@@ -12,9 +13,13 @@ moves as one folder) that pystac, odc-stac, stac-validator or :func:`mlhub_widge
 read offline. An href points where the file is or would be: assets left out by the filters or
 not yet downloaded keep their local href (``LocalDataset.items()`` says which are present).
 
-The rewrite depends on the catalogue and ``asset_dir`` only, never on the filters, and it is
-idempotent (a local href is left alone). Every ``*.json`` file under the catalogue's folder is
-read once, in a streaming walk (memory does not grow with the catalogue: a document without
+:func:`localize_catalog` rewrites a catalogue already on disk the same way: what the unpacking
+could not (a document too large to hold whole, :attr:`~.tar_stream.ArchiveStats.not_rewritten`),
+or a catalogue unpacked for another ``asset_dir``. :func:`localize_once` runs it unless the
+index's marker says the catalogue is local. The rewrite depends on the catalogue and
+``asset_dir`` only, never on the filters, and it is idempotent (a local href is left
+alone). :func:`localize_catalog` reads every ``*.json`` file under the catalogue's folder
+once, in a streaming walk (memory does not grow with the catalogue: a document without
 an ``assets`` member, such as a collection listing 100,000 item links, is not parsed); a
 document is only rewritten when it changes, through a temporary file and an atomic rename.
 """
@@ -39,10 +44,12 @@ from .manifest import Manifest
 __all__ = [
     "ALTERNATE_ASSETS",
     "LocalizeStats",
+    "encode_json",
     "local_catalog_marker",
     "localize_catalog",
     "localize_document",
     "localize_once",
+    "localized_copy",
 ]
 
 #: The alternate-assets extension, declared by every document this module rewrites.
@@ -185,6 +192,29 @@ def localize_document(
     return _localize_assets(doc, cid, item_id, to_assets)
 
 
+def localized_copy(
+    doc: Any, path: str, output_dir: Path, assets_root: str, dataset_id: str
+) -> JSON | None:
+    """A copy of ``doc`` rewritten as :func:`localize_document` does, or None when nothing
+    changes (not a STAC item or collection with assets, or no downloadable href). ``doc``
+    itself is left as it is (its asset dicts are copied): the index still reads the
+    server's hrefs from it. Used where the catalogue is written, so that it is written once,
+    already local: the unpacked tarball (:mod:`.index`) and a STAC source's copy
+    (:mod:`.catalog_writer`)."""
+    if _stac_kind(doc) is None:
+        return None
+    copy = dict(doc)
+    copy["assets"] = {k: dict(a) if isinstance(a, dict) else a for k, a in doc["assets"].items()}
+    if not localize_document(copy, path, output_dir, assets_root, dataset_id):
+        return None
+    return copy
+
+
+def encode_json(doc: JSON) -> bytes:
+    """How the local catalogue writes a document: compact UTF-8 JSON."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def local_catalog_marker(generation: str | None, dataset_asset_dir: Path) -> JSON:
     """What the manifest records (meta ``local_catalog``) once the catalogue's hrefs point
     into ``dataset_asset_dir`` for this index generation: :func:`localize_catalog` is not
@@ -243,7 +273,7 @@ def _scheme(href: str) -> str:
 def _write_atomic(path: str, doc: JSON) -> None:
     tmp = path + ".part"
     with open(tmp, "wb") as fh:
-        fh.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        fh.write(encode_json(doc))
     os.replace(tmp, path)
 
 

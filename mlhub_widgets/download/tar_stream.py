@@ -121,6 +121,9 @@ class ArchiveStats:
     """Members not written because ``keep`` said a file of the download lives there."""
     kept_examples: list[str] = field(default_factory=list)
     """The first few of them."""
+    not_rewritten: int = 0
+    """STAC items and collections with assets written unchanged although ``rewrite`` was
+    given (members too large to hold whole, written as they stream)."""
 
 
 class _Counted:
