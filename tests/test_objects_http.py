@@ -110,6 +110,20 @@ def test_public_bucket_large_objects_are_one_plain_get(
     )
 
 
+def test_own_client_options_keep_obstore(
+    hub: Hub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage options with obstore ``client_options`` (headers, a proxy of the caller's) are
+    honoured by keeping every GET on obstore."""
+    caplog.set_level(logging.DEBUG, logger="mlhub_widgets.net.http")
+    opts = {**hub_public(hub), "client_options": {"default_headers": {"x-test": "1"}}}
+    summary = mw.sync(
+        "s3://radiantearth/nasa_marine_debris/", tmp_path, include=["*/documentation.pdf"],
+        storage_options=opts,
+    )  # fmt: skip
+    assert summary.assets_downloaded == 1 and _gets(caplog) == []
+
+
 def test_credentialed_objects_are_presigned_and_never_shown(
     moto_s3: MotoS3, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

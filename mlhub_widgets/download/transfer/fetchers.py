@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ...exceptions import MLHubException, MLHubHTTPError, NetworkError
 from ...net.http import HttpClient
-from ...net.objects import ObjectURL, StorageOptions, object_error, resolve
+from ...net.objects import ObjectURL, StorageOptions, normalise_options, object_error, resolve
 from ...net.objects.routes import STORE, GetRoute, get_route, http_object_error, plain_url
 from ...net.settings import NetworkSettings
 
@@ -239,8 +239,9 @@ class ObjectFetcher:
             return store, loc.key, route
         return hit[0], key, hit[1]
 
-    @staticmethod
-    def _route(store: Any, loc: ObjectURL) -> GetRoute:
+    def _route(self, store: Any, loc: ObjectURL) -> GetRoute:
+        if "client_options" in normalise_options(self.storage_options):
+            return STORE  # the caller's own client settings (headers, proxy...): obstore's
         return get_route(
             loc.cloud, store.config, credential_provider=getattr(store, "credential_provider", None)
         )

@@ -20,7 +20,8 @@ fetched:
 * ``store``: everything else stays on obstore: GCS with credentials (signing needs a
   service-account key or an IAM ``signBlob`` call), Azure with a SAS token, a bearer token or
   a service principal, and any store whose GET needs more than the URL: requester-pays
-  (``x-amz-request-payer``), S3 Express, customer-provided encryption keys. A signed store
+  (``x-amz-request-payer``), S3 Express, customer-provided encryption keys, and stores given
+  their own obstore ``client_options`` in the storage options (headers, proxy). A signed store
   whose signing fails (no usable credentials) falls back to obstore too, whose errors name
   the problem.
 
