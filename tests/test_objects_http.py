@@ -50,6 +50,11 @@ def _everything_shown(caplog: pytest.LogCaptureFixture, folder: Path) -> str:
     return "\n".join(texts)
 
 
+def _asset_keys() -> list[str]:
+    """The object keys of the tiny catalogue's assets below its prefix."""
+    return [k for k in catalogue_objects() if not k.endswith(".json")]
+
+
 def _without_sizes(objects: dict[str, bytes]) -> dict[str, bytes]:
     """The tiny catalogue with no ``file:size`` on its assets (sizes unknown until the GET:
     each asset is one streamed GET, over HTTP when the store allows it)."""
@@ -177,6 +182,29 @@ def test_azure_account_key_objects_are_sas_urls_masked(
     gets = _gets(caplog)
     assert len(gets) == 4 and all("sig=***" in u and "/sas/tiny/coll/" in u for u in gets), gets
     assert azurite.account_key not in _everything_shown(caplog, tmp_path)
+
+
+def test_public_azure_container_objects_are_plain_gets(
+    azurite: Azurite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mlhub_widgets.net.http")
+    ctr = azurite.service().create_container("pubcat", public_access="container")
+    for key, data in _without_sizes(catalogue_objects()).items():
+        ctr.upload_blob(f"tiny/{key}", data, overwrite=True)
+    opts = {
+        "account_name": azurite.account_name,
+        "endpoint": azurite.blob_endpoint,
+        "skip_signature": True,
+    }
+    summary = mw.download_dataset(
+        "tiny", tmp_path, source="az://pubcat/tiny/", storage_options=opts, progress=False
+    )
+    assert summary.assets_downloaded == 4
+    assert downloaded_assets(tmp_path, "tiny") == expected_assets()
+    gets = _gets(caplog)
+    assert sorted(gets) == sorted(
+        f"{azurite.blob_endpoint}/pubcat/tiny/{k}" for k in _asset_keys()
+    ), gets
 
 
 @pytest.mark.parametrize(
