@@ -23,7 +23,7 @@ from tests.objects_support import (
     expected_assets,
     hub_public,
 )
-from tests.parts import Azurite, MotoS3
+from tests.parts import Azurite, GcsEmulator, MotoS3
 
 
 @pytest.fixture(autouse=True)
@@ -205,6 +205,28 @@ def test_public_azure_container_objects_are_plain_gets(
     assert sorted(gets) == sorted(
         f"{azurite.blob_endpoint}/pubcat/tiny/{k}" for k in _asset_keys()
     ), gets
+
+
+def test_public_gcs_bucket_objects_are_plain_gets(
+    fake_gcs: GcsEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mlhub_widgets.net.http")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)  # anonymous: none
+    bucket = fake_gcs.client(monkeypatch).create_bucket("gcspub")
+    for key, data in _without_sizes(catalogue_objects()).items():
+        bucket.blob(f"tiny/{key}").upload_from_string(data)
+    opts = {"base_url": fake_gcs.base_url, "skip_signature": True}
+    summary = mw.download_dataset(
+        "tiny", tmp_path, source="gs://gcspub/tiny/", storage_options=opts, progress=False
+    )
+    assert summary.assets_downloaded == 4
+    assert downloaded_assets(tmp_path, "tiny") == expected_assets()
+    assert sorted(_gets(caplog)) == sorted(
+        f"{fake_gcs.base_url}/gcspub/tiny/{k}" for k in _asset_keys()
+    )
 
 
 @pytest.mark.parametrize(
