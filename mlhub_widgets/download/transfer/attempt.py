@@ -430,7 +430,7 @@ class FileAttempts:
             if not url.startswith(("https://", "http://")):
                 if not is_object_url(url):
                     raise _Fail(unfetchable_reason(url))
-                return await self.objects.send(url, extra, job.spec.size)
+                return await self.objects.send(url, extra, job.spec.size, client)
             credentials = self.credentials.get(origin_of(url)) if self.credentials else None
             return await client.send(url, credentials=credentials, headers=extra)
         except NetworkError as exc:
