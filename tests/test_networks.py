@@ -158,6 +158,32 @@ def test_the_ca_bundle_variables_are_honoured(
     assert_complete_and_identical(tls_hub, tmp_path)
 
 
+def test_a_broken_ca_setting_only_stops_https(
+    hub: Any,
+    tls_hub: PublicHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As with curl, CA bundle settings matter for HTTPS only: a plain-HTTP download works
+    with a broken ``SSL_CERT_FILE`` (it never loads the CA bundles); an HTTPS one stops with
+    one line naming the setting, through the API and through the transfer engine alike."""
+    from mlhub_widgets.download.transfer import download_file
+    from mlhub_widgets.exceptions import ConfigurationError
+
+    missing = tmp_path / "missing.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    summary = mw.download_dataset(DS, tmp_path / "plain", root_url=hub.url, progress=False)
+    assert summary.complete and summary.assets_downloaded > 0
+    code = main(["download", DS, "-o", str(tmp_path / "tls"), "-q", "--root-url", tls_hub.url])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1, err
+    assert f"CA bundle not found: SSL_CERT_FILE='{missing}'" in err
+    with pytest.raises(ConfigurationError, match="CA bundle not found"):
+        download_file(f"{tls_hub.url}datasets", tmp_path / "one.json")  # not a failed file
+    assert not (tmp_path / "one.json").exists()
+
+
 def test_verify_takes_a_ca_bundle_or_false(
     tls_hub: PublicHub, tls_ca: TlsCA, tmp_path: Path
 ) -> None:

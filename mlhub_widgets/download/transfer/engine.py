@@ -47,6 +47,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 
+from ...exceptions import ConfigurationError
 from ...net.http import HttpClient
 from ...net.redact import redact_url
 from .attempt import (
@@ -345,6 +346,8 @@ class _Run:
                 raise
             except _CallbackError as exc:
                 raise exc.exc from None
+            except ConfigurationError:
+                raise  # a setting no request can use (a CA bundle): the run's error, not a file's
             except Exception as exc:  # a bug: report it for this file, keep the run going
                 log.exception("unexpected error downloading %s", redact_url(job.spec.url))
                 reason = f"internal error: {type(exc).__name__}"
