@@ -58,6 +58,21 @@ def _hub_cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield
 
 
+# -- object stores ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def object_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh local state folder for object-store destinations (``MLHUB_STATE_DIR``: set
+    before a Dask cluster starts, its workers inherit it as workers on one machine share the
+    user's cache folder) and no store cached from another test (stores are cached per
+    environment; tests change it). The object-storage modules use it for every test."""
+    from mlhub_widgets.net.objects import clear_stores
+
+    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    clear_stores()
+
+
 # -- isolation from the developer's own configuration ---------------------------------------------
 
 

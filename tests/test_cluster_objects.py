@@ -16,7 +16,6 @@ import mlhub_widgets as mw
 from mlhub_widgets.download import DownloadJob, DownloadSummary
 from mlhub_widgets.download.destination import ObjectDestination
 from mlhub_widgets.hub import Hub
-from mlhub_widgets.net.objects import clear_stores
 
 from .parts import DaskCluster, MotoS3
 from .reliability_support import index_rows
@@ -38,12 +37,7 @@ from .test_download_cluster import (  # noqa: F401 - fixtures
 BUCKET = "mirror"
 
 
-@pytest.fixture(autouse=True)
-def _state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The destinations' local state folders (set before the cluster starts: its workers
-    inherit it, as workers on one machine would share the user's cache folder)."""
-    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("object_state")
 
 
 def _opts(moto: MotoS3) -> dict[str, Any]:

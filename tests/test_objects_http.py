@@ -15,7 +15,7 @@ import pytest
 import mlhub_widgets as mw
 from mlhub_widgets.exceptions import DownloadError
 from mlhub_widgets.hub import FaultConfig, Hub
-from mlhub_widgets.net.objects import clear_stores, read_url
+from mlhub_widgets.net.objects import read_url
 from mlhub_widgets.net.objects.routes import get_route, plain_url
 from tests.objects_support import (
     catalogue_objects,
@@ -25,11 +25,7 @@ from tests.objects_support import (
 )
 from tests.parts import Azurite, GcsEmulator, MotoS3
 
-
-@pytest.fixture(autouse=True)
-def _state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("object_state")
 
 
 def _gets(caplog: pytest.LogCaptureFixture) -> list[str]:

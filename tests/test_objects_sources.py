@@ -17,7 +17,7 @@ from mlhub_widgets.cli.main import main
 from mlhub_widgets.download import AssetFinished
 from mlhub_widgets.exceptions import AuthenticationError, DownloadError
 from mlhub_widgets.hub import Hub
-from mlhub_widgets.net.objects import UnsupportedURLError, clear_stores
+from mlhub_widgets.net.objects import UnsupportedURLError
 from mlhub_widgets.widgets.state import ExplorerState
 from tests.objects_support import (
     SMALL_DS,
@@ -30,11 +30,7 @@ from tests.objects_support import (
 )
 from tests.parts import Azurite, GcsEmulator, MotoS3
 
-
-@pytest.fixture(autouse=True)
-def _state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("object_state")
 
 
 def _hub_object(hub: Hub, key: str) -> bytes:

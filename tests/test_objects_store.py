@@ -36,9 +36,7 @@ from tests.parts import HUB_NAME, ForwardProxy, MotoS3, TlsCA, TlsFront
 NO_RETRY = NetworkSettings().with_(retry=NetworkSettings().retry.__class__(max_attempts=1))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_stores() -> None:
-    clear_stores()  # stores are cached per environment; tests change it
+pytestmark = pytest.mark.usefixtures("object_state")
 
 
 BASES = [

@@ -23,7 +23,7 @@ from mlhub_widgets.exceptions import (
     NoAssetsSelected,
 )
 from mlhub_widgets.hub import FaultConfig, Hub
-from mlhub_widgets.net.objects import clear_stores, list_url, read_url
+from mlhub_widgets.net.objects import list_url, read_url
 from tests.objects_support import (
     DEMO_DS,
     SMALL_DS,
@@ -39,10 +39,7 @@ from tests.parts import Azurite, GcsEmulator, MotoS3
 MIB = 1024 * 1024
 
 
-@pytest.fixture(autouse=True)
-def _state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLHUB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("object_state")
 
 
 def _unique(name: str) -> str:
