@@ -266,8 +266,9 @@ class ObjectFetcher:
             store, key, route = self._resolve(url)
         except MLHubException as exc:
             raise NetworkError(str(exc), url=url, retryable=False) from None
-        whole_small = not headers and size is not None and 0 < size <= SMALL_OBJECT
-        if client is not None and route.kind != "store" and not whole_small:
+        # the size of a small object asked for whole (one range get through obstore), or None
+        small = size if not headers and size is not None and 0 < size <= SMALL_OBJECT else None
+        if client is not None and route.kind != "store" and small is None:
             target = await self._http_url(url, store, key, route)
             if target is not None:
                 return await self._send_http(client, url, target, headers, route)
@@ -289,8 +290,8 @@ class ObjectFetcher:
                         options["if_unmodified_since"] = when
         self.requests += 1
         try:
-            if not offset and size is not None and 0 < size <= SMALL_OBJECT:
-                data = bytes(await obstore.get_range_async(store, key, start=0, end=size + 1))
+            if small is not None:
+                data = bytes(await obstore.get_range_async(store, key, start=0, end=small + 1))
                 return ObjectResponse(
                     url, 200, self.network, data=data, length=len(data),
                     headers={"content-length": str(len(data))},
