@@ -338,3 +338,16 @@ def test_documented_examples_are_true() -> None:
         assert safe_component(name) == out, name
     assert safe_component("cafe\u0301") == "café~81ef060bcd98"
     assert safe_component("x" * 1000) == "x" * 187 + "~44f8354494a5"
+
+
+def test_the_fast_plain_name_test_agrees_with_the_per_character_rule_on_every_code_point() -> None:
+    """``_is_unchanged`` tests names with one regular expression (in C); a name is kept as it
+    is exactly when each of its characters passes ``_is_plain_char`` (and the other rules)."""
+    from mlhub_widgets.download.paths import _PLAIN_NAME, _is_plain_char
+
+    differ = [
+        hex(c)
+        for c in range(0x110000)
+        if (_PLAIN_NAME.fullmatch(chr(c)) is not None) != _is_plain_char(chr(c))
+    ]
+    assert differ == []
