@@ -116,13 +116,18 @@ class CatalogEntry:
     size: int
 
 
+#: What :func:`member_path` checks against when no limits are given (made once: it runs for
+#: every asset of a download).
+_DEFAULT_LIMITS = ArchiveLimits()
+
+
 def member_path(name: str, *, limits: ArchiveLimits | None = None) -> str | None:
     """Normalise a member name to a safe relative POSIX path.
 
     Returns ``None`` for names that are only ``.``/empty (the archive root). Raises
     :class:`UnsafeArchiveError` for absolute names, ``..`` components and similar.
     """
-    limits = limits or ArchiveLimits()
+    limits = limits or _DEFAULT_LIMITS
     if "\x00" in name:
         raise UnsafeArchiveError(f"member name contains a NUL byte: {name!r}", member=name)
     if len(name) > limits.max_name_length:

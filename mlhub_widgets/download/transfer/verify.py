@@ -38,6 +38,8 @@ def parse_checksum(text: str) -> tuple[str, bytes]:
     """
     if len(text) == 68 and text.startswith("1220"):  # sha2-256, what MLHub catalogues use
         return "sha256", bytes.fromhex(text[4:])
+    if len(text) == 38 and text.startswith("d50110"):  # md5: a sync's S3 ETags
+        return "md5", bytes.fromhex(text[6:])
     raw = bytes.fromhex(text.strip())
     code, pos = _varint(raw, 0)
     length, pos = _varint(raw, pos)
