@@ -207,9 +207,10 @@ hwm = 0
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"):
         hwm = int(line.split()[1]) / 1024
-print(json.dumps({"import_s": t_import - t0, "list_s": t_list - t_import,
-                  "transfer_s": t_end - t_list, "after_import_s": t_end - t_import,
-                  "objects": len(sums), "bytes": total, "rss_mb": hwm, "sha256": sums}))
+with open(a["result"], "w") as fh:  # (not stdout: a profiler wrapping the child prints there)
+    json.dump({"import_s": t_import - t0, "list_s": t_list - t_import,
+               "transfer_s": t_end - t_list, "after_import_s": t_end - t_import,
+               "objects": len(sums), "bytes": total, "rss_mb": hwm, "sha256": sums}, fh)
 '''
 
 # ---------------------------------------------------------------------------------------------
@@ -318,12 +319,14 @@ def run_row(
         "large": large,
         "concurrency": CONCURRENCY,
         "chunk": MIB,
+        "result": str(WORK / "object-libs-result.json"),
     }
     python = pythons["s3fs" if lib.startswith("s3fs") else "obstore"]
     cmd = [python, "-c", CHILD, json.dumps(args)]
     if profile is not None:
         spy = str(Path(sys.executable).with_name("py-spy"))
         cmd = [spy, "record", "--gil", "-r", "200", "-f", "raw", "-o", str(profile), "--", *cmd]
+    Path(args["result"]).unlink(missing_ok=True)
     settle()
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -333,9 +336,7 @@ def run_row(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         raise RuntimeError(f"{name} failed ({res.returncode}):\n{res.stderr[-3000:]}")
-    got: dict[str, Any] = json.loads(
-        [line for line in res.stdout.splitlines() if line.startswith("{")][-1]
-    )
+    got: dict[str, Any] = json.loads(Path(args["result"]).read_text())
     check(out, case, got)
     if large:
         discard(out)  # each run starts with the same free memory
@@ -366,27 +367,42 @@ def report(name: str, r: dict[str, Any]) -> None:
     )
 
 
-def profile_summary(path: Path, top: int = 14) -> str:
-    """Functions with the most GIL-holding samples (inclusive and own), from a raw profile."""
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Where the GIL-holding samples of a raw py-spy profile went: by package (the frame that
+    held it) and by function (inclusive, the event loop's and the benchmark's own frames left
+    out)."""
     total = 0
+    packages: dict[str, int] = {}
     inclusive: dict[str, int] = {}
-    own: dict[str, int] = {}
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")[1:]  # (the first is the thread)
+        frames = stack.split(";")
         n = int(count)
         total += n
-        names = [f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1].split(":")[0] for f in frames]
-        for nm in set(names):
-            inclusive[nm] = inclusive.get(nm, 0) + n
-        if names:
-            own[names[-1]] = own.get(names[-1], 0) + n
-    out = [f"  {total} samples with the GIL held (200/s); inclusive:"]
-    for nm, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
-        out.append(f"    {n / max(total, 1):6.1%}  {nm})")
-    out.append("  own:")
-    for nm, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
-        out.append(f"    {n / max(total, 1):6.1%}  {nm})")
+        files = [f.rsplit(" (", 1)[-1].split(":")[0] for f in frames]
+        top_file = files[-1]
+        package = "benchmark child" if top_file == "<string>" else top_file.split("/")[0]
+        package = package or "(no Python file)"
+        packages[package] = packages.get(package, 0) + n
+        seen = set()
+        for frame, file in zip(frames, files, strict=True):
+            if file.startswith(("asyncio/", "<")):
+                continue
+            name = f"{frame.split(' (')[0]} ({file})"
+            if name not in seen:
+                seen.add(name)
+                inclusive[name] = inclusive.get(name, 0) + n
+    share = max(total, 1)
+    out = [f"  {total} samples with the GIL held (200/s = {total / 200:.1f} s); by package:"]
+    out += [
+        f"    {n / share:6.1%}  {name}"
+        for name, n in sorted(packages.items(), key=lambda kv: -kv[1])[:top]
+    ]
+    out.append("  by function (inclusive):")
+    out += [
+        f"    {n / share:6.1%}  {name}"
+        for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[: top * 2]
+    ]
     return "\n".join(out)
 
 
@@ -429,12 +445,13 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--only", help="comma-separated rows: " + ",".join(ROWS))
     parser.add_argument("--s3fs-python", help="the interpreter of the s3fs rows")
-    parser.add_argument("--profile", help="also run this row once under py-spy --gil")
+    parser.add_argument("--profile", help="also run these rows once under py-spy --gil")
     args = parser.parse_args()
     rows = args.only.split(",") if args.only else list(ROWS)
     unknown = set(rows) - set(ROWS)
-    if unknown or (args.profile and args.profile not in ROWS):
-        parser.error(f"unknown rows: {', '.join(sorted(unknown)) or args.profile}")
+    unknown |= set(args.profile.split(",") if args.profile else []) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
     pythons = {"obstore": sys.executable, "s3fs": s3fs_python(args.s3fs_python)}
     print(versions(pythons), flush=True)
 
@@ -472,11 +489,11 @@ def main() -> int:
         for name in rows:
             runs = results[name]
             report(name, {k: statistics.median(r[k] for r in runs) for k in runs[0]})
-        if args.profile:
-            path = WORK / f"profile-{args.profile}.txt"
-            r = run_row(args.profile, hub, cases, pythons, env, profile=path)
-            print(f"\nprofile of {args.profile} ({path}; under py-spy, so slower):")
-            report(args.profile, r)
+        for name in args.profile.split(",") if args.profile else []:
+            path = WORK / f"profile-{name}.txt"
+            r = run_row(name, hub, cases, pythons, env, profile=path)
+            print(f"\nprofile of {name} ({path}; under py-spy, so slower):")
+            report(name, r)
             print(profile_summary(path))
     finally:
         hub.close()
