@@ -369,7 +369,7 @@ def report(name: str, r: dict[str, Any]) -> None:
 
 def profile_summary(path: Path, top: int = 12) -> str:
     """Where the GIL-holding samples of a raw py-spy profile went: by package (the frame that
-    held it) and by function (inclusive, the event loop's and the benchmark's own frames left
+    held it) and by function (inclusive; the event loop's and the import system's frames left
     out)."""
     total = 0
     packages: dict[str, int] = {}
@@ -386,7 +386,7 @@ def profile_summary(path: Path, top: int = 12) -> str:
         packages[package] = packages.get(package, 0) + n
         seen = set()
         for frame, file in zip(frames, files, strict=True):
-            if file.startswith(("asyncio/", "<")):
+            if file.startswith(("asyncio/", "<frozen")) or file == "":
                 continue
             name = f"{frame.split(' (')[0]} ({file})"
             if name not in seen:
