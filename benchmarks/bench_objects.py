@@ -399,6 +399,47 @@ ROWS: list[tuple[str, Callable[[Bench], Row]]] = [
 ]
 
 
+SMALL, LARGE = "bench_small", "bench_large"
+
+
+def dataset_sizes(quick: bool) -> tuple[int, int, int]:
+    """(assets of the small dataset, objects of the large one, size of each large object)."""
+    return (1_000, 4, 8 * MIB) if quick else (10_000, 20, 50 * MIB)
+
+
+def prepare_data(n_small: int, n_large: int, large_size: int) -> Path:
+    """The two synthetic datasets in ``_work/data`` (made once): :data:`SMALL`, ``n_small``
+    assets of 1-4 KiB (two per item), and :data:`LARGE`, ``n_large`` objects of ``large_size``
+    bytes; the package byte-compiled, so that no client pays for it."""
+    data = WORK / "data"
+    print("preparing data ...", file=sys.stderr)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "mlhub_widgets")], check=True
+    )
+    make_data(
+        data,
+        {
+            SMALL: (n_small // 2, 2, 1024, 4096, ("tif", "geojson")),
+            LARGE: (n_large, 1, large_size, large_size, ("bin",)),
+        },
+    )
+    return data
+
+
+def start_hub(data: Path, dataset_ids: tuple[str, ...]) -> HubProc:
+    """The hub in its own process, the S3 origin's listings of ``dataset_ids`` built."""
+    hub = HubProc(data)
+    try:
+        for ds_id in dataset_ids:
+            started = time.perf_counter()
+            hub.call("warm_objects", id=ds_id)
+            print(f"  listed {ds_id} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    except BaseException:
+        hub.close()
+        raise
+    return hub
+
+
 def make_uploads(folder: Path, n: int) -> None:
     """``n`` local files of 1-4 KiB to upload (made once)."""
     marker = folder.with_name(folder.name + ".made")
@@ -487,26 +528,14 @@ def main() -> int:
     args = parser.parse_args()
     q = args.quick
     reps = args.reps or (1 if q else 3)
-    n_small = 1_000 if q else 10_000
-    n_large, large_size = (4, 8 * MIB) if q else (20, 50 * MIB)
+    n_small, n_large, large_size = dataset_sizes(q)
     wanted = set(args.only.split(",")) if args.only else {n for n, _ in ROWS}
     unknown = wanted - {n for n, _ in ROWS}
     if unknown:
         parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
 
-    data = WORK / "data"
-    small, large = ("bench_small", "bench_large")
-    print("preparing data ...", file=sys.stderr)
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "mlhub_widgets")], check=True
-    )
-    make_data(
-        data,
-        {
-            small: (n_small // 2, 2, 1024, 4096, ("tif", "geojson")),
-            large: (n_large, 1, large_size, large_size, ("bin",)),
-        },
-    )
+    small, large = SMALL, LARGE
+    data = prepare_data(n_small, n_large, large_size)
     uploads = WORK / f"uploads_{n_small}"
     make_uploads(uploads, n_small)
     empty_trash()
@@ -522,13 +551,9 @@ def main() -> int:
         "NO_PROXY": "127.0.0.1,localhost",
     }
     env.pop("AWS_PROFILE", None)
-    hub = HubProc(data)
+    hub = start_hub(data, (small, large))
     results: dict[str, list[Row]] = {}
     try:
-        for ds_id in (small, large):
-            started = time.perf_counter()
-            hub.call("warm_objects", id=ds_id)
-            print(f"  listed {ds_id} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         bench = Bench(
             hub,
             small,
