@@ -533,6 +533,13 @@ def main() -> int:
     unknown = wanted - {n for n, _ in ROWS}
     if unknown:
         parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    wrk_rows = {n for n in wanted if n.startswith("wrk-")}
+    if wrk_rows and shutil.which("wrk") is None:
+        if args.only:
+            parser.error("wrk is not installed (apt-get install wrk)")
+        left_out = ", ".join(sorted(wrk_rows))
+        print(f"left out: {left_out} (wrk is not installed: apt-get install wrk)")
+        wanted -= wrk_rows
 
     small, large = SMALL, LARGE
     data = prepare_data(n_small, n_large, large_size)
