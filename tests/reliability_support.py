@@ -378,6 +378,17 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def open_fds() -> dict[int, str]:
+    """This process's open descriptors and what each points at (``socket:[…]``, a path)."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return found
+
+
 def _status_kb(field_name: str) -> int:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:

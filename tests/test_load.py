@@ -9,6 +9,7 @@ directory (``Hub.asset_bytes`` is a pure function of the data).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import random
@@ -32,6 +33,7 @@ from mlhub_widgets.download import (
 )
 from mlhub_widgets.download.pipeline import DEFAULT_WORKERS
 from mlhub_widgets.hub import Hub
+from mlhub_widgets.net.sync import run_sync
 
 from .reliability_support import (
     ROOT,
@@ -39,6 +41,7 @@ from .reliability_support import (
     fd_count,
     index_rows,
     make_data_dir,
+    open_fds,
     peak_rss_mb,
     record_figure,
     reset_peak_rss,
@@ -119,7 +122,11 @@ def test_100k_assets_three_runs_no_leaks_bounded_memory(
     hub = external_hub
     out = tmp_path / "out"
     gc.collect()  # what earlier tests left for the GC is not this test's business
+    # the shared network loop (its epoll and wake-up socket pair) lives as long as the
+    # process by design: started here so the count is the same alone or after other tests
+    run_sync(asyncio.sleep(0))
     fds0, threads0 = fd_count(), _threads()
+    before = open_fds()
     can_reset = reset_peak_rss()
     rss0 = rss_mb()
     started = time.monotonic()
@@ -163,7 +170,8 @@ def test_100k_assets_three_runs_no_leaks_bounded_memory(
     # API calls (mlhub_widgets.net.sync) may keep a few idle keep-alive connections
     assert fds2 == fds3 and max(fds1, fds2, fds3) <= fds0 + POOLED_FDS, (
         f"open fds after runs 1/2/3: {fds1}/{fds2}/{fds3} (before {fds0}; {fds_gc} once "
-        f"gc.collect() freed {collected} objects: the runs leave sockets for the GC to close)"
+        f"gc.collect() freed {collected} objects: the runs leave sockets for the GC to close); "
+        f"new: {sorted(set(open_fds().items()) - set(before.items()))}"
     )
     assert th1 == th2 == th3 <= threads0 + 1, (  # + the network thread, started once
         f"threads after runs 1/2/3: {th1}/{th2}/{th3} (before {threads0}): "
