@@ -60,10 +60,11 @@ log = logging.getLogger(__name__)
 #: Threads of the check with a cold cache: enough reads in flight (a virtual disk serves
 #: dozens at once). With a warm cache, where a ``stat`` returns in a microsecond, every
 #: thread more only hands the GIL around (16 threads: 3 million ``futex`` calls for 500,000
-#: ``stat``), so the check keeps :data:`WARM_TASKS` tasks in flight until a task shows that
-#: its ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average).
+#: ``stat``; two threads of ``stat``: 10 % more CPU than one), so until a check shows that its
+#: ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average) the calling
+#: thread checks alone while the pool loads the next :data:`WARM_LOADS` tasks' rows.
 CHECK_THREADS = 16
-WARM_TASKS = 2
+WARM_LOADS = 2
 COLD_STAT_NS = 20_000
 #: Row ids per task (a few tasks per thread in flight: little memory).
 CHECK_SPAN = 2000
@@ -79,7 +80,8 @@ Stamp = tuple[int, int, int]  # a folder's st_ino, st_mtime_ns, st_ctime_ns
 StampRow = tuple[int, str, int, int, int]  # the id of a row in the folder, the folder, stamp
 #: What a task loads (in its thread): rows to check, in id order, and the stamps kept for
 #: (some of) their folders.
-Load = Callable[[], tuple[Sequence[Row], Mapping[str, Stamp]]]
+Loaded = tuple[Sequence[Row], Mapping[str, Stamp]]
+Load = Callable[[], Loaded]
 #: Stamps are only trusted where a folder's ``mtime``/``ctime`` follow its entries (POSIX).
 STAMPS = os.name == "posix"
 
@@ -179,30 +181,37 @@ def check_files(
     try:
         check = _checker(os.fspath(base), fd, time.time_ns() - STAMP_MIN_AGE_NS)
 
-        def task(load: Load) -> tuple[_Found, int]:
-            rows, known = load()
+        def timed(rows: Sequence[Row], known: Mapping[str, Stamp]) -> tuple[_Found, int]:
             started = time.perf_counter_ns()
             found = check(rows, known)
             return found, (time.perf_counter_ns() - started) // max(1, found.stats)
 
+        def task(load: Load) -> tuple[_Found, int]:  # cold: load and check in the pool
+            return timed(*load())
+
         threads = threads or CHECK_THREADS
-        window = min(WARM_TASKS, threads)
+        cold = False  # until a check shows that its ``stat`` calls wait for the disk
         with ThreadPoolExecutor(threads, thread_name_prefix="mlhub-disk-check") as pool:
-            running: deque[Future[tuple[_Found, int]]] = deque()
+            # warm: the pool loads the next rows (SQLite runs without the GIL) while this
+            # thread checks; a second thread of ``stat`` calls only hands the GIL around
+            running: deque[Future[tuple[_Found, int]] | Future[Loaded]] = deque()
 
             def collect() -> None:
-                nonlocal window
-                found, ns_per_stat = running.popleft().result()
+                nonlocal cold
+                done = running.popleft().result()
+                found, ns_per_stat = done if isinstance(done[0], _Found) else timed(*done)
                 result.changed += found.changed
                 result.trusted += found.trusted
                 if found.whole:
                     keep_stamps(found.whole)
-                # the disk is the limit: many reads in flight; the CPU: few threads
-                window = 2 * threads if ns_per_stat > COLD_STAT_NS else min(WARM_TASKS, threads)
+                cold = ns_per_stat > COLD_STAT_NS
 
             for load in loads:
-                running.append(pool.submit(task, load))
-                while len(running) >= window:
+                if cold:  # the disk is the limit: many reads in flight
+                    running.append(pool.submit(task, load))
+                else:
+                    running.append(pool.submit(load))
+                while len(running) >= (2 * threads if cold else WARM_LOADS):
                     collect()
             while running:
                 collect()
