@@ -22,10 +22,14 @@ entries did not change: such a file is only checked again once its folder change
 With a cold page cache, looking at a file means reading its folder's block from the disk
 (2 GB of random 4 KiB reads for 500,000 item folders), one at a time in a single thread; a
 folder's stamp comes from the inode table, 16 folders per block. A pool of threads keeps
-many reads in flight once the disk shows to be the limit (two tasks at a time until then,
-see :data:`CHECK_THREADS`); ``stat`` releases the GIL. Each thread reads its own range of rows
-and stamps through its own connection to the index (SQLite works without the GIL, on both
-cores; one thread reading for all of them was the bottleneck). Paths are resolved relative to
+many reads in flight once the disk shows to be the limit (until then the calling thread
+makes the ``stat`` calls while the pool loads rows, see :data:`CHECK_THREADS`); ``stat``
+releases the GIL. Each thread reads its own range of rows and stamps through its own
+connection to the index (SQLite works without the GIL, on both cores; one thread reading for
+all of them was the bottleneck).
+
+A download of many assets ends with this check (:meth:`.job_run.JobRun._stamp_after_download`),
+so that the re-run right after it finds the stamps of the folders it wrote. Paths are resolved relative to
 the dataset folder's descriptor (two or three components, not the whole absolute path).
 """
 
