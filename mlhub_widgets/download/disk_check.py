@@ -26,11 +26,11 @@ many reads in flight once the disk shows to be the limit (until then the calling
 makes the ``stat`` calls while the pool loads rows, see :data:`CHECK_THREADS`); ``stat``
 releases the GIL. Each thread reads its own range of rows and stamps through its own
 connection to the index (SQLite works without the GIL, on both cores; one thread reading for
-all of them was the bottleneck).
+all of them was the bottleneck). Paths are resolved relative to the dataset folder's
+descriptor (two or three components, not the whole absolute path).
 
 A download of many assets ends with this check (:meth:`.job_run.JobRun._stamp_after_download`),
-so that the re-run right after it finds the stamps of the folders it wrote. Paths are resolved relative to
-the dataset folder's descriptor (two or three components, not the whole absolute path).
+so that the re-run right after it finds the stamps of the folders it wrote.
 """
 
 from __future__ import annotations
