@@ -61,13 +61,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Threads of the check with a cold cache: enough reads in flight (a virtual disk serves
-#: dozens at once). With a warm cache, where a ``stat`` returns in a microsecond, every
-#: thread more only hands the GIL around (16 threads: 3 million ``futex`` calls for 500,000
+#: Threads of the check with a cold cache: a few reads in flight. More threads cost kernel
+#: time, not wall: a cold check of 500,000 stamped folders here took 13-15 s (19-21 CPU-s,
+#: two thirds of it system time) with 16 threads, 6-10 s (9-15 CPU-s) with 3-4; the first
+#: check of 1,000,000 files 38 s (61 CPU-s) with 16, 30 s (38 CPU-s) with 3-4 (2-core VM).
+#: With a warm cache, where a ``stat`` returns in a microsecond, every thread more only hands
+#: the GIL around (16 threads: 3 million ``futex`` calls for 500,000
 #: ``stat``; two threads of ``stat``: 10 % more CPU than one), so until a check shows that its
 #: ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average) the calling
 #: thread checks alone while the pool loads the next :data:`WARM_LOADS` tasks' rows.
-CHECK_THREADS = 16
+CHECK_THREADS = 4
 WARM_LOADS = 2
 COLD_STAT_NS = 20_000
 #: Row ids per task (a few tasks per thread in flight: little memory).
