@@ -62,7 +62,14 @@ def _check(base: Path, rows: list[tuple[int, str, int]], stamps: _Stamps) -> dis
     return result
 
 
-def test_every_missing_or_changed_file_is_found_without_stamps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_every_missing_or_changed_file_is_found_without_stamps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: str
+) -> None:
+    """Whether the files are checked by the calling thread (a warm cache) or by the pool's
+    threads (once a check is slow, as with a cold cache), every change is found."""
+    if cache == "cold":
+        monkeypatch.setattr(disk_check, "COLD_STAT_NS", -1)
     rows = _tree(tmp_path)
     (tmp_path / rows[4][1]).unlink()  # deleted
     (tmp_path / rows[10][1]).write_bytes(b"short")  # another size

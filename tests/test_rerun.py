@@ -28,6 +28,7 @@ from mlhub_widgets.download import (
     ProgressUpdated,
     disk_check,
     download_dataset,
+    job_run,
     plan_download,
 )
 from mlhub_widgets.hub import Hub, serve
@@ -210,3 +211,40 @@ def test_deleted_files_are_fetched_again_when_folder_stamps_vouch_for_the_rest(
     hub.reset_counters()
     assert _run(hub, DS, tmp_path).assets_skipped == 2_000
     assert hub.count("asset") == 0
+
+
+def test_the_first_rerun_after_a_download_trusts_the_folders_it_wrote(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download ends with the re-run's check of files, so that the index keeps the stamps of
+    its folders: the re-run right after it looks at the files of the folders changed since,
+    not at every file, and still fetches exactly the files deleted meanwhile. (Downloads of
+    fewer than ``job_run.STAMP_AFTER_DOWNLOAD`` assets skip that check; folders changed in
+    the last 3 s get no stamp: both off here.)"""
+    monkeypatch.setattr(disk_check, "STAMP_MIN_AGE_NS", 0)
+    monkeypatch.setattr(job_run, "STAMP_AFTER_DOWNLOAD", 0)
+    checks: list[disk_check.CheckResult] = []
+    check_files = disk_check.check_files
+
+    def spy(*args: Any, **kw: Any) -> disk_check.CheckResult:
+        checks.append(check_files(*args, **kw))
+        return checks[-1]
+
+    monkeypatch.setattr(disk_check, "check_files", spy)
+    first = _run(hub, DS, tmp_path)
+    assert first.assets_downloaded == 2_000
+    rows = index_rows(tmp_path, DS)
+    gone = random.Random(3).sample(sorted(rows), 25)
+    for rel in gone:
+        (tmp_path / DS / rel).unlink()
+    touched = {rel.rpartition("/")[0] for rel in gone}
+    hub.reset_counters()
+    checks.clear()
+    again = _run(hub, DS, tmp_path)
+    # the re-run's check: every file of an untouched folder vouched for by its stamp
+    assert checks and checks[0].trusted == 2_000 - 2 * len(touched)
+    assert len(checks[0].changed) == 25
+    assert again.assets_downloaded == 25 and again.assets_skipped == 1_975
+    assert _asset_paths(hub) == sorted(urlsplit(rows[rel]).path for rel in gone)
+    for rel in gone:
+        assert (tmp_path / DS / rel).read_bytes() == hub.asset_bytes(rows[rel])

@@ -22,11 +22,15 @@ entries did not change: such a file is only checked again once its folder change
 With a cold page cache, looking at a file means reading its folder's block from the disk
 (2 GB of random 4 KiB reads for 500,000 item folders), one at a time in a single thread; a
 folder's stamp comes from the inode table, 16 folders per block. A pool of threads keeps
-many reads in flight once the disk shows to be the limit (two tasks at a time until then,
-see :data:`CHECK_THREADS`); ``stat`` releases the GIL. Each thread reads its own range of rows
-and stamps through its own connection to the index (SQLite works without the GIL, on both
-cores; one thread reading for all of them was the bottleneck). Paths are resolved relative to
-the dataset folder's descriptor (two or three components, not the whole absolute path).
+many reads in flight once the disk shows to be the limit (until then the calling thread
+makes the ``stat`` calls while the pool loads rows, see :data:`CHECK_THREADS`); ``stat``
+releases the GIL. Each thread reads its own range of rows and stamps through its own
+connection to the index (SQLite works without the GIL, on both cores; one thread reading for
+all of them was the bottleneck). Paths are resolved relative to the dataset folder's
+descriptor (two or three components, not the whole absolute path).
+
+A download of many assets ends with this check (:meth:`.job_run.JobRun._stamp_after_download`),
+so that the re-run right after it finds the stamps of the folders it wrote.
 """
 
 from __future__ import annotations
@@ -57,13 +61,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Threads of the check with a cold cache: enough reads in flight (a virtual disk serves
-#: dozens at once). With a warm cache, where a ``stat`` returns in a microsecond, every
-#: thread more only hands the GIL around (16 threads: 3 million ``futex`` calls for 500,000
-#: ``stat``), so the check keeps :data:`WARM_TASKS` tasks in flight until a task shows that
-#: its ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average).
-CHECK_THREADS = 16
-WARM_TASKS = 2
+#: Threads of the check with a cold cache: a few reads in flight. More threads cost kernel
+#: time, not wall: a cold check of 500,000 stamped folders here took 13-15 s (19-21 CPU-s,
+#: two thirds of it system time) with 16 threads, 6-10 s (9-15 CPU-s) with 3-4; the first
+#: check of 1,000,000 files 38 s (61 CPU-s) with 16, 30 s (38 CPU-s) with 3-4 (2-core VM).
+#: With a warm cache, where a ``stat`` returns in a microsecond, every thread more only hands
+#: the GIL around (16 threads: 3 million ``futex`` calls for 500,000
+#: ``stat``; two threads of ``stat``: 10 % more CPU than one), so until a check shows that its
+#: ``stat`` calls wait for the disk (:data:`COLD_STAT_NS` each, on average) the calling
+#: thread checks alone while the pool loads the next :data:`WARM_LOADS` tasks' rows.
+CHECK_THREADS = 4
+WARM_LOADS = 2
 COLD_STAT_NS = 20_000
 #: Row ids per task (a few tasks per thread in flight: little memory).
 CHECK_SPAN = 2000
@@ -79,7 +87,8 @@ Stamp = tuple[int, int, int]  # a folder's st_ino, st_mtime_ns, st_ctime_ns
 StampRow = tuple[int, str, int, int, int]  # the id of a row in the folder, the folder, stamp
 #: What a task loads (in its thread): rows to check, in id order, and the stamps kept for
 #: (some of) their folders.
-Load = Callable[[], tuple[Sequence[Row], Mapping[str, Stamp]]]
+Loaded = tuple[Sequence[Row], Mapping[str, Stamp]]
+Load = Callable[[], Loaded]
 #: Stamps are only trusted where a folder's ``mtime``/``ctime`` follow its entries (POSIX).
 STAMPS = os.name == "posix"
 
@@ -179,30 +188,37 @@ def check_files(
     try:
         check = _checker(os.fspath(base), fd, time.time_ns() - STAMP_MIN_AGE_NS)
 
-        def task(load: Load) -> tuple[_Found, int]:
-            rows, known = load()
+        def timed(rows: Sequence[Row], known: Mapping[str, Stamp]) -> tuple[_Found, int]:
             started = time.perf_counter_ns()
             found = check(rows, known)
             return found, (time.perf_counter_ns() - started) // max(1, found.stats)
 
+        def task(load: Load) -> tuple[_Found, int]:  # cold: load and check in the pool
+            return timed(*load())
+
         threads = threads or CHECK_THREADS
-        window = min(WARM_TASKS, threads)
+        cold = False  # until a check shows that its ``stat`` calls wait for the disk
         with ThreadPoolExecutor(threads, thread_name_prefix="mlhub-disk-check") as pool:
-            running: deque[Future[tuple[_Found, int]]] = deque()
+            # warm: the pool loads the next rows (SQLite runs without the GIL) while this
+            # thread checks; a second thread of ``stat`` calls only hands the GIL around
+            running: deque[Future[tuple[_Found, int]] | Future[Loaded]] = deque()
 
             def collect() -> None:
-                nonlocal window
-                found, ns_per_stat = running.popleft().result()
+                nonlocal cold
+                done = running.popleft().result()
+                found, ns_per_stat = done if isinstance(done[0], _Found) else timed(*done)
                 result.changed += found.changed
                 result.trusted += found.trusted
                 if found.whole:
                     keep_stamps(found.whole)
-                # the disk is the limit: many reads in flight; the CPU: few threads
-                window = 2 * threads if ns_per_stat > COLD_STAT_NS else min(WARM_TASKS, threads)
+                cold = ns_per_stat > COLD_STAT_NS
 
             for load in loads:
-                running.append(pool.submit(task, load))
-                while len(running) >= window:
+                if cold:  # the disk is the limit: many reads in flight
+                    running.append(pool.submit(task, load))
+                else:
+                    running.append(pool.submit(load))
+                while len(running) >= (2 * threads if cold else WARM_LOADS):
                     collect()
             while running:
                 collect()

@@ -427,6 +427,8 @@ class DownloadJob(JobRun):
                 pipeline.finish_build(db)
             if not cancelled:
                 self._local_catalog = pipeline.write_local_catalog(db)
+                if not complete:  # after the catalogue: its item files share the folders
+                    self._stamp_after_download(db)
             summary = self._summarize(db, started, cancelled=cancelled)
             if not cancelled and summary.assets_selected == 0:
                 raise pipeline.no_assets_error(db)

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 import types
@@ -64,6 +65,11 @@ PROGRESS_INTERVAL = 0.125
 #: fast file does not make them jump, short enough to follow a real change of speed.
 RATE_WINDOW = 5.0
 _FETCH_ROWS = 512
+#: A download that completed at least this many assets ends with the re-run's check of files
+#: (:meth:`JobRun._stamp_after_download`); below it, the first re-run's ``stat`` of every
+#: file costs little (0.4 CPU-s at 50,000) and the check would only lengthen the download
+#: (0.08 CPU-s at 10,000 assets: 2 % of that download).
+STAMP_AFTER_DOWNLOAD = 50_000
 
 
 class JobRun:
@@ -198,6 +204,32 @@ class JobRun:
         for cid, info in db.per_collection().items():
             self._per_skipped[cid] = info["done"]
         return counts["done"] == counts["selected"]
+
+    def _stamp_after_download(self, db: Manifest) -> None:
+        """After a download that completed every selected asset on local disk: the re-run's
+        check of files (:func:`.disk_check.check_done_files`) once more, so that the index
+        keeps the stamps of the folders found whole and the next re-run trusts them instead
+        of looking at every file (at a million assets, a ``stat`` of every file was most of
+        that re-run). Folders written in the last :data:`.disk_check.STAMP_MIN_AGE_NS` get
+        no stamp: the next re-run looks at their files. A file found missing (deleted while
+        the download ran) goes back to pending, as a re-run would find it."""
+        if self._cfg.destination is not None or self._cfg.if_exists == "skip":
+            return  # an object store is checked by its listing; ``skip`` trusts the index
+        counts = db.counts()
+        if counts["done"] != counts["selected"] or counts["done"] < STAMP_AFTER_DOWNLOAD:
+            return
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            changed = check_done_files(db, self._cfg.dataset_asset_dir).changed
+        except (OSError, sqlite3.Error) as exc:  # a speed-up only: the download stands
+            log.info("folders not stamped after the download (%s): the next run checks every "
+                     "file", exc)  # fmt: skip
+            return
+        log.debug("check of %d files after the download: %.2f s, %.2f CPU-s", counts["done"],
+                  time.perf_counter() - wall, time.process_time() - cpu)  # fmt: skip
+        if changed:
+            log.warning("%d files written by this download are missing or changed: the next "
+                        "run fetches them again", len(changed))  # fmt: skip
 
     def _index_done(self, db: Manifest, pipeline: Pipeline, started: float) -> None:
         counts = db.counts()
