@@ -382,9 +382,10 @@ def test_download_panel_lists_failures_with_report_link(home: Path) -> None:
         hub.faults = FaultConfig(error_rate=1.0, error_statuses=(404,), scope="assets")
         panel.start_button.click()
         until(lambda: st.job_state == "failed" and st.report_path != "", timeout=120)
-        until(lambda: "failed asset" in panel.failed.value)
+        # the list is drawn again when the report's path arrives (from the job's thread)
+        until(lambda: 'download="err_report.csv"' in panel.failed.value)
+        assert "failed asset" in panel.failed.value
         assert "documentation" in panel.failed.value
-        assert 'download="err_report.csv"' in panel.failed.value
         assert "Start again retries only those" in panel.status.value
         assert "if_exists" not in panel.status.value
         assert panel.start_button.description == "Start (resume)"
