@@ -341,13 +341,13 @@ def test_documented_examples_are_true() -> None:
 
 
 def test_the_fast_plain_name_test_agrees_with_the_per_character_rule_on_every_code_point() -> None:
-    """``_is_unchanged`` tests names with one regular expression (in C); a name is kept as it
-    is exactly when each of its characters passes ``_is_plain_char`` (and the other rules)."""
-    from mlhub_widgets.download.paths import _PLAIN_NAME, _is_plain_char
+    """A character is kept exactly when it is alphanumeric (``str.isalnum``) or one of
+    ``-_. ``; the rule runs as regular expressions (in C), checked here on every code point."""
+    from mlhub_widgets.download.paths import _NOT_PLAIN, _PLAIN_NAME
 
-    differ = [
-        hex(c)
-        for c in range(0x110000)
-        if (_PLAIN_NAME.fullmatch(chr(c)) is not None) != _is_plain_char(chr(c))
-    ]
-    assert differ == []
+    def plain(ch: str) -> bool:
+        return ch in "-_. " or ch.isalnum()
+
+    kept = [hex(c) for c in range(0x110000) if bool(_PLAIN_NAME.fullmatch(chr(c))) != plain(chr(c))]
+    replaced = [hex(c) for c in range(0x110000) if bool(_NOT_PLAIN.match(chr(c))) == plain(chr(c))]
+    assert kept == [] and replaced == []
