@@ -31,6 +31,7 @@ from mlhub_widgets.download import (
     job_run,
     plan_download,
 )
+from mlhub_widgets.exceptions import MLHubWarning
 from mlhub_widgets.hub import Hub, serve
 from mlhub_widgets.hub.sample import make_synthetic_dataset
 
@@ -248,3 +249,31 @@ def test_the_first_rerun_after_a_download_trusts_the_folders_it_wrote(
     assert _asset_paths(hub) == sorted(urlsplit(rows[rel]).path for rel in gone)
     for rel in gone:
         assert (tmp_path / DS / rel).read_bytes() == hub.asset_bytes(rows[rel])
+
+
+def test_a_file_deleted_before_the_download_ends_is_reported(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the download wrote and that is gone when it ends (deleted by another program
+    between its transfer and the download's closing check of files) is named in an
+    MLHubWarning and goes back to pending: the next run fetches exactly that file."""
+    monkeypatch.setattr(job_run, "STAMP_AFTER_DOWNLOAD", 0)
+    victim: list[Path] = []
+    check = job_run.check_done_files
+
+    def delete_then_check(db: Any, base: Path) -> disk_check.CheckResult:
+        victim.append(sorted(base.rglob("*.tif"))[7])
+        victim[0].unlink()
+        return check(db, base)
+
+    monkeypatch.setattr(job_run, "check_done_files", delete_then_check)
+    with pytest.warns(
+        MLHubWarning, match=r"^1 files written by this download .* run the download again"
+    ):
+        first = _run(hub, DS, tmp_path)
+    assert first.assets_downloaded == 2_000 and not victim[0].exists()
+    monkeypatch.setattr(job_run, "check_done_files", check)
+    hub.reset_counters()
+    again = _run(hub, DS, tmp_path)
+    assert again.assets_downloaded == 1 and again.assets_skipped == 1_999
+    assert victim[0].is_file()

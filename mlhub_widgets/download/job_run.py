@@ -21,12 +21,14 @@ import sqlite3
 import threading
 import time
 import types
+import warnings
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from ..exceptions import MLHubWarning
 from ..net.http import Credentials
 from ..net.redact import redact_text, redact_url
 from ..net.settings import NetworkSettings
@@ -212,7 +214,8 @@ class JobRun:
         of looking at every file (at a million assets, a ``stat`` of every file was most of
         that re-run). Folders written in the last :data:`.disk_check.STAMP_MIN_AGE_NS` get
         no stamp: the next re-run looks at their files. A file found missing (deleted while
-        the download ran) goes back to pending, as a re-run would find it."""
+        the download ran) goes back to pending, as a re-run would find it, with an
+        :class:`.MLHubWarning`."""
         if self._cfg.destination is not None or self._cfg.if_exists == "skip":
             return  # an object store is checked by its listing; ``skip`` trusts the index
         counts = db.counts()
@@ -228,8 +231,13 @@ class JobRun:
         log.debug("check of %d files after the download: %.2f s, %.2f CPU-s", counts["done"],
                   time.perf_counter() - wall, time.process_time() - cpu)  # fmt: skip
         if changed:
-            log.warning("%d files written by this download are missing or changed: the next "
-                        "run fetches them again", len(changed))  # fmt: skip
+            warnings.warn(
+                f"{len(changed)} files written by this download in {self._cfg.dataset_asset_dir} "
+                "were deleted or changed before it ended; they are marked pending: run the "
+                "download again to fetch them",
+                MLHubWarning,
+                stacklevel=2,
+            )
 
     def _index_done(self, db: Manifest, pipeline: Pipeline, started: float) -> None:
         counts = db.counts()
