@@ -32,10 +32,9 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import aiohttp
 from multidict import CIMultiDictProxy
 
 from ..exceptions import (
@@ -49,6 +48,11 @@ from .redact import install_log_redaction, is_secret_param, redact_text, redact_
 from .retry import RETRY_STATUSES, retry_after_seconds
 from .settings import NetworkSettings
 from .tls import ssl_context
+
+if TYPE_CHECKING:
+    # imported by the functions that use it: ~0.1 s (it builds SSL contexts at import) that
+    # a download from an object store, which never sends a request through this layer, skips
+    import aiohttp
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -209,6 +213,8 @@ class Response:
                 ``truncate`` asks for its first ``limit`` bytes instead.
             NetworkError: the connection dropped or went silent before the end.
         """
+        import aiohttp
+
         cap = self._settings.max_document_bytes if limit is None else limit
         if truncate:
             return await self._head_of_body(cap)
@@ -283,6 +289,8 @@ class Response:
             NetworkError: the connection dropped, went silent for ``read_timeout``, or sent
                 fewer than ``low_speed_limit`` bytes/s over ``low_speed_time`` seconds.
         """
+        import aiohttp
+
         settings = self._settings
         window = settings.low_speed_time
         started = time.monotonic()
@@ -330,6 +338,8 @@ def network_error(
     exc: BaseException, url: str, secrets: tuple[str, ...] = (), read_timeout: float = 0
 ) -> NetworkError:
     """A one-line :class:`NetworkError` for an aiohttp or socket failure on ``url``."""
+    import aiohttp
+
     host = _host(url)
     shown = redact_text(url, *secrets)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -401,6 +411,8 @@ class HttpClient:
         limit_per_host: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        import aiohttp
+
         self.settings = settings or NetworkSettings()
         self.proxies = self.settings.proxies()
         self._ssl: ssl.SSLContext | None = None  # made by the first HTTPS request: _tls()
@@ -470,6 +482,8 @@ class HttpClient:
                 ``Location``, to a non-HTTP URL, in a loop, or more than
                 :data:`MAX_REDIRECTS` hops (``retryable`` tells whether trying again may help).
         """
+        import aiohttp
+
         secrets = (credentials.secrets() if credentials else ()) + url_secrets(url)
         home = origin_of(url)  # credentials (and secrets in the URL) belong to this origin
         if credentials is not None and credentials.origin != home:
