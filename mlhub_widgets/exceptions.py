@@ -34,6 +34,7 @@ Warnings a user must act on are :class:`MLHubWarning` subclasses, issued with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .net.redact import redact_text, redact_url
 
@@ -123,6 +124,18 @@ class MLHubHTTPError(MLHubException):
             if self.detail:
                 message += f": {self.detail}"
         super().__init__(redact_text(message))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its fields (the download's index process sends its errors back)."""
+        fields = (self.status_code, self.method, self.url, self.detail)
+        return (_rebuild_http_error, (type(self), fields, str(self)), self.__dict__)
+
+
+def _rebuild_http_error(
+    cls: type[MLHubHTTPError], fields: tuple[int, str, str, str | None], message: str
+) -> MLHubHTTPError:
+    status_code, method, url, detail = fields
+    return cls(status_code, method, url, detail, message=message)
 
 
 class AuthenticationError(MLHubHTTPError):

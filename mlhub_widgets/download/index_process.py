@@ -1,11 +1,12 @@
 """The asset index built in a child interpreter: :class:`IndexProcess`.
 
-A tarball's index is CPU-bound Python (tar headers, JSON, filters, inserts): in the download's
-own interpreter it would compete with the transfer event loop for the GIL. The child runs the
-same :class:`~.index.IndexBuilder`; the two processes share nothing but the manifest file (the
-parent reads the rows as they are committed). Progress, the collections and keys seen so far
-and warnings come back over a pipe; if the parent dies, the child sees its stdin close and
-stops.
+A tarball's index, or the walk of a large static STAC catalogue, is CPU-bound Python (tar
+headers or item documents, JSON, filters, inserts): in the download's own interpreter it would
+compete with the transfer event loop for the GIL. The child runs the same
+:class:`~.index.IndexBuilder`; the two processes share nothing but the manifest file (the
+parent reads the rows as they are committed). Progress, the collections and keys seen so far,
+log records and warnings come back over a pipe; if the parent dies, the child sees its stdin
+close and stops.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -111,6 +113,23 @@ def _child_main() -> int:
     package = logging.getLogger(__name__.rpartition(".")[0])
     package.addHandler(_ForwardWarnings(out, lock))
     package.setLevel(logging.WARNING)
+
+    def forward_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: IO[str] | None = None,
+        line: str | None = None,
+    ) -> None:
+        """A ``warnings.warn`` of the walk (e.g. a link cycle) goes to the parent, which
+        issues it again: a notebook shows the parent's warnings, not this process's stderr."""
+        try:
+            _send(out, lock, ("warning", category, str(message)))
+        except (pickle.PicklingError, AttributeError, TypeError):  # a class pickle cannot name
+            _send(out, lock, ("warning", UserWarning, f"{category.__name__}: {message}"))
+
+    warnings.showwarning = forward_warning
 
     def on_progress(items: int, assets: int, selected: int) -> None:
         _send(out, lock, ("progress", items, assets, selected))
@@ -219,9 +238,8 @@ class IndexProcess:
         on_progress: Callable[[int, int, int], None],
         cancelled: threading.Event,
     ) -> None:
-        """Hand the child its build (``cfg.source`` must be None) and start following it."""
-        if cfg.source is not None:
-            raise ValueError("an index built from a STAC source runs in a thread, not a process")
+        """Hand the child its build and start following it (``cfg`` is pickled: a source
+        in it is copied, see :meth:`.Pipeline._source_for_process`)."""
         self.cancelled = cancelled
         self._on_progress = on_progress
         self._started = time.monotonic()
@@ -292,6 +310,9 @@ class IndexProcess:
                 elif kind == "log":
                     _, name, level, text = msg
                     logging.getLogger(name).log(level, "%s", text)
+                elif kind == "warning":
+                    _, category, text = msg
+                    warnings.warn(text, category, stacklevel=1)
                 elif kind == "done":
                     state = msg[1]
                     self.items, self.assets = state["items"], state["assets"]

@@ -8,17 +8,19 @@ re-plans the index (:mod:`.index`) and turns it into a :class:`~.events.Download
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import sqlite3
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,6 +67,13 @@ IF_EXISTS_VALUES = ("resume", "skip", "overwrite")
 #: indexed in a thread: starting the child interpreter takes ~0.1 s, building such a catalogue
 #: in-process 1–3 ms per KiB (20 items, 4 KiB: 13 ms). Larger or unsized ones get the child.
 INDEX_PROCESS_FROM_BYTES = 16 << 10
+#: A static STAC catalogue whose collections link at least this many items (or an unknown
+#: number, through child catalogues) is walked and indexed in the child interpreter too:
+#: fetching, parsing and copying its item documents would otherwise compete with the
+#: transfers for the GIL (10,000 assets in 5,000 items from a bucket: see benchmarks/README,
+#: "the catalogue walk in the index process"). Smaller ones stay in a thread, where the walk
+#: starts at once instead of after the child's ~0.2 s start-up.
+INDEX_PROCESS_FROM_ITEMS = 1_000
 
 
 def validate_common(if_exists: str, workers: int | None) -> None:
@@ -484,10 +493,34 @@ class Pipeline:
             return False
         return (self.cfg.output_dir / root).is_file()
 
+    def _source_for_process(self) -> Any:
+        """A copy of the job's static catalogue source for the index process (see
+        :data:`INDEX_PROCESS_FROM_ITEMS`), or None to walk it in a thread: other sources, a
+        small catalogue, or options that cannot be handed to another interpreter (e.g. a
+        credential provider function). The copy has no ``modifier``: the walk reads documents
+        unmodified, and assets are signed where they are downloaded, here."""
+        from ..sources.static_catalog import StaticCatalogSource
+
+        source = self.cfg.source
+        if not isinstance(source, StaticCatalogSource):
+            return None
+        links = source.item_links(self.cfg.dataset_id)
+        if links is not None and links < INDEX_PROCESS_FROM_ITEMS:
+            return None
+        portable = copy.copy(source)
+        portable.modifier = None
+        try:
+            pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # any pickling failure: walk it here
+            log.info("walking the catalogue in a thread: its source cannot be copied (%s)", exc)
+            return None
+        return portable
+
     def spawn_index_process(self) -> None:
-        """Start the child interpreter that will build the index of a tarball, so that its
-        start-up overlaps the catalogue download (see :mod:`mlhub_widgets.download.index`)."""
-        if self.cfg.source is not None or self.index_process is not None:
+        """Start the child interpreter that will build the index: a tarball's (its start-up
+        overlaps the catalogue download), or a large static catalogue's (see
+        :data:`INDEX_PROCESS_FROM_ITEMS`)."""
+        if self.index_process is not None:
             return
         try:
             self.index_process = IndexProcess.spawn()
@@ -520,8 +553,13 @@ class Pipeline:
             emit(IndexProgress(items, assets, selected))
 
         index_cfg = cfg.index_config()
+        if not inline and cfg.source is not None:
+            portable = self._source_for_process()
+            if portable is not None:
+                index_cfg = replace(index_cfg, source=portable)
+                self.spawn_index_process()
         if not inline and self.index_process is not None:
-            # the child now belongs to the build (spawned only for tarballs: no source)
+            # the child now belongs to the build (a tarball's, or the copied source's)
             process, self.index_process = self.index_process, None
             self.builder = process
             process.begin(

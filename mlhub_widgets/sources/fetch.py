@@ -90,6 +90,12 @@ class JsonReader:
         #: documents requested over HTTP so far
         self.requests = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another interpreter opens its own stores."""
+        state = self.__dict__.copy()
+        state["_stores"] = {}
+        return state
+
     def read(self, href: str) -> Any:
         """The parsed JSON document at ``href`` (URL or file path).
 

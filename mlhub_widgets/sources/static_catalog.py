@@ -225,6 +225,35 @@ class StaticCatalogSource(Source):
         self._structure: _Structure | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy in another interpreter needs (the download's index process): the
+        catalogue, its settings and the structure read so far; no lock and no threads."""
+        state = self.__dict__.copy()
+        state["_lock"] = state["_pool"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def item_links(self, dataset_id: str) -> int | None:
+        """How many item links the dataset's collections hold (what a walk will fetch, at
+        least), or None when a collection also links to child catalogues (not read yet)."""
+        st = self._struct()
+        ds = st.datasets.get(dataset_id)
+        if ds is None:
+            if dataset_id not in st.collections:
+                raise self._missing("Dataset", dataset_id)
+            collections = [st.collections[dataset_id][:2]]
+        else:
+            collections = ds.collections
+        total = 0
+        for col, _href in collections:
+            if _links(col, "child"):
+                return None
+            total += len(_links(col, "item"))
+        return total
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
