@@ -5,6 +5,7 @@ Real downloads from the bundled hub; each test records every ``ProgressUpdated``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,20 @@ def test_rate_is_the_mean_of_the_last_seconds(hub: Hub, tmp_path: Path) -> None:
     job._state = "paused"
     job._update_rate(t + 0.125)
     assert job._rate == 0.0
+
+
+def test_the_bar_is_not_full_while_the_catalogue_is_still_read() -> None:
+    """Transfers can catch up with the totals known so far while the index grows: the bar
+    stays below 100 % until the index is complete and every asset is finished."""
+    snap = ProgressSnapshot(
+        state="running", phase="transfer", assets_total=40, assets_done=40, assets_failed=0,
+        assets_skipped=0, bytes_done=4_000, bytes_total=4_000, rate=0.0, eta=None, retries=0,
+        elapsed=1.0, index_complete=False,
+    )  # fmt: skip
+    assert 0.99 < snap.fraction < 1.0
+    done = replace(snap, index_complete=True)
+    assert done.fraction == 1.0
+    one_left = replace(done, assets_done=39, bytes_done=4_000)  # e.g. an empty file left
+    assert one_left.fraction < 1.0
+    by_assets = replace(done, bytes_total=None, assets_done=39, assets_failed=1)
+    assert by_assets.fraction == 1.0  # finished, one failed

@@ -130,6 +130,10 @@ class CollectionProgress:
     failed: int = 0
 
 
+#: The most :attr:`ProgressSnapshot.fraction` says while work is left.
+_UNFINISHED_MAX = 0.999
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressSnapshot:
     """An immutable view of a job's progress.
@@ -168,12 +172,18 @@ class ProgressSnapshot:
 
     @property
     def fraction(self) -> float:
-        """Completion in ``[0, 1]`` (by bytes when sizes are known, else by assets)."""
+        """Completion in ``[0, 1]`` (by bytes when sizes are known, else by assets); below 1
+        until every asset is finished and the index complete (the transfers may catch up with
+        the totals known so far while the catalogue is still read)."""
         if self.bytes_total:
-            return min(1.0, self.bytes_done / self.bytes_total)
-        if self.assets_total:
-            return min(1.0, self.assets_finished / self.assets_total)
-        return 1.0 if self.phase == "done" else 0.0
+            value = self.bytes_done / self.bytes_total
+        elif self.assets_total:
+            value = self.assets_finished / self.assets_total
+        else:
+            return 1.0 if self.phase == "done" else 0.0
+        if self.index_complete and self.assets_finished >= self.assets_total:
+            return min(1.0, value)
+        return min(_UNFINISHED_MAX, value)
 
 
 @dataclass(frozen=True, slots=True)
