@@ -300,3 +300,25 @@ def test_a_download_into_a_bucket_is_opened_locally_after_a_sync(hub: Hub, tmp_p
     assert len(pairs) == 72
     assert all(not missing for missing in pairs["missing_assets"])
     assert all(Path(p).is_file() for a in pairs["label_assets"] for p in a.values())
+
+
+def test_a_download_from_a_bucket_never_loads_the_http_library(hub: Hub, tmp_path: Path) -> None:
+    """Every GET of a catalogue in a bucket goes through the object-store library: aiohttp,
+    whose import costs ~0.1 s of the start (it builds SSL contexts), is never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mlhub_widgets as mw\n"
+        "s = mw.download_dataset(sys.argv[1], sys.argv[2], source=sys.argv[3],\n"
+        "    storage_options={'endpoint': sys.argv[4], 'skip_signature': True}, progress=False)\n"
+        "print(s.assets_downloaded, 'aiohttp' in sys.modules)\n"
+    )
+    src = f"s3://radiantearth/{SMALL_DS}/"
+    done = subprocess.run(
+        [sys.executable, "-c", code, SMALL_DS, str(tmp_path), src, hub.s3_url],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, loaded = done.stdout.split()
+    assert int(count) > 0 and loaded == "False"

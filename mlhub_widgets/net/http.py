@@ -411,32 +411,43 @@ class HttpClient:
         limit_per_host: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        import aiohttp
-
         self.settings = settings or NetworkSettings()
         self.proxies = self.settings.proxies()
         self._ssl: ssl.SSLContext | None = None  # made by the first HTTPS request: _tls()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=limit, limit_per_host=limit_per_host or 0, ttl_dns_cache=300
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self.settings.connect_timeout,
-                sock_read=self.settings.read_timeout,
-            ),
-            headers={
-                "User-Agent": self.settings.user_agent,
-                "Accept-Encoding": "identity",
-                **(headers or {}),
-            },
-            auto_decompress=False,
-            trust_env=False,  # proxies come from self.proxies (NO_PROXY CIDRs, profiles)
-            read_bufsize=1 << 20,
-            max_line_size=16384,
-            max_field_size=16384,
-        )
+        self._limits = (limit, limit_per_host or 0)
+        self._headers = {
+            "User-Agent": self.settings.user_agent,
+            "Accept-Encoding": "identity",
+            **(headers or {}),
+        }
+        self._session: aiohttp.ClientSession | None = None  # made by the first request
         self.requests = 0
+
+    def _pool(self) -> aiohttp.ClientSession:
+        """The connection pool, made by the first request: importing aiohttp costs ~0.1 s
+        with the GIL held (it builds SSL contexts at import), which a download whose every
+        GET goes to an object store (through obstore) never needs."""
+        if self._session is None:
+            import aiohttp
+
+            limit, per_host = self._limits
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=limit, limit_per_host=per_host, ttl_dns_cache=300
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=self.settings.connect_timeout,
+                    sock_read=self.settings.read_timeout,
+                ),
+                headers=self._headers,
+                auto_decompress=False,
+                trust_env=False,  # proxies come from self.proxies (NO_PROXY CIDRs, profiles)
+                read_bufsize=1 << 20,
+                max_line_size=16384,
+                max_field_size=16384,
+            )
+        return self._session
 
     def _tls(self) -> ssl.SSLContext:
         """The TLS context of this client's HTTPS connections (:func:`.tls.ssl_context`), made
@@ -458,7 +469,8 @@ class HttpClient:
 
     async def close(self) -> None:
         """Close every connection."""
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def send(
         self,
@@ -512,7 +524,7 @@ class HttpClient:
             tls = self._tls() if _is_https(target) or _is_https(proxy) else True
             try:
                 async with asyncio.timeout(limit):
-                    resp = await self._session.request(
+                    resp = await self._pool().request(
                         method,
                         target,
                         headers=extra,

@@ -239,16 +239,8 @@ class StaticCatalogSource(Source):
     def item_links(self, dataset_id: str) -> int | None:
         """How many item links the dataset's collections hold (what a walk will fetch, at
         least), or None when a collection also links to child catalogues (not read yet)."""
-        st = self._struct()
-        ds = st.datasets.get(dataset_id)
-        if ds is None:
-            if dataset_id not in st.collections:
-                raise self._missing("Dataset", dataset_id)
-            collections = [st.collections[dataset_id][:2]]
-        else:
-            collections = ds.collections
         total = 0
-        for col, _href in collections:
+        for col, _href in self._dataset(dataset_id).collections:
             if _links(col, "child"):
                 return None
             total += len(_links(col, "item"))
@@ -472,11 +464,8 @@ class StaticCatalogSource(Source):
                 child, child_href, collection_id=cid, depth=depth + 1, visited=visited
             )
 
-    def iter_dataset(
-        self, dataset_id: str, flt: AssetFilter | None = None
-    ) -> Iterator[DatasetEntry]:
-        """The dataset's catalogue, then each collection and all its items (unfiltered: the
-        download engine filters them and keeps the rest in its index)."""
+    def _dataset(self, dataset_id: str) -> _Dataset:
+        """The dataset (a collection id is a dataset of that one collection)."""
         st = self._struct()
         ds = st.datasets.get(dataset_id)
         if ds is None:
@@ -484,6 +473,14 @@ class StaticCatalogSource(Source):
                 raise self._missing("Dataset", dataset_id)
             col, href, _ = st.collections[dataset_id]
             ds = _Dataset(dataset_id, col, href, [(col, href)])
+        return ds
+
+    def iter_dataset(
+        self, dataset_id: str, flt: AssetFilter | None = None
+    ) -> Iterator[DatasetEntry]:
+        """The dataset's catalogue, then each collection and all its items (unfiltered: the
+        download engine filters them and keeps the rest in its index)."""
+        ds = self._dataset(dataset_id)
         yield DatasetEntry("catalog", f"{dataset_id}/catalog.json", ds.catalog, ds.href)
         for col, href in ds.collections:
             cid = str(col.get("id"))
