@@ -525,10 +525,21 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3; quick 1)")
     parser.add_argument("--only", help="comma-separated row names: " + ",".join(n for n, _ in ROWS))
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    parser.add_argument(
+        "--large-count",
+        type=int,
+        default=None,
+        help="objects of the large dataset (default 20 x 50 MiB; more shows the fixed start-up "
+        "of a client shrink against the transfer)",
+    )
     args = parser.parse_args()
     q = args.quick
     reps = args.reps or (1 if q else 3)
     n_small, n_large, large_size = dataset_sizes(q)
+    if args.large_count is not None:
+        if args.large_count < 1:
+            parser.error("--large-count must be a positive integer")
+        n_large = args.large_count
     wanted = set(args.only.split(",")) if args.only else {n for n, _ in ROWS}
     unknown = wanted - {n for n, _ in ROWS}
     if unknown:

@@ -18,7 +18,7 @@ import pytest
 
 import mlhub_widgets as mw
 from mlhub_widgets.download import DownloadSummary, index_process, pipeline
-from mlhub_widgets.exceptions import EntityDoesNotExist
+from mlhub_widgets.exceptions import EntityDoesNotExist, MLHubWarning
 from mlhub_widgets.hub import Hub, serve
 from mlhub_widgets.hub.sample import make_synthetic_dataset
 from mlhub_widgets.sources import Source
@@ -151,5 +151,28 @@ def test_the_modifier_signs_every_asset_here_while_the_child_walks(
     assert spawned == [1]
     assert isinstance(summary, DownloadSummary) and summary.assets_downloaded == 12
     assert sorted(signed) == sorted(i["assets"]["image"]["href"] for i in items)
+    for rel, data in files.items():
+        assert (tmp_path / "out" / "ds" / rel).read_bytes() == data
+
+
+def test_a_warning_of_the_walk_in_the_process_reaches_the_caller(
+    tmp_path: Path, spawned: list[int]
+) -> None:
+    """A collection that also links to child catalogues (item count unknown: walked in the
+    process) and back to itself: the walk's MLHubWarning is issued in the caller's process,
+    where a notebook shows it."""
+    with hostile_server() as server:
+        items, files = dataset_items(server, "ds", 3)
+        catalogue = _folder_catalogue(tmp_path / "stac", items, missing=None)
+        collection = tmp_path / "stac" / "c" / "collection.json"
+        doc = json.loads(collection.read_text())
+        doc["links"].append({"rel": "child", "href": "collection.json"})  # a cycle
+        collection.write_text(json.dumps(doc))
+        with pytest.warns(MLHubWarning, match="already visited"):
+            summary = mw.download_dataset(
+                "ds", tmp_path / "out", source=str(catalogue), progress=False
+            )
+    assert spawned == [1]
+    assert isinstance(summary, DownloadSummary) and summary.assets_downloaded == 3
     for rel, data in files.items():
         assert (tmp_path / "out" / "ds" / rel).read_bytes() == data
