@@ -24,6 +24,7 @@ from mlhub_widgets.net.objects import (
     is_object_url,
     join_object_url,
     list_url,
+    md5_of_etag,
     normalise_options,
     parse_object_url,
     parse_storage_option,
@@ -295,3 +296,20 @@ def test_private_ca_is_trusted_with_verify_and_refused_without(
     with pytest.raises(TLSVerificationError, match="certificate verify failed") as exc:
         read_url("s3://tls/k", storage_options=opts, network=NO_RETRY)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("etag", "md5"),
+    [
+        ('"9E107D9D372BB6826BD81D3542A419D6"', "9e107d9d372bb6826bd81d3542a419d6"),
+        (" 9e107d9d372bb6826bd81d3542a419d6 ", "9e107d9d372bb6826bd81d3542a419d6"),
+        ('"9e107d9d372bb6826bd81d3542a419d6-3"', None),  # multipart: not the bytes' MD5
+        ('"9e107d9d372bb6826bd81d3542a419d"', None),
+        ('"9e107d9d372bb6826bd81d3542a419dg"', None),
+        ("9e107d9d372bb6826bd81d3542a419d\u0661", None),  # an Arabic-Indic digit
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_etag_is_an_md5_only_when_it_is_32_hex_digits(etag: str | None, md5: str | None) -> None:
+    assert md5_of_etag(etag) == md5

@@ -9,6 +9,7 @@ catalogue walker) run them in parallel.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,14 +62,15 @@ class ObjectInfo:
         return md5_of_etag(self.etag)
 
 
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")  # ASCII hex only
+
+
 def md5_of_etag(etag: str | None) -> str | None:
     """The MD5 hex an S3 single-part ETag carries (``"9e10…"``), else None."""
     if not etag:
         return None
     text = etag.strip().strip('"').lower()
-    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
-        return text
-    return None
+    return text if _MD5_HEX.fullmatch(text) else None
 
 
 def resolve(
