@@ -9,17 +9,26 @@ HTTP server of this test suite for signed assets.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import mlhub_widgets as mw
-from mlhub_widgets.download import DownloadSummary, index_process, pipeline
+from mlhub_widgets.download import (
+    DownloadJob,
+    DownloadSummary,
+    IndexProgress,
+    index_process,
+    pipeline,
+)
 from mlhub_widgets.exceptions import EntityDoesNotExist, MLHubWarning
-from mlhub_widgets.hub import Hub, serve
+from mlhub_widgets.hub import FaultConfig, Hub, serve
 from mlhub_widgets.hub.sample import make_synthetic_dataset
 from mlhub_widgets.sources import Source
 
@@ -33,9 +42,14 @@ N = pipeline.INDEX_PROCESS_FROM_ITEMS
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    data = tmp_path_factory.mktemp("walk") / "hubdata"
-    make_synthetic_dataset(data, BIG, N, 1, 16, 64)
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("walk") / "hubdata"
+    make_synthetic_dataset(folder, BIG, N, 1, 16, 64)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub(data: Path) -> Iterator[Hub]:
     with serve(data) as running:
         yield running
 
@@ -176,3 +190,35 @@ def test_a_warning_of_the_walk_in_the_process_reaches_the_caller(
     assert isinstance(summary, DownloadSummary) and summary.assets_downloaded == 3
     for rel, data in files.items():
         assert (tmp_path / "out" / "ds" / rel).read_bytes() == data
+
+
+def test_cancelled_while_the_process_walks_then_resumed(
+    data: Path, hub: Hub, tmp_path: Path
+) -> None:
+    """Cancel as soon as the first items are indexed (every response 10 ms late: the walk
+    takes over a second): the child stops (no interpreter left behind), the job reports
+    cancelled, and a rerun completes with every file byte-identical to a download that was
+    never interrupted."""
+    slow = contextlib.ExitStack()
+    late = slow.enter_context(serve(data, faults=FaultConfig(latency_ms=10)))
+    src = mw.open_source(f"s3://radiantearth/{BIG}/", storage_options=hub_public(late))
+    indexed = threading.Event()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, IndexProgress) and event.items > 0:
+            indexed.set()
+
+    before = set(psutil.Process().children(recursive=True))
+    job = mw.download_dataset(BIG, tmp_path / "out", source=src, progress=on_event, background=True)
+    assert isinstance(job, DownloadJob) and indexed.wait(30)
+    job.cancel()
+    summary = job.wait(timeout=60)
+    slow.close()
+    assert summary.cancelled and summary.assets_downloaded < N
+    left = [p for p in psutil.Process().children(recursive=True) if p not in before]
+    assert [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    src = mw.open_source(f"s3://radiantearth/{BIG}/", storage_options=hub_public(hub))
+    again = _download(src, tmp_path / "out")
+    assert again.complete and again.assets_downloaded + again.assets_skipped == N
+    assert _download(src, tmp_path / "whole").complete
+    assert _tree(tmp_path / "out") == _tree(tmp_path / "whole")
