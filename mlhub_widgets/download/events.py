@@ -130,8 +130,8 @@ class CollectionProgress:
     failed: int = 0
 
 
-#: The most :attr:`ProgressSnapshot.fraction` says while work is left.
-_UNFINISHED_MAX = 0.999
+#: The most a progress fraction says while work is left (shown as a whole percentage: 99 %).
+_UNFINISHED_MAX = 0.99
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,18 +172,26 @@ class ProgressSnapshot:
 
     @property
     def fraction(self) -> float:
-        """Completion in ``[0, 1]`` (by bytes when sizes are known, else by assets); below 1
-        until every asset is finished and the index complete (the transfers may catch up with
-        the totals known so far while the catalogue is still read)."""
+        """Completion in ``[0, 1]`` (by bytes when sizes are known, else by assets), through
+        :meth:`bounded`."""
         if self.bytes_total:
             value = self.bytes_done / self.bytes_total
         elif self.assets_total:
             value = self.assets_finished / self.assets_total
         else:
             return 1.0 if self.phase == "done" else 0.0
-        if self.index_complete and self.assets_finished >= self.assets_total:
-            return min(1.0, value)
-        return min(_UNFINISHED_MAX, value)
+        return self.bounded(value)
+
+    @property
+    def work_left(self) -> bool:
+        """True while the index is still being built or an asset is not finished yet."""
+        return not self.index_complete or self.assets_finished < self.assets_total
+
+    def bounded(self, value: float) -> float:
+        """A completion ``value`` as a bar shows it: at most 1, and below 1 while
+        :attr:`work_left` (the transfers may catch up with the totals known so far while the
+        catalogue is still read)."""
+        return min(_UNFINISHED_MAX if self.work_left else 1.0, value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -245,12 +245,13 @@ def state_name(state: Any) -> str:
 def completed_fraction(snapshot: Any, state: str) -> float:
     """How much of the selection is on disk, in ``[0, 1]``: by bytes when every size is known,
     else by assets. Failed assets do not count (a run whose assets all failed is at 0, not at
-    100 %, unlike :attr:`ProgressSnapshot.fraction`, which measures the work done)."""
+    100 %, unlike :attr:`ProgressSnapshot.fraction`, which measures the work done); below 1
+    while work is left (:meth:`ProgressSnapshot.bounded`)."""
     if state == "finished":
         return 1.0
     if snapshot.bytes_total:
-        return float(min(1.0, snapshot.bytes_done / snapshot.bytes_total))
+        return float(snapshot.bounded(snapshot.bytes_done / snapshot.bytes_total))
     if snapshot.assets_total:
         have = snapshot.assets_done + snapshot.assets_skipped
-        return float(min(1.0, have / snapshot.assets_total))
+        return float(snapshot.bounded(have / snapshot.assets_total))
     return 0.0
