@@ -33,7 +33,7 @@ from mlhub_widgets.hub.sample import make_synthetic_dataset
 from mlhub_widgets.sources import Source
 
 from .hostile_server import dataset_items, hostile_server
-from .objects_support import hub_public
+from .objects_support import hub_public, tree
 
 pytestmark = pytest.mark.usefixtures("object_state")
 
@@ -70,11 +70,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def _tree(folder: Path) -> dict[str, bytes]:
     """Every file of a download but the index (SQLite, not comparable byte for byte)."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.startswith("mlhub_assets.db")
-    }
+    return {k: v for k, v in tree(folder).items() if "mlhub_assets.db" not in k}
 
 
 def _download(src: Source, out: Path) -> DownloadSummary:

@@ -58,6 +58,7 @@ from .report import ERR_REPORT_NAME
 
 if TYPE_CHECKING:
     from ..sources import SourceLike
+    from ..sources.static_catalog import StaticCatalogSource
 
 log = logging.getLogger(__name__)
 
@@ -493,7 +494,7 @@ class Pipeline:
             return False
         return (self.cfg.output_dir / root).is_file()
 
-    def _source_for_process(self) -> Any:
+    def _source_for_process(self) -> StaticCatalogSource | None:
         """A copy of the job's static catalogue source for the index process (see
         :data:`INDEX_PROCESS_FROM_ITEMS`), or None to walk it in a thread: other sources, a
         small catalogue, or options that cannot be handed to another interpreter (e.g. a
