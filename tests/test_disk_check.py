@@ -32,10 +32,10 @@ class _Stamps:
     """What the index would keep between runs (here: a dict)."""
 
     def __init__(self) -> None:
-        self.kept: dict[str, tuple[int, int, int]] = {}
+        self.kept: dict[str, list[int]] = {}
         self.staged: dict[str, set[tuple[int, int, int]]] = {}
 
-    def of(self, batch: list[tuple[int, str, int]]) -> dict[str, tuple[int, int, int]]:
+    def of(self, batch: list[tuple[int, str, int]]) -> dict[str, list[int]]:
         folders = {rel.rpartition("/")[0] for _i, rel, _s in batch}
         return {f: self.kept[f] for f in folders if f in self.kept}
 
@@ -47,7 +47,7 @@ class _Stamps:
         """After the check, as the index does: the stamps every task agreed on."""
         for folder, seen in self.staged.items():
             if len(seen) == 1:
-                self.kept[folder] = next(iter(seen))
+                self.kept[folder] = list(next(iter(seen)))
         self.staged = {}
 
 
@@ -55,7 +55,7 @@ def _check(base: Path, rows: list[tuple[int, str, int]], stamps: _Stamps) -> dis
     batches = [rows[i : i + 7] for i in range(0, len(rows), 7)]  # folders across batches
 
     def load(batch: list[tuple[int, str, int]]) -> disk_check.Load:
-        return lambda: (batch, stamps.of(batch))
+        return lambda: disk_check.Loaded.of_rows(batch, stamps.of(batch))
 
     result = check_files(base, [load(b) for b in batches], keep_stamps=stamps.stage, threads=4)
     stamps.keep()
@@ -82,7 +82,14 @@ def test_every_missing_or_changed_file_is_found_without_stamps(
     gone = {r[0] for r in rows if r[1].startswith("c/item_09/")}
     assert set(result.changed) == {rows[4][0], rows[10][0], rows[20][0]} | gone
     assert result.trusted == 0
-    missing = check_files(tmp_path / "nowhere", [lambda: (rows[:5], {}), lambda: (rows[5:9], {})])
+    nowhere = tmp_path / "nowhere"
+    missing = check_files(
+        nowhere,
+        [
+            lambda: disk_check.Loaded.of_rows(rows[:5], {}),
+            lambda: disk_check.Loaded.of_rows(rows[5:9], {}),
+        ],
+    )
     assert missing.changed == [r[0] for r in rows[:9]]
 
 

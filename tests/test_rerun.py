@@ -277,3 +277,26 @@ def test_a_file_deleted_before_the_download_ends_is_reported(
     again = _run(hub, DS, tmp_path)
     assert again.assets_downloaded == 1 and again.assets_skipped == 1_999
     assert victim[0].is_file()
+
+
+def test_a_file_deleted_while_its_asset_was_not_selected_is_fetched_when_selected_again(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user downloads both assets of every item, deletes some of one kind, re-runs with only
+    the other kind selected (that re-run's check keeps its folders' stamps), then selects
+    both again: the deleted files are fetched, not vouched for by a stamp taken while their
+    rows were not selected."""
+    monkeypatch.setattr(disk_check, "STAMP_MIN_AGE_NS", 0)
+    assert _run(hub, DS, tmp_path).assets_downloaded == 2_000
+    rows = index_rows(tmp_path, DS)
+    gone = sorted(rel for rel in rows if rel.endswith(".geojson"))[:5]
+    for rel in gone:
+        (tmp_path / DS / rel).unlink()
+    tif_only = _run(hub, DS, tmp_path, collection_filter={CID: ["asset_0"]})
+    assert tif_only.assets_selected == 1_000 and tif_only.assets_downloaded == 0
+    hub.reset_counters()
+    both = _run(hub, DS, tmp_path)
+    assert both.assets_downloaded == 5 and both.assets_skipped == 1_995
+    assert _asset_paths(hub) == sorted(urlsplit(rows[rel]).path for rel in gone)
+    for rel in gone:
+        assert (tmp_path / DS / rel).read_bytes() == hub.asset_bytes(rows[rel])

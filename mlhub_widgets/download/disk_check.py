@@ -9,12 +9,15 @@ Two ways to know, per folder:
   under the id of its first row, so that it is read by the same ranges of ids): then no
   file was deleted, renamed or added in it, since every change of a folder's entries gives it
   a new ``mtime`` and ``ctime`` (``ctime`` cannot be set back by anyone). One ``stat`` of the
-  folder vouches for all its files.
+  folder vouches for all its files. A task whose folders are all unchanged reads only the
+  paths of its rows (to learn their folders), not the rows.
 * **Otherwise each file is looked at**: missing, not a regular file or not of the recorded
   size, it goes back to pending. When all of a folder's files are there, its stamp is kept for
   the next run, unless the folder changed less than :data:`STAMP_MIN_AGE_NS` before the check
   began (a timestamp's granularity can be that coarse: a deletion right after the check might
-  leave the same stamp).
+  leave the same stamp), or the folder also holds files of assets recorded as done but not
+  selected in this run: those were not looked at, and a stamp would vouch for them once
+  they are selected again.
 
 What a stamp cannot see is a file rewritten in place (truncated, edited) in a folder whose
 entries did not change: such a file is only checked again once its folder changes.
@@ -54,6 +57,7 @@ __all__ = [
     "CHECK_THREADS",
     "STAMP_MIN_AGE_NS",
     "CheckResult",
+    "Loaded",
     "Stamp",
     "check_done_files",
     "check_files",
@@ -83,11 +87,28 @@ STAMP_MIN_AGE_NS = 3_000_000_000
 
 #: An asset id, its path relative to the dataset folder, its expected size.
 Row = tuple[int, str, int]
-Stamp = tuple[int, int, int]  # a folder's st_ino, st_mtime_ns, st_ctime_ns
+Stamp = list[int]  # a folder's st_ino, st_mtime_ns, st_ctime_ns
 StampRow = tuple[int, str, int, int, int]  # the id of a row in the folder, the folder, stamp
-#: What a task loads (in its thread): rows to check, in id order, and the stamps kept for
-#: (some of) their folders.
-Loaded = tuple[Sequence[Row], Mapping[str, Stamp]]
+
+
+class Loaded(NamedTuple):
+    """What a task loads (in its thread): the paths of the rows to check, in id order, the
+    stamps kept for (some of) their folders, the rows themselves (read only when a folder's
+    stamp does not vouch for its files), and which folders also hold rows recorded as done
+    that are not among them (not selected; read only when a folder could get a stamp, which
+    it then does not: those files were not looked at)."""
+
+    paths: Sequence[str]
+    stamps: Mapping[str, Stamp]
+    rows: Callable[[], Sequence[Row]]
+    unchecked: Callable[[], set[str]] = set
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Row], stamps: Mapping[str, Stamp]) -> Loaded:
+        """Rows already read, and their folders' stamps."""
+        return cls([rel for _id, rel, _size in rows], stamps, lambda: rows)
+
+
 Load = Callable[[], Loaded]
 #: Stamps are only trusted where a folder's ``mtime``/``ctime`` follow its entries (POSIX).
 STAMPS = os.name == "posix"
@@ -136,10 +157,24 @@ def check_done_files(db: Manifest, base: Path) -> CheckResult:
                 readers.append(conn)
         return conn
 
-    def load(first: int) -> tuple[Sequence[Row], Mapping[str, Stamp]]:
+    stamped = STAMPS and db.has_folder_stamps()
+
+    def load(first: int) -> Loaded:
         conn = reader()
         end = first + CHECK_SPAN
-        return conn.done_rows(first, end), conn.folder_stamps(first, end) if STAMPS else {}
+        stamps = conn.folder_stamps(first, end) if stamped else {}
+        if not stamps:  # every file is looked at
+            unchecked = conn.unselected_done_folders(first, end)
+            return Loaded.of_rows(conn.done_rows(first, end), {})._replace(
+                unchecked=lambda: unchecked
+            )
+        # the rows themselves only if a folder changed
+        return Loaded(
+            conn.done_paths(first, end),
+            stamps,
+            lambda: reader().done_rows(first, end),
+            lambda: reader().unselected_done_folders(first, end),
+        )
 
     loads = ((lambda first=first: load(first)) for first in range(1, db.max_id() + 1, CHECK_SPAN))
     try:
@@ -183,18 +218,18 @@ def check_files(
         fd = os.open(base, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except FileNotFoundError:
         for load in loads:
-            result.changed += [asset_id for asset_id, _rel, _size in load()[0]]
+            result.changed += [asset_id for asset_id, _rel, _size in load().rows()]
         return result
     try:
         check = _checker(os.fspath(base), fd, time.time_ns() - STAMP_MIN_AGE_NS)
 
-        def timed(rows: Sequence[Row], known: Mapping[str, Stamp]) -> tuple[_Found, int]:
+        def timed(loaded: Loaded) -> tuple[_Found, int]:
             started = time.perf_counter_ns()
-            found = check(rows, known)
+            found = check(loaded)
             return found, (time.perf_counter_ns() - started) // max(1, found.stats)
 
         def task(load: Load) -> tuple[_Found, int]:  # cold: load and check in the pool
-            return timed(*load())
+            return timed(load())
 
         threads = threads or CHECK_THREADS
         cold = False  # until a check shows that its ``stat`` calls wait for the disk
@@ -206,7 +241,7 @@ def check_files(
             def collect() -> None:
                 nonlocal cold
                 done = running.popleft().result()
-                found, ns_per_stat = done if isinstance(done[0], _Found) else timed(*done)
+                found, ns_per_stat = timed(done) if isinstance(done, Loaded) else done
                 result.changed += found.changed
                 result.trusted += found.trusted
                 if found.whole:
@@ -234,11 +269,9 @@ class _Found(NamedTuple):
     stats: int  # ``stat`` calls made
 
 
-def _checker(
-    base: str, fd: int, young: int
-) -> Callable[[Sequence[Row], Mapping[str, Stamp]], _Found]:
-    """A function checking one task's rows (run by the pool's threads); ``young``: folders
-    changed after this time (ns) get no stamp."""
+def _checker(base: str, fd: int, young: int) -> Callable[[Loaded], _Found]:
+    """A function checking one task's rows (run by the pool's threads or this one);
+    ``young``: folders changed after this time (ns) get no stamp."""
     if os.stat in os.supports_dir_fd and os.sep == "/":
 
         def stat(rel: str) -> os.stat_result:
@@ -250,43 +283,59 @@ def _checker(
         def stat(rel: str) -> os.stat_result:  # Windows: no dir_fd
             return os.stat(prefix + rel.replace("/", os.sep))
 
-    def check(rows: Sequence[Row], known: Mapping[str, Stamp]) -> _Found:
+    def stamp_of(folder: str) -> Stamp | None:
+        try:
+            st = stat(folder)
+        except OSError:
+            return None
+        return [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+    def check(loaded: Loaded) -> _Found:
+        known = loaded.stamps
+        now: dict[str, Stamp | None] = {}  # each folder's stamp, before its files: a change
+        if known:  # in between shows; all unchanged: the rows are not even read
+            now = {
+                folder: stamp_of(folder) for folder in {p.rpartition("/")[0] for p in loaded.paths}
+            }
+            if all(s is not None and known.get(f) == s for f, s in now.items()):
+                return _Found([], len(loaded.paths), [], len(now))
         changed: list[int] = []
-        trusted = 0
-        files = 0
-        folders: dict[str, Stamp | None] = {}  # this task's folders: stamp now, None if gone
-        whole: dict[str, tuple[int, Stamp]] = {}  # ...those that may keep theirs: first id
-        for asset_id, rel, size in rows:
+        trusted = files = 0
+        looked: dict[str, int] = {}  # folders whose files are looked at: their first row's id
+        spoilt: set[str] = set()  # ... and those where one is missing or changed
+        for asset_id, rel, size in loaded.rows():
             folder = rel.rpartition("/")[0] if STAMPS else ""
             if STAMPS:
-                if folder in folders:
-                    now = folders[folder]
-                else:  # the folder's stamp first, then its files: a later change shows
-                    try:
-                        st = stat(folder)
-                        now = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-                    except OSError:
-                        now = None
-                    folders[folder] = now
-                    if now is not None and max(now[1], now[2]) < young:
-                        whole[folder] = (asset_id, now)
-                if now is None:
+                if folder in now:
+                    stamp = now[folder]
+                else:
+                    stamp = now[folder] = stamp_of(folder)
+                if stamp is None:
                     changed.append(asset_id)
                     continue
-                if known.get(folder) == now:
+                if known.get(folder) == stamp:
                     trusted += 1
                     continue
+                if folder not in looked:
+                    looked[folder] = asset_id
             files += 1
             try:
                 st = stat(rel)
             except OSError:
                 changed.append(asset_id)
-                whole.pop(folder, None)
+                spoilt.add(folder)
                 continue
             if st.st_size != size or not S_ISREG(st.st_mode):
                 changed.append(asset_id)
-                whole.pop(folder, None)
-        kept = [(i, f, *s) for f, (i, s) in whole.items() if known.get(f) != s]
-        return _Found(changed, trusted, kept, len(folders) + files)
+                spoilt.add(folder)
+        kept: list[StampRow] = []  # folders found whole, changed long enough ago
+        for folder, first in looked.items():
+            s = now[folder]
+            if s is not None and folder not in spoilt and max(s[1], s[2]) < young:
+                kept.append((first, folder, s[0], s[1], s[2]))
+        if kept:
+            unchecked = loaded.unchecked()
+            kept = [row for row in kept if row[1] not in unchecked]
+        return _Found(changed, trusted, kept, len(now) + files)
 
     return check
