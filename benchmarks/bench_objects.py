@@ -90,9 +90,11 @@ class Bench:
 
     def measured(self, run: Callable[[], dict[str, float]]) -> dict[str, float]:
         """Time ``run`` (which starts client processes): wall, the clients' own CPU-seconds,
-        the hub's, and the whole machine's (other processes' too: on a shared machine,
-        compare the clients' and the hub's)."""
+        the hub's, the whole machine's (other processes' too: on a shared machine, compare
+        the clients' and the hub's) and, on a VM that hands freed memory back to its host,
+        how much it handed back meanwhile."""
         settle()
+        to_host = host_reported_mb()
         cpu = _cpu_s()
         hub_cpu = _proc_cpu(self.hub.proc.pid)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -106,6 +108,7 @@ class Bench:
             "client_cpu_s": client,
             "hub_cpu_s": _proc_cpu(self.hub.proc.pid) - hub_cpu,
             **_cpu_used(cpu),
+            **({} if to_host is None else {"to_host_mb": (host_reported_mb() or 0) - to_host}),
             **extra,
         }
 
@@ -126,6 +129,20 @@ class Bench:
     def unique(self, name: str) -> str:
         self.counter += 1
         return f"{name}-{self.counter}"
+
+
+#: What a VM's kernel has handed back to its host (virtio-balloon free page reporting).
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/reported_kib")
+
+
+def host_reported_mb() -> float | None:
+    """MB of freed memory this VM has handed back to its host so far (None: not such a VM).
+    Pages handed back fault in the host when the guest uses them again, so on such a VM the
+    kernel time of writing large files varies with it (``README.md``, "the VM's memory")."""
+    try:
+        return int(PAGE_REPORTING.read_text()) / 1024
+    except (OSError, ValueError):
+        return None
 
 
 def count_files(path: Path, expected: int) -> None:
@@ -468,6 +485,8 @@ def report(name: str, row: Row) -> None:
         parts.append(f"client {row['client_cpu_s']:.2f} CPU-s, hub {row['hub_cpu_s']:.2f} CPU-s")
     if "busy_s" in row:
         parts.append(f"busy {row['busy_s']:.2f} CPU-s, steal {row['steal_s']:.2f}s")
+    if "to_host_mb" in row:
+        parts.append(f"to host {row['to_host_mb']:,.0f} MB")
     print("  ".join(parts), flush=True)
 
 
@@ -479,6 +498,12 @@ def summary(results: dict[str, list[Row]]) -> None:
     print("\nmedians:")
     for name, rows in results.items():
         report(name, {k: statistics.median(r[k] for r in rows) for k in rows[0]})
+    to_host = sum(r.get("to_host_mb", 0) for rows in results.values() for r in rows)
+    if to_host:
+        print(
+            f"  this VM handed {to_host:,.0f} MB of freed memory back to its host during the "
+            "timed runs: the kernel time of the large rows varies with it (README: the VM's memory)"
+        )
     s5, aws = med("s5cmd-get"), med("aws-sync")
     if s5 and aws:
         print(f"  s5cmd is {aws / s5:.1f}x aws s3 sync on the small dataset (wall)")
