@@ -1044,3 +1044,61 @@ def test_one_connection_is_reused_across_streamed_and_small_bodies(
     outcomes = run(fast_engine(workers=1, chunk_size=256 << 10), specs)
     assert_identical(hub, outcomes)
     assert len({r.connection for r in hub.requests}) == 1  # keep-alive all along
+
+
+def test_disk_threads_write_small_files_on_one_lane_and_slices_on_both(tmp_path: Path) -> None:
+    """Small files go to the first disk thread only (fewer threads fighting for the GIL);
+    slices of large files to whichever is free; closing drains both lanes, and the workers
+    start again for a later call."""
+    from mlhub_widgets.download.transfer import disk as disk_module
+    from mlhub_widgets.download.transfer.disk import _DiskWorkers
+
+    ran_on: dict[str, set[str]] = {"small": set(), "slice": set()}
+    gate = threading.Barrier(2, timeout=10)
+
+    def a_slice(i: int) -> int:
+        ran_on["slice"].add(threading.current_thread().name)
+        if i < 2:
+            gate.wait()  # the first two slices can only finish together: on two threads
+        return i
+
+    async def run_once(tag: str) -> None:
+        disk = _DiskWorkers(asyncio.get_running_loop())
+        for round_ in range(2):  # the second round runs on threads started again
+            small = [
+                disk.write_small(
+                    (
+                        str(tmp_path / f"{tag}{round_}-{i}.part"),
+                        str(tmp_path / f"{tag}{round_}-{i}.bin"),
+                        b"x" * i,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+                for i in range(50)
+            ]
+            slices = [disk.submit(a_slice, i) for i in range(6)]
+            assert await asyncio.gather(*small) == [None] * 50
+            assert await asyncio.gather(*slices) == list(range(6))
+            disk.close()
+            assert threading.active_count() == base_threads
+
+    base_threads = threading.active_count()
+    original = disk_module.write_small
+
+    def recording_write_small(*args: Any) -> Any:
+        ran_on["small"].add(threading.current_thread().name)
+        return original(*args)
+
+    disk_module.write_small = recording_write_small
+    try:
+        asyncio.run(run_once("f"))
+    finally:
+        disk_module.write_small = original
+    assert ran_on["small"] == {"mlhub-disk-0"}
+    assert ran_on["slice"] == {"mlhub-disk-0", "mlhub-disk-1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"f{r}-{i}.bin" for r in range(2) for i in range(50)
+    )
+    assert (tmp_path / "f1-7.bin").read_bytes() == b"x" * 7

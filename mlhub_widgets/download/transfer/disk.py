@@ -66,13 +66,13 @@ class _DiskWorkers:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, threads: int = DISK_THREADS) -> None:
         self.loop = loop
-        self.workers = [_Worker() for _ in range(max(1, threads))]
+        self.n = max(1, threads)
+        self.workers: list[_Worker] = []  # started at the first call, again after close()
         self.items: deque[_DiskItem] = deque()  # any thread
         self.small: deque[_DiskItem] = deque()  # the first thread only
         self.lock = threading.Lock()
         self.kick_scheduled = False
         self.done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        self.started = False
 
     def write_small(self, args: WriteArgs) -> asyncio.Future[Failure]:
         """:func:`.files.write_small` in the first disk thread."""
@@ -85,8 +85,8 @@ class _DiskWorkers:
     def _queue(
         self, lane: deque[_DiskItem], fn: Callable[..., _R], args: tuple[Any, ...]
     ) -> asyncio.Future[_R]:
-        if not self.started:
-            self.started = True
+        if not self.workers:
+            self.workers = [_Worker() for _ in range(self.n)]
             for i, worker in enumerate(self.workers):
                 worker.thread = threading.Thread(
                     target=self._run, args=(worker, i == 0), name=f"mlhub-disk-{i}", daemon=True
@@ -103,6 +103,8 @@ class _DiskWorkers:
         """Wake sleeping threads for the calls submitted since the last kick (loop thread):
         the first for small files, then one per slice, the other threads first."""
         self.kick_scheduled = False
+        if not self.workers:  # closed since the call was queued
+            return
         first = self.workers[0]
         woken: list[_Worker] = []
         with self.lock:
@@ -164,8 +166,7 @@ class _DiskWorkers:
         for worker in self.workers:
             if worker.thread is not None:
                 worker.thread.join()
-                worker.thread = None
-        self.started = False
+        self.workers = []
         self._deliver()
 
 
