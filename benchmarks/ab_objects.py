@@ -24,7 +24,6 @@ when the benchmark ends).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import statistics
@@ -35,9 +34,18 @@ import time
 from pathlib import Path
 
 from bench_download import ROOT, WORK, discard, empty_trash, fresh, settle
-from bench_objects import LARGE, MW_CHILD, SMALL, dataset_sizes, prepare_data, start_hub
+from bench_objects import (
+    LARGE,
+    SMALL,
+    client_env,
+    dataset_sizes,
+    prepare_data,
+    run_mw,
+    start_hub,
+    state_folder,
+)
 
-KINDS = {  # kind: (what MW_CHILD runs, the source below the bucket)
+KINDS = {  # kind: (what bench_objects.MW_CHILD runs, the source below the bucket)
     "large": ("catalog", LARGE),
     "catalog": ("catalog", SMALL),
     "sync": ("sync", SMALL),
@@ -64,21 +72,19 @@ def file_times(out: Path, min_size: int) -> tuple[float, float] | None:
     return min(births), max(float(x) for x in fields[1::2])
 
 
-def run_client(tree: Path, kind: str, hub_s3: str, name: str) -> dict[str, float]:
+def run_client(
+    tree: Path, kind: str, hub_s3: str, env: dict[str, str], name: str
+) -> dict[str, float]:
+    """One client of ``tree``, as ``bench_objects`` runs it (:func:`bench_objects.run_mw`)."""
     what, dataset = KINDS[kind]
     out = fresh(name)
-    state = Path(tempfile.mkdtemp(prefix="ab-state-", dir=WORK))
-    env = {**os.environ, "MLHUB_STATE_DIR": str(state), "NO_PROXY": "127.0.0.1,localhost"}
-    cmd = [sys.executable, "-c", MW_CHILD, what, f"s3://radiantearth/{dataset}/", str(out), hub_s3]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started_at = time.time()
-    started = time.perf_counter()
-    res = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    shutil.rmtree(state, ignore_errors=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"the client of {tree} failed:\n{res.stderr[-3000:]}")
+    with state_folder(env) as child_env:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started_at = time.time()
+        started = time.perf_counter()
+        run_mw(what, f"s3://radiantearth/{dataset}/", str(out), hub_s3, child_env, code=tree)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     row = {
         "wall_s": wall,
         "user_s": after.ru_utime - before.ru_utime,
@@ -114,6 +120,8 @@ def main() -> int:
         [sys.executable, "-m", "compileall", "-q", str(baseline / "mlhub_widgets")], check=True
     )
     trees = {"baseline": baseline, "this": ROOT}
+    home = Path(tempfile.mkdtemp(prefix="ab-objects-aws-"))
+    env = client_env(home)
     hub = start_hub(WORK / "data", (KINDS[args.kind][1],))
     rows: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
     try:
@@ -122,12 +130,13 @@ def main() -> int:
             for label in order:
                 settle()
                 time.sleep(args.pause)
-                row = run_client(trees[label], args.kind, hub.s3, f"ab_{label}_{pair}")
+                row = run_client(trees[label], args.kind, hub.s3, env, f"ab_{label}_{pair}")
                 rows[label].append(row)
                 print(show(label, row), flush=True)
     finally:
         hub.close()
         empty_trash()
+        shutil.rmtree(home, ignore_errors=True)
     print(f"\nmedians of {args.pairs} ({args.kind}):")
     for label, runs in rows.items():
         print(show(label, {k: statistics.median(r[k] for r in runs) for k in runs[0]}))

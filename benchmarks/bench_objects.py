@@ -26,6 +26,7 @@ so each row also reports the client's own and the hub's CPU-seconds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,25 +332,42 @@ print(json.dumps({"done": s.assets_downloaded, "failed": s.assets_failed,
 """
 
 
-def _mw(b: Bench, kind: str, src: str, dest: str) -> dict[str, float]:
-    """Run one mlhub_widgets call in a fresh interpreter (its state folder is fresh too)."""
+def run_mw(
+    kind: str, src: str, dest: str, endpoint: str, env: dict[str, str], code: Path = ROOT
+) -> None:
+    """Run one mlhub_widgets call (:data:`MW_CHILD`) in a fresh interpreter, importing the
+    package from the checkout ``code`` (``python -c`` puts its working folder first on
+    ``sys.path``); raise when it fails or any asset failed. ``env`` names a fresh state folder
+    (:func:`state_folder`)."""
+    cmd = [sys.executable, "-c", MW_CHILD, kind, src, dest, endpoint]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=code)
+    if res.returncode != 0:
+        raise RuntimeError(f"mlhub_widgets {kind} ({code}) failed:\n{res.stderr[-3000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if out["failed"]:
+        raise AssertionError(f"{out['failed']} failed in mlhub_widgets {kind} ({code})")
+
+
+@contextlib.contextmanager
+def state_folder(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``env`` with ``MLHUB_STATE_DIR`` a fresh folder, removed afterwards (outside the timed
+    run: a client's index is not what is measured)."""
     state = Path(tempfile.mkdtemp(prefix="bench-mw-state-", dir=WORK))
-    env = {**b.env, "MLHUB_STATE_DIR": str(state)}
-    cmd = [sys.executable, "-c", MW_CHILD, kind, src, dest, b.hub.s3]
-
-    def run() -> dict[str, float]:
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
-        if res.returncode != 0:
-            raise RuntimeError(f"mlhub_widgets {kind} failed:\n{res.stderr[-3000:]}")
-        out = json.loads(res.stdout.strip().splitlines()[-1])
-        if out["failed"]:
-            raise AssertionError(f"{out['failed']} failed in mlhub_widgets {kind}")
-        return {}
-
     try:
-        return b.measured(run)
+        yield {**env, "MLHUB_STATE_DIR": str(state)}
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _mw(b: Bench, kind: str, src: str, dest: str) -> dict[str, float]:
+    """One mlhub_widgets call, timed (:func:`run_mw`)."""
+    with state_folder(b.env) as env:
+
+        def run() -> dict[str, float]:
+            run_mw(kind, src, dest, b.hub.s3, env)
+            return {}
+
+        return b.measured(run)
 
 
 def mw_catalog(b: Bench) -> Row:
@@ -441,6 +459,23 @@ def prepare_data(n_small: int, n_large: int, large_size: int) -> Path:
         },
     )
     return data
+
+
+def client_env(home: Path) -> dict[str, str]:
+    """The environment of every client process: dummy AWS credentials and empty AWS config
+    files in ``home`` (no profile, no metadata endpoint), the hub on loopback past any proxy."""
+    env = {
+        **os.environ,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    env.pop("AWS_PROFILE", None)
+    return env
 
 
 def start_hub(data: Path, dataset_ids: tuple[str, ...]) -> HubProc:
@@ -583,17 +618,7 @@ def main() -> int:
     make_uploads(uploads, n_small)
     empty_trash()
     home = Path(tempfile.mkdtemp(prefix="bench-objects-aws-"))
-    env = {
-        **os.environ,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(home / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    env.pop("AWS_PROFILE", None)
+    env = client_env(home)
     hub = start_hub(data, (small, large))
     results: dict[str, list[Row]] = {}
     try:

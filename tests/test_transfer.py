@@ -1046,15 +1046,21 @@ def test_one_connection_is_reused_across_streamed_and_small_bodies(
     assert len({r.connection for r in hub.requests}) == 1  # keep-alive all along
 
 
-def test_disk_threads_write_small_files_on_one_lane_and_slices_on_both(tmp_path: Path) -> None:
+def test_disk_threads_write_small_files_on_one_lane_and_slices_on_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Small files go to the first disk thread only (fewer threads fighting for the GIL);
-    slices of large files to whichever is free; closing drains both lanes, and the workers
-    start again for a later call."""
+    slices of large files to whichever is free; closing drains both lanes and stops the
+    threads, and they start again for a later call."""
     from mlhub_widgets.download.transfer import disk as disk_module
-    from mlhub_widgets.download.transfer.disk import _DiskWorkers
 
     ran_on: dict[str, set[str]] = {"small": set(), "slice": set()}
     gate = threading.Barrier(2, timeout=10)
+    write_small = disk_module.write_small
+
+    def recording_write_small(*args: Any) -> Any:
+        ran_on["small"].add(threading.current_thread().name)
+        return write_small(*args)
 
     def a_slice(i: int) -> int:
         ran_on["slice"].add(threading.current_thread().name)
@@ -1062,14 +1068,17 @@ def test_disk_threads_write_small_files_on_one_lane_and_slices_on_both(tmp_path:
             gate.wait()  # the first two slices can only finish together: on two threads
         return i
 
-    async def run_once(tag: str) -> None:
-        disk = _DiskWorkers(asyncio.get_running_loop())
+    def disk_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("mlhub-disk-")]
+
+    async def two_rounds() -> None:
+        disk = disk_module._DiskWorkers(asyncio.get_running_loop())
         for round_ in range(2):  # the second round runs on threads started again
             small = [
                 disk.write_small(
                     (
-                        str(tmp_path / f"{tag}{round_}-{i}.part"),
-                        str(tmp_path / f"{tag}{round_}-{i}.bin"),
+                        str(tmp_path / f"f{round_}-{i}.part"),
+                        str(tmp_path / f"f{round_}-{i}.bin"),
                         b"x" * i,
                         None,
                         None,
@@ -1082,20 +1091,10 @@ def test_disk_threads_write_small_files_on_one_lane_and_slices_on_both(tmp_path:
             assert await asyncio.gather(*small) == [None] * 50
             assert await asyncio.gather(*slices) == list(range(6))
             disk.close()
-            assert threading.active_count() == base_threads
+            assert disk_threads() == []
 
-    base_threads = threading.active_count()
-    original = disk_module.write_small
-
-    def recording_write_small(*args: Any) -> Any:
-        ran_on["small"].add(threading.current_thread().name)
-        return original(*args)
-
-    disk_module.write_small = recording_write_small
-    try:
-        asyncio.run(run_once("f"))
-    finally:
-        disk_module.write_small = original
+    monkeypatch.setattr(disk_module, "write_small", recording_write_small)
+    asyncio.run(two_rounds())
     assert ran_on["small"] == {"mlhub-disk-0"}
     assert ran_on["slice"] == {"mlhub-disk-0", "mlhub-disk-1"}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

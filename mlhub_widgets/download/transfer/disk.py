@@ -41,12 +41,15 @@ _DiskItem = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
 
 class _Worker:
-    """One disk thread and its wake-up queue (``False``: stop)."""
+    """One disk thread (started here) and its wake-up queue (``False``: stop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: Callable[[_Worker, bool], None], index: int) -> None:
         self.wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self.sleeping = False  # waiting on ``wake`` with no token sent to it yet
-        self.thread: threading.Thread | None = None
+        self.thread = threading.Thread(
+            target=run, args=(self, index == 0), name=f"mlhub-disk-{index}", daemon=True
+        )
+        self.thread.start()
 
 
 class _DiskWorkers:
@@ -86,12 +89,7 @@ class _DiskWorkers:
         self, lane: deque[_DiskItem], fn: Callable[..., _R], args: tuple[Any, ...]
     ) -> asyncio.Future[_R]:
         if not self.workers:
-            self.workers = [_Worker() for _ in range(self.n)]
-            for i, worker in enumerate(self.workers):
-                worker.thread = threading.Thread(
-                    target=self._run, args=(worker, i == 0), name=f"mlhub-disk-{i}", daemon=True
-                )
-                worker.thread.start()
+            self.workers = [_Worker(self._run, i) for i in range(self.n)]
         fut: asyncio.Future[_R] = self.loop.create_future()
         lane.append((fut, fn, args))
         if not self.kick_scheduled:
@@ -164,8 +162,7 @@ class _DiskWorkers:
         for worker in self.workers:
             worker.wake.put(False)
         for worker in self.workers:
-            if worker.thread is not None:
-                worker.thread.join()
+            worker.thread.join()
         self.workers = []
         self._deliver()
 
